@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Writes the backbone parity fixtures: torchvision's own models (reduced widths where the
+architecture allows, so the files stay small), seeded random weights with non-trivial BatchNorm
+statistics, a seeded input, and torchvision's forward outputs.
+
+Run with Debian's PyTorch:  /usr/bin/python3 crates/backbones/scripts/gen_fixtures.py
+Outputs in crates/backbones/tests/fixtures/:
+  <name>.pth                 the state_dict (torch.save, zip format) -> exercises the .pth reader
+  <name>_io.safetensors      input `x` [2,3,H,W], `features` (last conv map) and `logits` (if any)
+Re-running gives identical files (fixed seeds, deterministic CPU kernels).
+"""
+import json, os, struct, sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision.models import mobilenet_v2
+from torchvision.models.resnet import ResNet, BasicBlock, Bottleneck
+from torchvision.models.vgg import VGG, make_layers
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+os.makedirs(OUT, exist_ok=True)
+torch.use_deterministic_algorithms(True)
+
+
+def write_safetensors(path, tensors):
+    header, offset, blobs = {}, 0, []
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        b = arr.tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(b)]}
+        offset += len(b)
+        blobs.append(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def shrink_resnet(model, div):
+    """Divides every channel count of a torchvision ResNet by `div` (input RGB stays 3), keeping
+    torchvision's own modules, names and forward code."""
+    for name, m in list(model.named_modules()):
+        for cname, c in list(m.named_children()):
+            if isinstance(c, nn.Conv2d):
+                cin = c.in_channels if c.in_channels == 3 else c.in_channels // div
+                new = nn.Conv2d(cin, c.out_channels // div, c.kernel_size, c.stride, c.padding, bias=c.bias is not None)
+                setattr(m, cname, new)
+            elif isinstance(c, nn.BatchNorm2d):
+                setattr(m, cname, nn.BatchNorm2d(c.num_features // div))
+            elif isinstance(c, nn.Linear):
+                setattr(m, cname, nn.Linear(c.in_features // div, c.out_features))
+    return model
+
+
+def randomise(model, seed):
+    """Seeded weights: convs/linears ~ He-normal (kept well scaled through depth), BatchNorm
+    gamma/beta/running stats away from the identity so a loader that drops them is caught."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            elif isinstance(m, nn.BatchNorm2d):
+                n = m.num_features
+                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                m.num_batches_tracked.fill_(7)
+    return model.eval()
+
+
+def save(name, model, size, features_fn, logits_fn, seed):
+    g = torch.Generator().manual_seed(seed + 1000)
+    x = torch.randn((2, 3) + size, generator=g)
+    with torch.no_grad():
+        feats = features_fn(model, x)
+        io = {"x": x.numpy(), "features": feats.numpy()}
+        if logits_fn is not None:
+            io["logits"] = logits_fn(model, x).numpy()
+    torch.save(model.state_dict(), os.path.join(OUT, f"{name}.pth"))
+    write_safetensors(os.path.join(OUT, f"{name}_io.safetensors"), io)
+    print(f"{name}: features {tuple(feats.shape)} |max| {feats.abs().max():.3f}")
+
+
+def resnet_features(m, x):
+    x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+    return m.layer4(m.layer3(m.layer2(m.layer1(x))))
+
+
+DIV = 16  # ResNet widths 64..2048 -> 4..128
+for name, block, layers, seed in [("resnet18", BasicBlock, [2, 2, 2, 2], 1),
+                                  ("resnet50", Bottleneck, [3, 4, 6, 3], 2),
+                                  ("resnet101", Bottleneck, [3, 4, 23, 3], 3)]:
+    m = randomise(shrink_resnet(ResNet(block, layers, num_classes=10), DIV), seed)
+    save(name, m, (67, 75), resnet_features, lambda m, x: m(x), seed)
+
+# MobileNetV2 at width 0.25 (torchvision's own width_mult), 10 classes.
+m = randomise(mobilenet_v2(width_mult=0.25, num_classes=10), 4)
+save("mobilenet_v2", m, (70, 61), lambda m, x: m.features(x), lambda m, x: m(x), 4)
+
+# VGG16 ("D") with every width divided by 8, through torchvision's own make_layers; cirtorch
+# uses features[:-1] (drops the last max-pool).
+cfg = [8, 8, "M", 16, 16, "M", 32, 32, 32, "M", 64, 64, 64, "M", 64, 64, 64, "M"]
+# The classifier keeps torchvision's structure (Linear-ReLU-Dropout ×2, Linear) at hidden width 32.
+m = VGG(make_layers(cfg), num_classes=10, init_weights=False)
+m.classifier = nn.Sequential(nn.Linear(64 * 7 * 7, 32), nn.ReLU(True), nn.Dropout(),
+                             nn.Linear(32, 32), nn.ReLU(True), nn.Dropout(), nn.Linear(32, 10))
+m = randomise(m, 5)
+save("vgg16", m, (50, 66), lambda m, x: m.features[:-1](x), lambda m, x: m(x), 5)
+
+with open(os.path.join(OUT, "versions.json"), "w") as f:
+    json.dump({"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__}, f)

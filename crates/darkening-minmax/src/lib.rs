@@ -1,0 +1,1 @@
+//! darkening-minmax

@@ -1,0 +1,259 @@
+//! Atomic checkpoints: nothing is lost when a run is killed half-way through a save.
+//!
+//! - [`write_atomic`] writes a file through a temporary sibling and renames it into place (a rename
+//!   within one folder is atomic on POSIX), so readers see the old or the new file, never a torn one.
+//! - [`save_module`] / [`load_module`] store a module's parameters in burn's record format
+//!   (burnpack), which keeps parameter ids, so an optimiser state saved next to it resumes exactly.
+//! - [`CheckpointDir`] keeps numbered training checkpoints (`epoch-0003/` holding any named parts
+//!   plus `state.json`) and a `latest.json` pointer that is switched only after a checkpoint is
+//!   complete; [`CheckpointDir::latest`] finds where to resume.
+//!
+//! ```
+//! use nightvision_core::checkpoint::CheckpointDir;
+//!
+//! let root = tempfile::tempdir().unwrap();
+//! let ckpt = CheckpointDir::new(root.path().join("run")).unwrap();
+//! assert!(ckpt.latest::<u32>().unwrap().is_none());
+//! ckpt.save(1, &[("weights.bin", b"abc".to_vec())], &7u32).unwrap();
+//! let (epoch, state, dir) = ckpt.latest::<u32>().unwrap().unwrap();
+//! assert_eq!((epoch, state), (1, 7));
+//! assert_eq!(std::fs::read(dir.join("weights.bin")).unwrap(), b"abc");
+//! ```
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{CoreError, Result};
+
+fn tmp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    path.with_file_name(format!(".{name}.{}.part", std::process::id()))
+}
+
+/// Writes `path` atomically: `write` fills a temporary sibling file, which is flushed, synced and
+/// renamed over `path`. On any error the temporary file is removed and `path` is untouched.
+pub fn write_atomic(
+    path: impl AsRef<Path>,
+    write: impl FnOnce(&mut File) -> Result<()>,
+) -> Result<()> {
+    let path = path.as_ref();
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| CoreError::io(parent, e))?;
+    }
+    let tmp = tmp_sibling(path);
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        write(&mut file)?;
+        file.flush().map_err(|e| CoreError::io(&tmp, e))?;
+        file.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes bytes atomically (see [`write_atomic`]).
+pub fn write_bytes_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
+    let path = path.as_ref();
+    write_atomic(path, |f| f.write_all(bytes).map_err(|e| CoreError::io(path, e)))
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn save_json<T: Serialize + ?Sized>(path: impl AsRef<Path>, value: &T) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| CoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_bytes_atomic(path, &bytes)
+}
+
+/// Reads a JSON value.
+pub fn load_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| CoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A module's parameters as bytes (burnpack record, parameter ids kept).
+pub fn module_to_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map(|b| b.to_vec())
+        .map_err(|e| CoreError::Record {
+            path: PathBuf::from("<memory>"),
+            message: format!("{e:?}"),
+        })
+}
+
+/// Loads parameters produced by [`module_to_bytes`] into `module` (same architecture).
+pub fn module_from_bytes<M: Module>(module: M, bytes: Vec<u8>, origin: &Path) -> Result<M> {
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| CoreError::Record {
+        path: origin.to_path_buf(),
+        message: format!("{e:?}"),
+    })?;
+    Ok(module.load_record(record))
+}
+
+/// Saves a module's parameters to `path` atomically.
+pub fn save_module<M: Module>(module: &M, path: impl AsRef<Path>) -> Result<()> {
+    write_bytes_atomic(path, &module_to_bytes(module)?)
+}
+
+/// Loads a module saved by [`save_module`] into `module` (same architecture).
+pub fn load_module<M: Module>(module: M, path: impl AsRef<Path>) -> Result<M> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    module_from_bytes(module, bytes, path)
+}
+
+/// Numbered training checkpoints with an atomically switched `latest.json` pointer.
+#[derive(Debug, Clone)]
+pub struct CheckpointDir {
+    root: PathBuf,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Latest {
+    step: u64,
+    dir: String,
+}
+
+impl CheckpointDir {
+    /// Opens (creating if needed) the checkpoint folder `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|e| CoreError::io(&root, e))?;
+        Ok(Self { root })
+    }
+
+    /// The checkpoint folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Saves checkpoint `step` (an epoch or iteration number): every `(file name, bytes)` part
+    /// plus `state.json`, into `step-NNNNNN/` (built in a temporary folder and renamed), then
+    /// points `latest.json` at it and removes older checkpoints except the previous one.
+    pub fn save<S: Serialize>(&self, step: u64, parts: &[(&str, Vec<u8>)], state: &S) -> Result<PathBuf> {
+        let name = format!("step-{step:06}");
+        let final_dir = self.root.join(&name);
+        let tmp = self.root.join(format!(".{name}.{}.part", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
+        let filled = (|| {
+            for (file, bytes) in parts {
+                write_bytes_atomic(tmp.join(file), bytes)?;
+            }
+            save_json(tmp.join("state.json"), state)?;
+            if final_dir.exists() {
+                std::fs::remove_dir_all(&final_dir).map_err(|e| CoreError::io(&final_dir, e))?;
+            }
+            std::fs::rename(&tmp, &final_dir).map_err(|e| CoreError::io(&final_dir, e))
+        })();
+        if let Err(e) = filled {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let previous = self.latest_pointer()?;
+        save_json(self.root.join("latest.json"), &Latest { step, dir: name.clone() })?;
+        // Keep the new checkpoint and the one before it; drop older ones.
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for entry in entries.flatten() {
+                let n = entry.file_name().to_string_lossy().into_owned();
+                let keep = n == name || previous.as_ref().is_some_and(|p| p.dir == n);
+                if n.starts_with("step-") && !keep {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(final_dir)
+    }
+
+    fn latest_pointer(&self) -> Result<Option<Latest>> {
+        let p = self.root.join("latest.json");
+        if !p.exists() {
+            return Ok(None);
+        }
+        load_json(p).map(Some)
+    }
+
+    /// The newest complete checkpoint: `(step, state, folder)`, or `None` for a fresh run.
+    pub fn latest<S: DeserializeOwned>(&self) -> Result<Option<(u64, S, PathBuf)>> {
+        let Some(latest) = self.latest_pointer()? else {
+            return Ok(None);
+        };
+        let dir = self.root.join(&latest.dir);
+        let state = load_json(dir.join("state.json"))?;
+        Ok(Some((latest.step, state, dir)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bin");
+        write_bytes_atomic(&p, b"old").unwrap();
+        let r = write_atomic(&p, |f| {
+            f.write_all(b"half").unwrap();
+            Err(CoreError::InvalidArgument { name: "test", reason: "killed".into() })
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn checkpoints_rotate_and_latest_points_to_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = CheckpointDir::new(dir.path()).unwrap();
+        for step in 1..=4u64 {
+            c.save(step, &[("m.bin", vec![step as u8])], &(step * 10)).unwrap();
+        }
+        let (step, state, d) = c.latest::<u64>().unwrap().unwrap();
+        assert_eq!((step, state), (4, 40));
+        assert_eq!(std::fs::read(d.join("m.bin")).unwrap(), vec![4]);
+        let mut kept: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("step-"))
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["step-000003", "step-000004"]);
+    }
+
+    #[test]
+    fn module_roundtrip_is_exact() {
+        use burn::nn::LinearConfig;
+        use burn::tensor::Device;
+        let device = Device::default();
+        device.seed(3);
+        let a = LinearConfig::new(4, 3).init(&device);
+        let b = LinearConfig::new(4, 3).init(&device);
+        let dir = tempfile::tempdir().unwrap();
+        save_module(&a, dir.path().join("a.bpk")).unwrap();
+        let b = load_module(b, dir.path().join("a.bpk")).unwrap();
+        assert_eq!(a.weight.val().to_data(), b.weight.val().to_data());
+    }
+}

@@ -1,0 +1,47 @@
+//! # nightvision-core
+//!
+//! The substrate every nightvision crate stands on:
+//!
+//! - [`image`](mod@image): image files ↔ `Tensor<4>` `[batch, 3, height, width]` in `[0, 1]`
+//!   (RGB, grayscale, RGBA and 16-bit inputs), resizing (bilinear; "longer side = N" as cirtorch and
+//!   the VPR code do);
+//! - [`Normalization`]: the three input conventions of the papers with exact inverses — ImageNet
+//!   mean/std (descriptors), `[-1, 1]` (the GANs, papers.md A.1), Caffe BGR×255 minus the BSDS mean
+//!   (HED, papers.md A.3);
+//! - [`clahe`]: CLAHE on the L channel of Lab exactly as OpenCV computes it (Dark Side Augmentation
+//!   applies it to every image, papers.md A.5);
+//! - [`weights`]: PyTorch `.pth` / safetensors loading over burn-store with key remapping, strict by
+//!   default, naming every missing, unused or wrongly shaped key;
+//! - [`checkpoint`]: atomic (temp file + rename) save and load of modules and training state;
+//! - [`rng`]: seeded, portable random streams; [`freeze_batchnorm`]: cirtorch's frozen BatchNorm;
+//! - [`CoreError`]: the shared error type.
+//!
+//! ```
+//! use burn::tensor::{Device, Tensor};
+//! use nightvision_core::Normalization;
+//!
+//! let device = Device::default();
+//! let x = Tensor::<4>::ones([1, 3, 4, 4], &device).mul_scalar(0.5);
+//! let n = Normalization::ImageNet;
+//! let back = n.invert(n.apply(x.clone()));
+//! let err: f32 = (back - x).abs().max().into_scalar();
+//! assert!(err < 1e-6);
+//! ```
+#![warn(missing_docs)]
+
+pub mod checkpoint;
+pub mod clahe;
+mod data;
+mod error;
+pub mod image;
+mod module;
+mod norm;
+pub mod rng;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod weights;
+
+pub use data::{real_data_dir, real_data_file};
+pub use error::{CoreError, Result};
+pub use module::freeze_batchnorm;
+pub use norm::Normalization;

@@ -1,0 +1,47 @@
+//! Module-wide transformations.
+
+use burn::module::{Flag, Module, ModuleMapper, Param};
+
+/// Puts every `BatchNorm` inside `module` into inference mode for good: the running statistics are
+/// used (and no longer updated) even on an autodiff device, while `gamma`/`beta` stay trainable.
+///
+/// This is cirtorch's `set_batchnorm_eval` (papers.md A.5, C.3: "BatchNorm frozen in train mode"),
+/// which both Dark Side Augmentation and Similarity Min-Max fine-tune with.
+///
+/// ```
+/// use burn::nn::BatchNormConfig;
+/// use burn::tensor::{Device, Tensor};
+///
+/// let device = Device::default().autodiff();
+/// let bn = nightvision_core::freeze_batchnorm(BatchNormConfig::new(2).init(&device));
+/// // Default running statistics (mean 0, var 1): the output equals the input up to eps.
+/// let x = Tensor::<4>::ones([2, 2, 1, 1], &device).mul_scalar(3.0);
+/// let y: f32 = bn.forward(x).mean().into_scalar();
+/// assert!((y - 3.0).abs() < 1e-4);
+/// ```
+pub fn freeze_batchnorm<M: Module>(module: M) -> M {
+    let mut mapper = FreezeBatchNorm { depth: Vec::new() };
+    module.map(&mut mapper)
+}
+
+struct FreezeBatchNorm {
+    depth: Vec<bool>,
+}
+
+impl ModuleMapper for FreezeBatchNorm {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        self.depth.push(container_type == "Struct:BatchNorm");
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.depth.pop();
+    }
+
+    fn map_flag(&mut self, flag: Param<Flag>) -> Param<Flag> {
+        if self.depth.last().copied().unwrap_or(false) {
+            flag.with_value(false)
+        } else {
+            flag
+        }
+    }
+}
