@@ -16,8 +16,12 @@ use nightvision::core::image::{imagenet_eval_crop, load_rgb, to_tensor};
 
 fn main() -> Result<()> {
     let mut args = pico_args::Arguments::from_env();
-    let weights: String = args.value_from_str("--weights").context("--weights W is required")?;
-    let image: String = args.value_from_str("--image").context("--image IMG is required")?;
+    let weights: String = args
+        .value_from_str("--weights")
+        .context("--weights W is required")?;
+    let image: String = args
+        .value_from_str("--image")
+        .context("--image IMG is required")?;
     let arch: String = args
         .opt_value_from_str("--arch")?
         .unwrap_or_else(|| "mobilenet_v2".into());
@@ -31,7 +35,9 @@ fn main() -> Result<()> {
     let x = Normalization::ImageNet.apply(to_tensor(&[img], &device)?);
     let logits: Tensor<2> = match arch.as_str() {
         "mobilenet_v2" => {
-            let mut net = MobileNetV2Config::new().with_num_classes(Some(1000)).init(&device);
+            let mut net = MobileNetV2Config::new()
+                .with_num_classes(Some(1000))
+                .init(&device);
             net.load_torchvision(&weights)?;
             net.classify(x)
         }
@@ -46,11 +52,15 @@ fn main() -> Result<()> {
             net.classify(x)
         }
         "vgg16" => {
-            let mut net = Vgg16Config::new().with_num_classes(Some(1000)).init(&device);
+            let mut net = Vgg16Config::new()
+                .with_num_classes(Some(1000))
+                .init(&device);
             net.load_torchvision(&weights)?;
             net.classify(x)
         }
-        other => bail!("unknown --arch {other}: mobilenet_v2, resnet18, resnet50, resnet101, vgg16"),
+        other => {
+            bail!("unknown --arch {other}: mobilenet_v2, resnet18, resnet50, resnet101, vgg16")
+        }
     }
     .context("the network has no classifier head")?;
 

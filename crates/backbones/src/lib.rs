@@ -35,7 +35,7 @@ pub use mobilenet::{InvertedResidual, MobileNetV2, MobileNetV2Config};
 pub use resnet::{Block, Downsample, ResNet, ResNetConfig};
 pub use vgg::{Vgg16, Vgg16Config};
 
-use burn::nn::{BatchNorm, BatchNormConfig, conv::Conv2d, conv::Conv2dConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d, conv::Conv2d, conv::Conv2dConfig};
 use burn::tensor::Device;
 
 /// A bias-free `k×k` convolution with symmetric padding `k/2`, as torchvision builds them.

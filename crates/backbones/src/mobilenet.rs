@@ -209,8 +209,14 @@ impl MobileNetV2 {
             (r"^classifier\.1\.(.+)$".into(), "classifier.$1".into()),
         ];
         let n = self.blocks.len();
-        r.push((format!(r"^features\.{}\.0\.(.+)$", n + 1), "head.conv.$1".into()));
-        r.push((format!(r"^features\.{}\.1\.(.+)$", n + 1), "head.bn.$1".into()));
+        r.push((
+            format!(r"^features\.{}\.0\.(.+)$", n + 1),
+            "head.conv.$1".into(),
+        ));
+        r.push((
+            format!(r"^features\.{}\.1\.(.+)$", n + 1),
+            "head.bn.$1".into(),
+        ));
         for (b, block) in self.blocks.iter().enumerate() {
             let f = b + 1;
             let names: &[&str] = if block.expand.is_some() {
@@ -225,7 +231,10 @@ impl MobileNetV2 {
                 ));
             }
             let j = names.len() / 2;
-            r.push((format!(r"^features\.{f}\.conv\.{j}\.(.+)$"), format!("blocks.{b}.project.$1")));
+            r.push((
+                format!(r"^features\.{f}\.conv\.{j}\.(.+)$"),
+                format!("blocks.{b}.project.$1"),
+            ));
             r.push((
                 format!(r"^features\.{f}\.conv\.{}\.(.+)$", j + 1),
                 format!("blocks.{b}.project_bn.$1"),

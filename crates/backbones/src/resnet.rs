@@ -77,12 +77,11 @@ impl ResNetConfig {
             (0..blocks)
                 .map(|i| {
                     let s = if i == 0 { stride } else { 1 };
-                    let downsample = (i == 0 && (s != 1 || inplanes != planes * e)).then(|| {
-                        Downsample {
+                    let downsample =
+                        (i == 0 && (s != 1 || inplanes != planes * e)).then(|| Downsample {
                             conv: conv(inplanes, planes * e, 1, s, 1, false, device),
                             bn: bn(planes * e, device),
-                        }
-                    });
+                        });
                     let block = if self.bottleneck {
                         Block {
                             conv1: conv(inplanes, planes, 1, 1, 1, false, device),

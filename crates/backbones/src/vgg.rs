@@ -12,8 +12,6 @@ use burn::tensor::{Device, Tensor};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 use std::path::Path;
 
-
-
 /// Configuration of [`Vgg16`].
 #[derive(Config, Debug)]
 pub struct Vgg16Config {

@@ -17,20 +17,30 @@ use nightvision_core::testing::{max_rel_err, read_safetensors};
 const REL_TOL: f32 = 1e-4;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 fn check_resnet(name: &str, cfg: ResNetConfig) {
     let device = Device::default();
     let io = read_safetensors(fixture(&format!("{name}_io.safetensors"))).unwrap();
-    let mut net = cfg.with_base_width(4).with_num_classes(Some(10)).init(&device);
-    let report = net.load_torchvision(fixture(&format!("{name}.pth"))).unwrap();
+    let mut net = cfg
+        .with_base_width(4)
+        .with_num_classes(Some(10))
+        .init(&device);
+    let report = net
+        .load_torchvision(fixture(&format!("{name}.pth")))
+        .unwrap();
     assert!(report.missing.is_empty());
     let x = io["x"].tensor::<4>(&device);
     let f = max_rel_err(net.forward(x.clone()), &io["features"]);
     let l = max_rel_err(net.classify(x).unwrap(), &io["logits"]);
     println!("{name}: features {f:.2e}, logits {l:.2e}");
-    assert!(f < REL_TOL && l < REL_TOL, "{name}: features {f}, logits {l}");
+    assert!(
+        f < REL_TOL && l < REL_TOL,
+        "{name}: features {f}, logits {l}"
+    );
 }
 
 #[test]

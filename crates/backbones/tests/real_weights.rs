@@ -30,7 +30,14 @@ fn mobilenet_v2_imagenet_classifies_real_photos() {
     let report = net.load_torchvision(&weights).unwrap();
     // Strict: nothing missing; only BatchNorm counters unused.
     assert!(report.missing.is_empty());
-    assert!(report.unused.iter().all(|k| k.ends_with("num_batches_tracked")), "{:?}", report.unused);
+    assert!(
+        report
+            .unused
+            .iter()
+            .all(|k| k.ends_with("num_batches_tracked")),
+        "{:?}",
+        report.unused
+    );
     assert_eq!(report.applied.len(), 52 * 4 + 52 + 2);
 
     // (photo, acceptable ImageNet classes in the top-5)
@@ -51,7 +58,10 @@ fn mobilenet_v2_imagenet_classifies_real_photos() {
     for (i, (photo, want)) in cases.iter().enumerate() {
         let t5 = top5(v[i * c..(i + 1) * c].to_vec());
         println!("{photo}: top-5 {t5:?}");
-        assert!(t5.iter().any(|k| want.contains(k)), "{photo}: top-5 {t5:?} lacks {want:?}");
+        assert!(
+            t5.iter().any(|k| want.contains(k)),
+            "{photo}: top-5 {t5:?} lacks {want:?}"
+        );
     }
     assert_eq!(b, 3);
 }

@@ -65,7 +65,9 @@ pub fn write_atomic(
 /// Writes bytes atomically (see [`write_atomic`]).
 pub fn write_bytes_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<()> {
     let path = path.as_ref();
-    write_atomic(path, |f| f.write_all(bytes).map_err(|e| CoreError::io(path, e)))
+    write_atomic(path, |f| {
+        f.write_all(bytes).map_err(|e| CoreError::io(path, e))
+    })
 }
 
 /// Writes a value as pretty JSON, atomically.
@@ -103,10 +105,13 @@ pub fn module_to_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
 
 /// Loads parameters produced by [`module_to_bytes`] into `module` (same architecture).
 pub fn module_from_bytes<M: Module>(module: M, bytes: Vec<u8>, origin: &Path) -> Result<M> {
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| CoreError::Record {
-        path: origin.to_path_buf(),
-        message: format!("{e:?}"),
-    })?;
+    let record =
+        ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| {
+            CoreError::Record {
+                path: origin.to_path_buf(),
+                message: format!("{e:?}"),
+            }
+        })?;
     Ok(module.load_record(record))
 }
 
@@ -150,10 +155,17 @@ impl CheckpointDir {
     /// Saves checkpoint `step` (an epoch or iteration number): every `(file name, bytes)` part
     /// plus `state.json`, into `step-NNNNNN/` (built in a temporary folder and renamed), then
     /// points `latest.json` at it and removes older checkpoints except the previous one.
-    pub fn save<S: Serialize>(&self, step: u64, parts: &[(&str, Vec<u8>)], state: &S) -> Result<PathBuf> {
+    pub fn save<S: Serialize>(
+        &self,
+        step: u64,
+        parts: &[(&str, Vec<u8>)],
+        state: &S,
+    ) -> Result<PathBuf> {
         let name = format!("step-{step:06}");
         let final_dir = self.root.join(&name);
-        let tmp = self.root.join(format!(".{name}.{}.part", std::process::id()));
+        let tmp = self
+            .root
+            .join(format!(".{name}.{}.part", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| CoreError::io(&tmp, e))?;
         let filled = (|| {
@@ -171,7 +183,13 @@ impl CheckpointDir {
             return Err(e);
         }
         let previous = self.latest_pointer()?;
-        save_json(self.root.join("latest.json"), &Latest { step, dir: name.clone() })?;
+        save_json(
+            self.root.join("latest.json"),
+            &Latest {
+                step,
+                dir: name.clone(),
+            },
+        )?;
         // Keep the new checkpoint and the one before it; drop older ones.
         if let Ok(entries) = std::fs::read_dir(&self.root) {
             for entry in entries.flatten() {
@@ -215,7 +233,10 @@ mod tests {
         write_bytes_atomic(&p, b"old").unwrap();
         let r = write_atomic(&p, |f| {
             f.write_all(b"half").unwrap();
-            Err(CoreError::InvalidArgument { name: "test", reason: "killed".into() })
+            Err(CoreError::InvalidArgument {
+                name: "test",
+                reason: "killed".into(),
+            })
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
@@ -228,7 +249,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = CheckpointDir::new(dir.path()).unwrap();
         for step in 1..=4u64 {
-            c.save(step, &[("m.bin", vec![step as u8])], &(step * 10)).unwrap();
+            c.save(step, &[("m.bin", vec![step as u8])], &(step * 10))
+                .unwrap();
         }
         let (step, state, d) = c.latest::<u64>().unwrap().unwrap();
         assert_eq!((step, state), (4, 40));

@@ -117,10 +117,19 @@ fn check_finite(data: &[f32], name: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// `cv::saturate_cast<uchar>(float)`: round half to even, then clamp.
+/// Round half to even (`cvRound`, i.e. `lrintf`) for `|v| < 2^22`, without a libm call:
+/// adding 1.5·2²³ leaves the rounded integer in the low mantissa bits.
+#[inline]
+fn round_even(v: f32) -> i32 {
+    debug_assert!(v.abs() < 4_194_304.0, "{v}");
+    (v + 12_582_912.0).to_bits() as i32 - 0x4B40_0000
+}
+
+/// `cv::saturate_cast<uchar>(float)`: round half to even, then clamp (arguments here are in
+/// `[0, 255]` up to rounding).
 #[inline]
 fn sat_u8(v: f32) -> u8 {
-    (v.round_ties_even() as i32).clamp(0, 255) as u8
+    round_even(v).clamp(0, 255) as u8
 }
 
 /// `cv::borderInterpolate(p, len, BORDER_REFLECT_101)` for `p >= 0`.
@@ -142,12 +151,13 @@ fn reflect101(mut p: isize, len: isize) -> usize {
 // CLAHE on one 8-bit plane (modules/imgproc/src/clahe.cpp, CPU path).
 // ------------------------------------------------------------------------------------------
 
-/// Reusable buffers of one CLAHE run (no per-pixel allocation).
+/// Buffers of one CLAHE run (allocated once per image, never per pixel).
 struct ClaheWork {
     padded: Vec<u8>,
-    luts: Vec<u8>,
-    ind1: Vec<usize>,
-    ind2: Vec<usize>,
+    /// One 256-entry LUT per tile, row-major over the tile grid.
+    luts: Vec<[u8; 256]>,
+    /// Column runs sharing the same pair of tile columns: `(start, end, left tile, right tile)`.
+    spans: Vec<(usize, usize, usize, usize)>,
     xa: Vec<f32>,
     xa1: Vec<f32>,
 }
@@ -156,21 +166,22 @@ fn clahe_plane(src: &[u8], w: usize, h: usize, cfg: &ClaheConfig, dst: &mut [u8]
     let (tiles_x, tiles_y) = cfg.tiles;
     let mut work = ClaheWork {
         padded: Vec::new(),
-        luts: vec![0u8; tiles_x * tiles_y * 256],
-        ind1: Vec::with_capacity(w),
-        ind2: Vec::with_capacity(w),
+        luts: vec![[0u8; 256]; tiles_x * tiles_y],
+        spans: Vec::new(),
         xa: Vec::with_capacity(w),
         xa1: Vec::with_capacity(w),
     };
 
     // Not divisible: OpenCV pads right by tilesX - w % tilesX and bottom by tilesY - h % tilesY
     // (a full extra tile row/column when only the other side is not divisible), REFLECT_101.
-    let (for_lut, ew): (&[u8], usize) = if w % tiles_x == 0 && h % tiles_y == 0 {
+    let (for_lut, ew): (&[u8], usize) = if w.is_multiple_of(tiles_x) && h.is_multiple_of(tiles_y) {
         (src, w)
     } else {
         let ew = w + tiles_x - w % tiles_x;
         let eh = h + tiles_y - h % tiles_y;
-        let cols: Vec<usize> = (0..ew).map(|x| reflect101(x as isize, w as isize)).collect();
+        let cols: Vec<usize> = (0..ew)
+            .map(|x| reflect101(x as isize, w as isize))
+            .collect();
         work.padded.reserve_exact(ew * eh);
         for y in 0..eh {
             let row = &src[reflect101(y as isize, h as isize) * w..][..w];
@@ -214,7 +225,7 @@ fn clahe_plane(src: &[u8], w: usize, h: usize, cfg: &ClaheConfig, dst: &mut [u8]
                     residual -= 1;
                 }
             }
-            let lut = &mut work.luts[(ty * tiles_x + tx) * 256..][..256];
+            let lut = &mut work.luts[ty * tiles_x + tx];
             let mut sum = 0i64;
             for (l, &bin) in lut.iter_mut().zip(hist.iter()) {
                 sum += bin;
@@ -232,8 +243,11 @@ fn clahe_plane(src: &[u8], w: usize, h: usize, cfg: &ClaheConfig, dst: &mut [u8]
         let xa = txf - tx1 as f32;
         work.xa.push(xa);
         work.xa1.push(1.0 - xa);
-        work.ind1.push(tx1.max(0) as usize * 256);
-        work.ind2.push(tx2.min(tiles_x as isize - 1) as usize * 256);
+        let (t1, t2) = (tx1.max(0) as usize, tx2.min(tiles_x as isize - 1) as usize);
+        match work.spans.last_mut() {
+            Some(last) if last.2 == t1 && last.3 == t2 => last.1 = x + 1,
+            _ => work.spans.push((x, x + 1, t1, t2)),
+        }
     }
     let inv_th = 1.0f32 / tile_h as f32;
     for y in 0..h {
@@ -242,17 +256,24 @@ fn clahe_plane(src: &[u8], w: usize, h: usize, cfg: &ClaheConfig, dst: &mut [u8]
         let ty2 = ty1 + 1;
         let ya = tyf - ty1 as f32;
         let ya1 = 1.0 - ya;
-        let p1 = &work.luts[ty1.max(0) as usize * tiles_x * 256..][..tiles_x * 256];
-        let p2 = &work.luts[ty2.min(tiles_y as isize - 1) as usize * tiles_x * 256..][..tiles_x * 256];
+        let r1 = ty1.max(0) as usize * tiles_x;
+        let r2 = ty2.min(tiles_y as isize - 1) as usize * tiles_x;
         let srow = &src[y * w..][..w];
         let drow = &mut dst[y * w..][..w];
-        for x in 0..w {
-            let v = srow[x] as usize;
-            let (i1, i2) = (work.ind1[x] + v, work.ind2[x] + v);
-            let (xa, xa1) = (work.xa[x], work.xa1[x]);
-            let res = (p1[i1] as f32 * xa1 + p1[i2] as f32 * xa) * ya1
-                + (p2[i1] as f32 * xa1 + p2[i2] as f32 * xa) * ya;
-            drow[x] = sat_u8(res);
+        for &(x0, x1, t1, t2) in &work.spans {
+            let (l11, l12) = (&work.luts[r1 + t1], &work.luts[r1 + t2]);
+            let (l21, l22) = (&work.luts[r2 + t1], &work.luts[r2 + t2]);
+            for (((d, &s), &xa), &xa1) in drow[x0..x1]
+                .iter_mut()
+                .zip(&srow[x0..x1])
+                .zip(&work.xa[x0..x1])
+                .zip(&work.xa1[x0..x1])
+            {
+                let v = s as usize;
+                let res = (l11[v] as f32 * xa1 + l12[v] as f32 * xa) * ya1
+                    + (l21[v] as f32 * xa1 + l22[v] as f32 * xa) * ya;
+                *d = sat_u8(res);
+            }
         }
     }
 }
@@ -275,15 +296,27 @@ pub fn clahe_gray(gray: &GrayImage, cfg: &ClaheConfig) -> Result<GrayImage> {
 
 /// sRGB→XYZ (D65) as OpenCV stores it (`sRGB2XYZ_D65`, bit patterns of the doubles).
 const SRGB2XYZ: [u64; 9] = [
-    0x3fda65a14488c60d, 0x3fd6e297396d0918, 0x3fc71819d2391d58, //
-    0x3fcb38cda6e75ff6, 0x3fe6e297396d0918, 0x3fb279aae6c8f755, //
-    0x3f93cc4ac6cdaf4b, 0x3fbe836eb4e98138, 0x3fee68427418d691,
+    0x3fda65a14488c60d,
+    0x3fd6e297396d0918,
+    0x3fc71819d2391d58, //
+    0x3fcb38cda6e75ff6,
+    0x3fe6e297396d0918,
+    0x3fb279aae6c8f755, //
+    0x3f93cc4ac6cdaf4b,
+    0x3fbe836eb4e98138,
+    0x3fee68427418d691,
 ];
 /// XYZ→sRGB (D65), `XYZ2sRGB_D65`.
 const XYZ2SRGB: [u64; 9] = [
-    0x4009ec804102ff8f, 0xbff8982a9930be0e, 0xbfdfe7ff583a53b9, //
-    0xbfef042528ae74f3, 0x3ffe040f23897204, 0x3fa546d3f9e7b80b, //
-    0x3fac7de5082cf52c, 0xbfca1e14bdfd2631, 0x3ff0eabef06b3786,
+    0x4009ec804102ff8f,
+    0xbff8982a9930be0e,
+    0xbfdfe7ff583a53b9, //
+    0xbfef042528ae74f3,
+    0x3ffe040f23897204,
+    0x3fa546d3f9e7b80b, //
+    0x3fac7de5082cf52c,
+    0xbfca1e14bdfd2631,
+    0x3ff0eabef06b3786,
 ];
 /// The D65 white point `(0.950456, 1, 1.088754)`.
 const D65: [u64; 3] = [0x3fee6a22b3892ee8, 0x3ff0000000000000, 0x3ff16b8950763a19];
@@ -297,7 +330,7 @@ const GAMMA_TAB_SIZE: usize = 1024;
 
 struct LabTables {
     /// `[blue][green][red]` nodes (padded to 34³): 14-bit `L·16384/100`, `(a+128)·64`, `(b+128)·64`.
-    lut: Vec<[i32; 3]>,
+    lut: Vec<[i16; 4]>,
     /// Cubic spline of the inverse sRGB gamma, 4 coefficients per interval.
     inv_gamma: Vec<f32>,
     /// Lab→RGB matrix (rows R, G, B; columns x, y, z), white point folded in.
@@ -346,11 +379,13 @@ fn cv_cbrt(x: f32) -> f32 {
     let frac = (bits & 0x007f_ffff) as u64;
     let fr = f64::from_bits((((shx + 1023) as u64) << 52) | (frac << 29));
     let a = |raw: u64| f64::from_bits(raw);
-    let num = (((a(0x4046a09e6653ba70) * fr + a(0x406808f46c6116e0)) * fr + a(0x405dca97439cae14)) * fr
+    let num = (((a(0x4046a09e6653ba70) * fr + a(0x406808f46c6116e0)) * fr + a(0x405dca97439cae14))
+        * fr
         + a(0x402add70d2827500))
         * fr
         + a(0x3fc4f15f83f55d2d);
-    let den = (((a(0x402d9e20660edb21) * fr + a(0x4062ff15c0285815)) * fr + a(0x406510d06a8112ce)) * fr
+    let den = (((a(0x402d9e20660edb21) * fr + a(0x4062ff15c0285815)) * fr + a(0x406510d06a8112ce))
+        * fr
         + a(0x4040fecbc9e2c375))
         * fr
         + 1.0;
@@ -419,8 +454,8 @@ fn build_lab_tables() -> LabTables {
             v.mul_add(lscale, lbias)
         }
     };
-    let round = |v: f32| v.round_ties_even() as i32;
-    let mut lut = vec![[0i32; 3]; LUT_PAD * LUT_PAD * LUT_PAD];
+    let round = |v: f32| v.round_ties_even() as i16;
+    let mut lut = vec![[0i16; 4]; LUT_PAD * LUT_PAD * LUT_PAD];
     for p in 0..LUT_PAD {
         for q in 0..LUT_PAD {
             for r in 0..LUT_PAD {
@@ -444,6 +479,7 @@ fn build_lab_tables() -> LabTables {
                     round(lbase * l / 100.0),
                     round(lbase * (a + 128.0) / 256.0),
                     round(lbase * (b + 128.0) / 256.0),
+                    0,
                 ];
             }
         }
@@ -485,7 +521,7 @@ fn lab14(t: &LabTables, ib: i32, ig: i32, ir: i32) -> [i32; 3] {
             let n0 = &t.lut[row];
             let n1 = &t.lut[row + 1];
             for c in 0..3 {
-                acc[c] += n0[c] * w0 + n1[c] * w1;
+                acc[c] += i32::from(n0[c]) * w0 + i32::from(n1[c]) * w1;
             }
         }
     }
@@ -495,14 +531,8 @@ fn lab14(t: &LabTables, ib: i32, ig: i32, ir: i32) -> [i32; 3] {
 /// `cvRound(clip(v) · 16384)`.
 #[inline]
 fn to14(v: f32) -> i32 {
-    let v = if v < 0.0 {
-        0.0
-    } else if v > 1.0 {
-        1.0
-    } else {
-        v
-    };
-    (v * 16384.0).round_ties_even() as i32
+    // OpenCV's `clip`: v < 0 ? 0 : v > 1 ? 1 : v (inputs are finite here).
+    round_even(v.clamp(0.0, 1.0) * 16384.0)
 }
 
 /// Float Lab from the 14-bit integers, as `RGB2Lab_f` writes it.
@@ -528,7 +558,11 @@ fn lab_to_linear(c: &[f32; 9], li: f32, ai: f32, bi: f32, simd: bool) -> [f32; 3
         let fylo = 7.787f32 * ylo + k16_116;
         let fyhi = (li + 16.0) * (1.0f32 / 116.0);
         let yhi = fyhi * fyhi * fyhi;
-        let (yy, fy) = if li <= L_THRESH { (ylo, fylo) } else { (yhi, fyhi) };
+        let (yy, fy) = if li <= L_THRESH {
+            (ylo, fylo)
+        } else {
+            (yhi, fyhi)
+        };
         let inv = |f: f32| {
             if f <= f_thresh {
                 (f - k16_116) * (1.0f32 / 7.787)
@@ -623,14 +657,19 @@ pub fn lab_to_rgb(lab: &Rgb32FImage) -> Result<Rgb32FImage> {
     Ok(out)
 }
 
-/// The mdir pipeline on 14-bit Lab values already computed per pixel (`labs`, `w·h` entries).
-fn clahe_lab_core(labs: &[[i32; 3]], w: usize, h: usize, cfg: &ClaheConfig) -> Rgb32FImage {
+/// The mdir pipeline, given the 14-bit Lab of every pixel (`lab_of(i)`, row-major index).
+fn clahe_lab_core(
+    w: usize,
+    h: usize,
+    cfg: &ClaheConfig,
+    lab_of: impl Fn(usize) -> [i32; 3],
+) -> Rgb32FImage {
     let t = lab_tables();
     let mut l8 = vec![0u8; w * h];
     // a and b after mdir's `(v + 128) / 255 * 255 - 128` float32 round trip.
     let mut ab = vec![[0f32; 2]; w * h];
-    for ((v, l), ab) in labs.iter().zip(l8.iter_mut()).zip(ab.iter_mut()) {
-        let [l_f, a_f, b_f] = lab_from14(*v);
+    for (i, (l, ab)) in l8.iter_mut().zip(ab.iter_mut()).enumerate() {
+        let [l_f, a_f, b_f] = lab_from14(lab_of(i));
         *l = ((l_f / 100.0) * 255.0) as u8;
         *ab = [
             (a_f + 128.0) / 255.0 * 255.0 - 128.0,
@@ -665,12 +704,11 @@ pub fn clahe_lab(rgb: &RgbImage, cfg: &ClaheConfig) -> Result<Rgb32FImage> {
     let t = lab_tables();
     // Per 8-bit level: cvRound((v / 255f) · 16384).
     let q: [i32; 256] = std::array::from_fn(|v| to14(v as f32 / 255.0));
-    let labs: Vec<[i32; 3]> = rgb
-        .as_raw()
-        .chunks_exact(3)
-        .map(|p| lab14(t, q[p[2] as usize], q[p[1] as usize], q[p[0] as usize]))
-        .collect();
-    Ok(clahe_lab_core(&labs, w, h, cfg))
+    let px = rgb.as_raw();
+    Ok(clahe_lab_core(w, h, cfg, |i| {
+        let p = &px[3 * i..3 * i + 3];
+        lab14(t, q[p[2] as usize], q[p[1] as usize], q[p[0] as usize])
+    }))
 }
 
 /// [`clahe_lab`] for a float32 RGB input (mdir's `ClahePost` after the generator, whose output
@@ -683,17 +721,27 @@ pub fn clahe_lab_f32(rgb: &Rgb32FImage, cfg: &ClaheConfig) -> Result<Rgb32FImage
     let (w, h) = check_size(rgb.width(), rgb.height())?;
     check_finite(rgb.as_raw(), "rgb")?;
     let t = lab_tables();
-    let labs: Vec<[i32; 3]> = rgb
-        .as_raw()
-        .chunks_exact(3)
-        .map(|p| lab14(t, to14(p[2]), to14(p[1]), to14(p[0])))
-        .collect();
-    Ok(clahe_lab_core(&labs, w, h, cfg))
+    let px = rgb.as_raw();
+    Ok(clahe_lab_core(w, h, cfg, |i| {
+        let p = &px[3 * i..3 * i + 3];
+        lab14(t, to14(p[2]), to14(p[1]), to14(p[0]))
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_even_is_round_half_to_even() {
+        for i in -40000..40000 {
+            let v = i as f32 * 0.25 + 0.001 * (i % 7) as f32;
+            assert_eq!(round_even(v), v.round_ties_even() as i32, "{v}");
+        }
+        assert_eq!(round_even(2.5), 2);
+        assert_eq!(round_even(3.5), 4);
+        assert_eq!(round_even(-0.5), 0);
+    }
 
     #[test]
     fn reflect101_matches_opencv_border_interpolate() {

@@ -38,6 +38,9 @@ pub fn real_data_file(relative: &str) -> Result<PathBuf, String> {
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!("{} is absent from the real-data cache", path.display()))
+        Err(format!(
+            "{} is absent from the real-data cache",
+            path.display()
+        ))
     }
 }

@@ -36,7 +36,9 @@ pub enum CoreError {
         height: u32,
     },
     /// Images put into one batch have different sizes.
-    #[error("images in one batch must share a size: image {index} is {got:?}, the first is {expected:?}")]
+    #[error(
+        "images in one batch must share a size: image {index} is {got:?}, the first is {expected:?}"
+    )]
     BatchSize {
         /// Index of the offending image.
         index: usize,

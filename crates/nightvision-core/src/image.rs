@@ -114,7 +114,11 @@ pub fn load_batch<P: AsRef<Path>>(paths: &[P], device: &Device) -> Result<Tensor
 pub fn to_images(x: Tensor<4>) -> Vec<Rgb32FImage> {
     let [b, c, h, w] = x.dims();
     debug_assert_eq!(c, 3, "to_images takes RGB batches");
-    let v: Vec<f32> = x.clamp(0.0, 1.0).into_data().try_into_vec_as::<f32>().unwrap_or_default();
+    let v: Vec<f32> = x
+        .clamp(0.0, 1.0)
+        .into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap_or_default();
     let plane = h * w;
     (0..b)
         .map(|i| {
@@ -197,7 +201,13 @@ pub fn max_side_size(height: usize, width: usize, max_side: usize) -> [usize; 2]
         let w = round(n * aspect, &|x| (aspect - x / n).abs());
         [max_side, w]
     } else {
-        let h = round(n / aspect, &|y| if y == 0.0 { 0.0 } else { (aspect - n / y).abs() });
+        let h = round(n / aspect, &|y| {
+            if y == 0.0 {
+                0.0
+            } else {
+                (aspect - n / y).abs()
+            }
+        });
         [h, max_side]
     }
 }
@@ -210,7 +220,12 @@ pub fn resize_max_side(img: &Rgb32FImage, max_side: usize) -> Rgb32FImage {
     if [h, w] == [img.height() as usize, img.width() as usize] {
         return img.clone();
     }
-    image::imageops::resize(img, w as u32, h as u32, image::imageops::FilterType::Lanczos3)
+    image::imageops::resize(
+        img,
+        w as u32,
+        h as u32,
+        image::imageops::FilterType::Lanczos3,
+    )
 }
 
 /// Resizes so the shorter side is `size` (aspect kept), with a bilinear (triangle) filter that
@@ -225,7 +240,12 @@ pub fn resize_shorter_side(img: &Rgb32FImage, size: usize) -> Rgb32FImage {
     if (nw as u32, nh as u32) == img.dimensions() {
         return img.clone();
     }
-    image::imageops::resize(img, nw as u32, nh as u32, image::imageops::FilterType::Triangle)
+    image::imageops::resize(
+        img,
+        nw as u32,
+        nh as u32,
+        image::imageops::FilterType::Triangle,
+    )
 }
 
 /// The central `height × width` crop (torchvision `CenterCrop`: offsets rounded to nearest).
@@ -278,12 +298,23 @@ mod tests {
         let b = Rgb32FImage::new(5, 4);
         assert!(matches!(
             to_tensor(&[a.clone(), b], &device),
-            Err(CoreError::BatchSize { index: 1, expected: [4, 4], got: [4, 5] })
+            Err(CoreError::BatchSize {
+                index: 1,
+                expected: [4, 4],
+                got: [4, 5]
+            })
         ));
-        assert!(matches!(to_tensor(&[], &device), Err(CoreError::InvalidArgument { .. })));
+        assert!(matches!(
+            to_tensor(&[], &device),
+            Err(CoreError::InvalidArgument { .. })
+        ));
         assert!(matches!(
             to_tensor(&[Rgb32FImage::new(0, 3)], &device),
-            Err(CoreError::EmptyImage { width: 0, height: 3, .. })
+            Err(CoreError::EmptyImage {
+                width: 0,
+                height: 3,
+                ..
+            })
         ));
     }
 

@@ -57,7 +57,11 @@ impl Normalization {
     /// - `x`: `[batch, 3, height, width]`, RGB in `[0, 1]`
     /// - output: `[batch, 3, height, width]` (BGR for [`Normalization::CaffeBgr`])
     pub fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = if self.swaps_channels() { x.flip([1]) } else { x };
+        let x = if self.swaps_channels() {
+            x.flip([1])
+        } else {
+            x
+        };
         let (scale, shift) = self.affine();
         let device = x.device();
         x.mul(channel(scale, &device)).add(channel(shift, &device))
@@ -71,16 +75,25 @@ impl Normalization {
     pub fn invert(&self, x: Tensor<4>) -> Tensor<4> {
         let (scale, shift) = self.affine();
         let device = x.device();
-        let y = x
-            .sub(channel(shift, &device))
-            .div(channel(scale, &device));
-        if self.swaps_channels() { y.flip([1]) } else { y }
+        let y = x.sub(channel(shift, &device)).div(channel(scale, &device));
+        if self.swaps_channels() {
+            y.flip([1])
+        } else {
+            y
+        }
     }
 }
 
 fn mean_std(mean: [f32; 3], std: [f32; 3]) -> ([f32; 3], [f32; 3]) {
     let scale = [1.0 / std[0], 1.0 / std[1], 1.0 / std[2]];
-    (scale, [-mean[0] * scale[0], -mean[1] * scale[1], -mean[2] * scale[2]])
+    (
+        scale,
+        [
+            -mean[0] * scale[0],
+            -mean[1] * scale[1],
+            -mean[2] * scale[2],
+        ],
+    )
 }
 
 fn channel(v: [f32; 3], device: &Device) -> Tensor<4> {
@@ -95,7 +108,9 @@ mod tests {
     const ROUNDTRIP_TOL: f32 = 1e-5;
 
     fn sample(device: &Device) -> Tensor<4> {
-        let v: Vec<f32> = (0..2 * 3 * 2 * 2).map(|i| (i as f32 * 0.37) % 1.0).collect();
+        let v: Vec<f32> = (0..2 * 3 * 2 * 2)
+            .map(|i| (i as f32 * 0.37) % 1.0)
+            .collect();
         Tensor::<1>::from_floats(v.as_slice(), device).reshape([2, 3, 2, 2])
     }
 
@@ -105,9 +120,21 @@ mod tests {
         let x = sample(&device);
         let xv = x.to_data().try_to_vec::<f32>().unwrap();
         let at = |v: &[f32], b: usize, c: usize, i: usize| v[((b * 3 + c) * 2 * 2) + i];
-        let imagenet = Normalization::ImageNet.apply(x.clone()).to_data().try_to_vec::<f32>().unwrap();
-        let caffe = Normalization::CaffeBgr.apply(x.clone()).to_data().try_to_vec::<f32>().unwrap();
-        let pm1 = Normalization::MinusOneOne.apply(x.clone()).to_data().try_to_vec::<f32>().unwrap();
+        let imagenet = Normalization::ImageNet
+            .apply(x.clone())
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let caffe = Normalization::CaffeBgr
+            .apply(x.clone())
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let pm1 = Normalization::MinusOneOne
+            .apply(x.clone())
+            .to_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         for b in 0..2 {
             for c in 0..3 {
                 for i in 0..4 {
@@ -132,9 +159,15 @@ mod tests {
             Normalization::MinusOneOne,
             Normalization::CaffeBgr,
             Normalization::Identity,
-            Normalization::MeanStd { mean: [0.1, 0.2, 0.3], std: [0.5, 0.25, 2.0] },
+            Normalization::MeanStd {
+                mean: [0.1, 0.2, 0.3],
+                std: [0.5, 0.25, 2.0],
+            },
         ] {
-            let err: f32 = (n.invert(n.apply(x.clone())) - x.clone()).abs().max().into_scalar();
+            let err: f32 = (n.invert(n.apply(x.clone())) - x.clone())
+                .abs()
+                .max()
+                .into_scalar();
             assert!(err < ROUNDTRIP_TOL, "{n:?}: {err}");
         }
     }

@@ -25,7 +25,10 @@ impl Array {
     /// When the rank differs from `D` (a broken fixture in a test).
     pub fn tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
         assert_eq!(self.shape.len(), D, "fixture rank");
-        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
+        Tensor::from_data(
+            TensorData::new(self.data.clone(), self.shape.clone()),
+            device,
+        )
     }
 }
 
@@ -87,7 +90,11 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, Array
 pub fn max_rel_err<const D: usize>(got: Tensor<D>, want: &Array) -> f32 {
     assert_eq!(got.dims().to_vec(), want.shape, "shape mismatch");
     let g = got.into_data().try_into_vec_as::<f32>().unwrap_or_default();
-    let scale = want.data.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let scale = want
+        .data
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-12);
     g.iter()
         .zip(&want.data)
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))

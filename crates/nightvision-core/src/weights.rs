@@ -222,7 +222,8 @@ impl WeightsLoader {
                 }
             })
             .collect();
-        let fails = !mismatched.is_empty() || (self.strict && !(missing.is_empty() && unused.is_empty()));
+        let fails =
+            !mismatched.is_empty() || (self.strict && !(missing.is_empty() && unused.is_empty()));
         if fails {
             return Err(CoreError::WeightsMismatch {
                 path: path.to_path_buf(),
@@ -254,7 +255,14 @@ pub(crate) fn describe_mismatch(
             return;
         }
         s.push_str(&format!("\n  {} {what}: ", keys.len()));
-        s.push_str(&keys.iter().take(SHOW).cloned().collect::<Vec<_>>().join(", "));
+        s.push_str(
+            &keys
+                .iter()
+                .take(SHOW)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
         if keys.len() > SHOW {
             s.push_str(&format!(", … ({} more)", keys.len() - SHOW));
         }

@@ -13,11 +13,22 @@ use safetensors::tensor::{Dtype, TensorView};
 fn write_st(path: &std::path::Path, tensors: &[(&str, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
         .iter()
-        .map(|(n, s, v)| (n.to_string(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), s.clone()))
+        .map(|(n, s, v)| {
+            (
+                n.to_string(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                s.clone(),
+            )
+        })
         .collect();
     let views: HashMap<String, TensorView> = bytes
         .iter()
-        .map(|(n, b, s)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(n, b, s)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
@@ -29,7 +40,9 @@ fn linear(device: &Device) -> Linear {
 #[test]
 fn every_colour_type_decodes_to_rgb_in_unit_range() {
     let dir = tempfile::tempdir().unwrap();
-    let gray16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(3, 2, |x, _| image::Luma([x as u16 * 30000]));
+    let gray16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(3, 2, |x, _| {
+        image::Luma([x as u16 * 30000])
+    });
     gray16.save(dir.path().join("g16.png")).unwrap();
     let rgba = image::RgbaImage::from_pixel(2, 2, image::Rgba([255, 0, 51, 10]));
     rgba.save(dir.path().join("rgba.png")).unwrap();
@@ -72,7 +85,13 @@ fn weights_that_match_load_exactly() {
     let p = dir.path().join("ok.safetensors");
     // PyTorch layout: weight [out, in]; the adapter transposes it.
     let w: Vec<f32> = (0..12).map(|i| i as f32).collect();
-    write_st(&p, &[("weight", vec![3, 4], w), ("bias", vec![3], vec![1.0, 2.0, 3.0])]);
+    write_st(
+        &p,
+        &[
+            ("weight", vec![3, 4], w),
+            ("bias", vec![3], vec![1.0, 2.0, 3.0]),
+        ],
+    );
     let mut m = linear(&device);
     let r = WeightsLoader::new().load(&mut m, &p).unwrap();
     assert_eq!(r.applied.len(), 2);
@@ -89,15 +108,20 @@ fn mismatching_weights_name_every_key() {
     write_st(
         &p,
         &[
-            ("weight", vec![3, 5], vec![0.0; 15]),   // wrong shape
+            ("weight", vec![3, 5], vec![0.0; 15]),  // wrong shape
             ("extra.thing", vec![2], vec![0.0; 2]), // unused
-        ],                                          // bias missing
+        ], // bias missing
     );
     let mut m = linear(&device);
     let e = WeightsLoader::new().load(&mut m, &p).unwrap_err();
     let msg = e.to_string();
     match &e {
-        CoreError::WeightsMismatch { missing, unused, mismatched, .. } => {
+        CoreError::WeightsMismatch {
+            missing,
+            unused,
+            mismatched,
+            ..
+        } => {
             assert_eq!(missing, &["bias".to_string()]);
             assert_eq!(unused, &["extra.thing".to_string()]);
             assert_eq!(mismatched.len(), 1);
@@ -112,7 +136,10 @@ fn mismatching_weights_name_every_key() {
     let e = WeightsLoader::new().partial().load(&mut m, &p).unwrap_err();
     assert!(matches!(e, CoreError::WeightsMismatch { .. }));
     let p2 = dir.path().join("partial.safetensors");
-    write_st(&p2, &[("bias", vec![3], vec![1.0; 3]), ("zzz", vec![1], vec![0.0])]);
+    write_st(
+        &p2,
+        &[("bias", vec![3], vec![1.0; 3]), ("zzz", vec![1], vec![0.0])],
+    );
     let r = WeightsLoader::new().partial().load(&mut m, &p2).unwrap();
     assert_eq!(r.missing, ["weight".to_string()]);
 }
@@ -121,16 +148,30 @@ fn mismatching_weights_name_every_key() {
 fn missing_checkpoint_and_bad_remap_are_errors() {
     let device = Device::default();
     let mut m = linear(&device);
-    let e = WeightsLoader::new().load(&mut m, "/nonexistent/w.pth").unwrap_err();
+    let e = WeightsLoader::new()
+        .load(&mut m, "/nonexistent/w.pth")
+        .unwrap_err();
     assert!(matches!(e, CoreError::Io { .. }) && e.to_string().contains("w.pth"));
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("w.safetensors");
-    write_st(&p, &[("weight", vec![3, 4], vec![0.0; 12]), ("bias", vec![3], vec![0.0; 3])]);
-    let e = WeightsLoader::new().with_remap("(unclosed", "x").load(&mut m, &p).unwrap_err();
+    write_st(
+        &p,
+        &[
+            ("weight", vec![3, 4], vec![0.0; 12]),
+            ("bias", vec![3], vec![0.0; 3]),
+        ],
+    );
+    let e = WeightsLoader::new()
+        .with_remap("(unclosed", "x")
+        .load(&mut m, &p)
+        .unwrap_err();
     assert!(matches!(e, CoreError::Remap { .. }), "{e:?}");
     // A file that is not a checkpoint at all.
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"this is not a torch file").unwrap();
     let e = WeightsLoader::new().load(&mut m, &junk).unwrap_err();
-    assert!(matches!(e, CoreError::WeightsRead { .. }) && e.to_string().contains("junk.pth"), "{e}");
+    assert!(
+        matches!(e, CoreError::WeightsRead { .. }) && e.to_string().contains("junk.pth"),
+        "{e}"
+    );
 }

@@ -1,0 +1,75 @@
+//! # vpr-eval
+//!
+//! The evaluation of visual place recognition and image retrieval, exactly as the reference code
+//! computes it, on the file formats users already have:
+//!
+//! * **Readers** — the UTM-named VPR folder format ([`VprDataset`], [`parse_vpr_name`];
+//!   protocols.md 2.1, papers.md B.7), the npz ground truth of Tokyo 24/7 / Pitts30k
+//!   ([`GroundTruth::read_npz`]), cirtorch `gnd_*.pkl` pickles with numpy `bbx` arrays ([`Gnd`];
+//!   protocols.md 1.7, papers.md A.8/A.9), descriptors and ranks as `.npy` ([`Descriptors`],
+//!   [`Ranks`]).
+//! * **Positives** within a radius (25 m, boundary included) through an exact grid index
+//!   ([`GroundTruth::positives`]).
+//! * **Exact k-NN** (inner product / L2) in blocks on the burn device with a two-stage top-k and
+//!   index-ordered tie breaking ([`exact_knn`], [`DeviceDatabase`], [`rank_all`]).
+//! * **Metrics** — Recall@N with queries without positives counted as misses (VPR-methods-evaluation,
+//!   protocols.md 2.2), cirtorch trapezoid mAP / mP@k with junk on the old protocol and the revisited
+//!   Easy / Medium / Hard protocols (protocols.md 1.6), Tokyo 24/7 day / sunset / night splits.
+//! * **Partial divide-and-conquer** (NocPlace, papers.md B.6): a database encoded once by one model
+//!   and cached under a key that detects staleness, queries encoded by another ([`pdc`]).
+//! * **Reports** — JSON, Markdown and a PNG of Recall@N curves ([`Report`]).
+//!
+//! ```
+//! use burn::tensor::Device;
+//! use vpr_eval::{exact_knn, Descriptors, FirstHits, GroundTruth, KnnConfig, Metric};
+//!
+//! // three database images 10 m apart on a line, two queries
+//! let gt = GroundTruth::new(
+//!     vec![[0.0, 0.0], [10.0, 0.0], [40.0, 0.0]],
+//!     vec![[1.0, 0.0], [100.0, 0.0]],
+//!     25.0,
+//! )?;
+//! let positives = gt.positives(25.0)?;
+//! assert_eq!(positives.lists, vec![vec![0, 1], vec![]]);
+//!
+//! let db = Descriptors::new(vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 3, 2)?;
+//! let queries = Descriptors::new(vec![0.0, 1.0, 1.0, 0.0], 2, 2)?;
+//! let nn = exact_knn(&db, &queries, 2, &KnnConfig::new(Metric::L2), &Device::default())?;
+//! assert_eq!(nn.indices_of(0), &[1, 2]);
+//!
+//! let recall = FirstHits::from_neighbours(&nn, &positives)?.recall(&[1, 2], None)?;
+//! // the second query has no positive within 25 m: it counts as a miss
+//! assert_eq!(recall.values, vec![50.0, 50.0]);
+//! # Ok::<(), vpr_eval::EvalError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod descriptors;
+mod error;
+mod folder;
+mod gnd;
+mod gt;
+mod knn;
+mod metrics;
+pub mod npy;
+pub mod pdc;
+pub mod pickle;
+mod report;
+
+pub use descriptors::Descriptors;
+pub use error::{BoxError, EvalError, Result};
+pub use folder::{VprDataset, VprFolder, VprImage, VprName, images_paths_file, parse_vpr_name};
+pub use gnd::{Gnd, GndEntry, GndProtocol};
+pub use gt::{DEFAULT_RADIUS, GroundTruth, Positives, PositivesSummary};
+pub use knn::{
+    DeviceDatabase, KnnConfig, Metric, Neighbours, Ranks, exact_knn, exact_knn_streaming, rank_all,
+};
+pub use metrics::{
+    Difficulty, FirstHits, MapResult, QueryGnd, Recall, RevisitedGnd, RevisitedResult, SplitRecall,
+    TokyoSplit, compute_ap, compute_map, compute_map_revisited, recall_at_n, tokyo_split_recall,
+};
+pub use pdc::{
+    CacheKey, CacheStatus, DescriptorCache, FnEncoder, ImageEncoder, PdcOptions, PdcOutput,
+    partial_divide_and_conquer,
+};
+pub use report::{MethodResult, Report};

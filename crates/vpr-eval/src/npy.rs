@@ -1,0 +1,381 @@
+//! `.npy` / `.npz` arrays: reading any numeric dtype and layout numpy writes, writing `<f4`/`<i8`.
+//!
+//! Reading goes through `npyz` for the header and decodes the raw bytes here (fast for the
+//! multi-GB descriptor files of a 1M database): little and big endian, C and Fortran order,
+//! `f4`/`f8`/`f2` and all integer widths.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use npyz::{Endianness, Order, TypeChar};
+
+use crate::error::{EvalError, Result};
+
+/// The element values of an array, widened to one of three Rust types.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArrayData {
+    /// `f4` (and `f2`, widened).
+    F32(Vec<f32>),
+    /// `f8`.
+    F64(Vec<f64>),
+    /// Any signed or unsigned integer or bool dtype.
+    I64(Vec<i64>),
+}
+
+/// An n-dimensional numeric array in C (row-major) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Array {
+    /// The shape (`[]` for a scalar).
+    pub shape: Vec<usize>,
+    /// The values in C order.
+    pub data: ArrayData,
+}
+
+impl Array {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match &self.data {
+            ArrayData::F32(v) => v.len(),
+            ArrayData::F64(v) => v.len(),
+            ArrayData::I64(v) => v.len(),
+        }
+    }
+
+    /// Whether the array has no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as `f64` (integers converted exactly up to 2^53).
+    pub fn to_f64(&self) -> Vec<f64> {
+        match &self.data {
+            ArrayData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            ArrayData::F64(v) => v.clone(),
+            ArrayData::I64(v) => v.iter().map(|&x| x as f64).collect(),
+        }
+    }
+
+    /// The values as `f32`.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self.data {
+            ArrayData::F32(v) => v,
+            ArrayData::F64(v) => v.into_iter().map(|x| x as f32).collect(),
+            ArrayData::I64(v) => v.into_iter().map(|x| x as f32).collect(),
+        }
+    }
+
+    /// The values as integers, or `None` for a floating-point array.
+    pub fn as_i64(&self) -> Option<&[i64]> {
+        match &self.data {
+            ArrayData::I64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A short description of dtype and shape for error messages.
+    pub fn describe(&self) -> String {
+        let t = match self.data {
+            ArrayData::F32(_) => "float32",
+            ArrayData::F64(_) => "float64",
+            ArrayData::I64(_) => "integer",
+        };
+        format!("{t} array of shape {:?}", self.shape)
+    }
+}
+
+/// Reads a `.npy` file.
+pub fn read_npy(path: &Path) -> Result<Array> {
+    let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
+    read_npy_from(BufReader::new(file), path, "")
+}
+
+/// Reads array `key` (without the `.npy` suffix) from an `.npz` archive.
+pub fn read_npz(path: &Path, key: &str) -> Result<Array> {
+    let npy_err = |source: std::io::Error| EvalError::Npy {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        source,
+    };
+    if !path.exists() {
+        return Err(EvalError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        ));
+    }
+    let mut archive = npyz::npz::NpzArchive::open(path).map_err(npy_err)?;
+    match archive.by_name(key).map_err(npy_err)? {
+        Some(npy) => read_npy_file(npy, path, key),
+        None => Err(EvalError::MissingKey {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+        }),
+    }
+}
+
+/// Reads a `.npy` stream; `path`/`key` only label errors.
+pub fn read_npy_from<R: Read>(reader: R, path: &Path, key: &str) -> Result<Array> {
+    let npy = npyz::NpyFile::new(reader).map_err(|source| EvalError::Npy {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        source,
+    })?;
+    read_npy_file(npy, path, key)
+}
+
+fn read_npy_file<R: Read>(npy: npyz::NpyFile<R>, path: &Path, key: &str) -> Result<Array> {
+    let format = |found: String| EvalError::ArrayFormat {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        expected: "a numeric array (bool, int, uint or float dtype)".into(),
+        found,
+    };
+    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    let order = npy.order();
+    let ts = match npy.dtype() {
+        npyz::DType::Plain(ts) => ts,
+        other => return Err(format(format!("dtype {}", other.descr()))),
+    };
+    let size = ts.size_field() as usize;
+    let big = matches!(ts.endianness(), Endianness::Big);
+    let kind = ts.type_char();
+    let ok = matches!(
+        (kind, size),
+        (TypeChar::Float, 2 | 4 | 8)
+            | (TypeChar::Int | TypeChar::Uint, 1 | 2 | 4 | 8)
+            | (TypeChar::Bool, 1)
+    );
+    if !ok {
+        return Err(format(format!("dtype {ts}")));
+    }
+    let n: usize = shape.iter().product();
+    // stream the data in 4 MiB pieces: peak memory is the decoded array, not twice its size
+    let mut reader = npy.into_inner();
+    let mut data = match (kind, size) {
+        (TypeChar::Float, 8) => ArrayData::F64(Vec::with_capacity(n)),
+        (TypeChar::Float, _) => ArrayData::F32(Vec::with_capacity(n)),
+        _ => ArrayData::I64(Vec::with_capacity(n)),
+    };
+    let total = n * size;
+    let piece = (1usize << 22) / size * size;
+    let mut buf = vec![0u8; piece.min(total)];
+    let mut done = 0;
+    while done < total {
+        let len = piece.min(total - done);
+        let chunk = &mut buf[..len];
+        let mut filled = 0;
+        while filled < len {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => {
+                    return Err(EvalError::Npy {
+                        path: path.to_path_buf(),
+                        key: key.to_string(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!(
+                                "truncated data: {} bytes for {n} elements of {size} bytes",
+                                done + filled
+                            ),
+                        ),
+                    });
+                }
+                Ok(m) => filled += m,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(EvalError::Npy {
+                        path: path.to_path_buf(),
+                        key: key.to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        decode_into(&mut data, chunk, kind, size, big);
+        done += len;
+    }
+    let data = if order == Order::Fortran && shape.len() > 1 {
+        fortran_to_c(data, &shape)
+    } else {
+        data
+    };
+    Ok(Array { shape, data })
+}
+
+macro_rules! words {
+    ($raw:expr, $n:literal, $big:expr, $t:ty) => {
+        $raw.chunks_exact($n).map(|c| {
+            let b: [u8; $n] = c.try_into().unwrap_or([0; $n]);
+            if $big {
+                <$t>::from_be_bytes(b)
+            } else {
+                <$t>::from_le_bytes(b)
+            }
+        })
+    };
+}
+
+fn decode_into(out: &mut ArrayData, raw: &[u8], kind: TypeChar, size: usize, big: bool) {
+    match out {
+        ArrayData::F32(v) => {
+            if size == 4 {
+                v.extend(words!(raw, 4, big, f32));
+            } else {
+                v.extend(words!(raw, 2, big, u16).map(half_to_f32));
+            }
+        }
+        ArrayData::F64(v) => v.extend(words!(raw, 8, big, f64)),
+        ArrayData::I64(v) => match (kind, size) {
+            (TypeChar::Int, 1) => v.extend(raw.iter().map(|&b| b as i8 as i64)),
+            (TypeChar::Int, 2) => v.extend(words!(raw, 2, big, i16).map(i64::from)),
+            (TypeChar::Int, 4) => v.extend(words!(raw, 4, big, i32).map(i64::from)),
+            (TypeChar::Int, _) => v.extend(words!(raw, 8, big, i64)),
+            (_, 1) => v.extend(raw.iter().map(|&b| b as i64)),
+            (_, 2) => v.extend(words!(raw, 2, big, u16).map(i64::from)),
+            (_, 4) => v.extend(words!(raw, 4, big, u32).map(i64::from)),
+            _ => v.extend(words!(raw, 8, big, u64).map(|x| x as i64)),
+        },
+    }
+}
+
+/// IEEE half to f32 (exact).
+fn half_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f32;
+    match exp {
+        0 => sign * frac * 2f32.powi(-24),
+        31 if frac == 0.0 => sign * f32::INFINITY,
+        31 => f32::NAN,
+        _ => sign * (1.0 + frac / 1024.0) * 2f32.powi(exp - 15),
+    }
+}
+
+fn fortran_to_c(data: ArrayData, shape: &[usize]) -> ArrayData {
+    fn perm<T: Copy>(v: Vec<T>, shape: &[usize]) -> Vec<T> {
+        let n = v.len();
+        if n == 0 {
+            return v;
+        }
+        // Fortran strides.
+        let mut fstrides = vec![1usize; shape.len()];
+        for d in 1..shape.len() {
+            fstrides[d] = fstrides[d - 1] * shape[d - 1];
+        }
+        let mut out = Vec::with_capacity(n);
+        let mut idx = vec![0usize; shape.len()];
+        for _ in 0..n {
+            let off: usize = idx.iter().zip(&fstrides).map(|(i, s)| i * s).sum();
+            out.push(v[off]);
+            // increment C-order multi-index
+            for d in (0..shape.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        out
+    }
+    match data {
+        ArrayData::F32(v) => ArrayData::F32(perm(v, shape)),
+        ArrayData::F64(v) => ArrayData::F64(perm(v, shape)),
+        ArrayData::I64(v) => ArrayData::I64(perm(v, shape)),
+    }
+}
+
+/// Writes a numpy format 1.0 header for `descr` and `shape` (C order).
+fn write_header(w: &mut impl Write, descr: &str, shape: &[usize]) -> std::io::Result<()> {
+    let shape_str = match shape.len() {
+        0 => "()".to_string(),
+        1 => format!("({},)", shape[0]),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_str}, }}");
+    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64
+    let total = 10 + header.len() + 1;
+    let pad = (64 - total % 64) % 64;
+    header.push_str(&" ".repeat(pad));
+    header.push('\n');
+    w.write_all(b"\x93NUMPY\x01\x00")?;
+    w.write_all(&(header.len() as u16).to_le_bytes())?;
+    w.write_all(header.as_bytes())
+}
+
+/// Writes a little-endian `f4` C-order `.npy` file, byte-identical to `np.save` of a float32 array.
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    write_npy_words(path, "<f4", shape, data.len(), |w| {
+        for chunk in data.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            w.write_all(&bytes)?;
+        }
+        Ok(())
+    })
+}
+
+/// Writes a little-endian `i8` C-order `.npy` file, byte-identical to `np.save` of an int64 array.
+pub fn write_npy_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<()> {
+    write_npy_words(path, "<i8", shape, data.len(), |w| {
+        for chunk in data.chunks(1 << 16) {
+            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
+            w.write_all(&bytes)?;
+        }
+        Ok(())
+    })
+}
+
+fn write_npy_words(
+    path: &Path,
+    descr: &str,
+    shape: &[usize],
+    len: usize,
+    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let expected: usize = shape.iter().product();
+    if expected != len {
+        return Err(EvalError::SizeMismatch {
+            what: format!("elements for shape {shape:?}"),
+            expected,
+            got: len,
+            path: Some(PathBuf::from(path)),
+        });
+    }
+    let file = File::create(path).map_err(|e| EvalError::io(path, e))?;
+    let mut w = BufWriter::new(file);
+    write_header(&mut w, descr, shape)
+        .and_then(|_| body(&mut w))
+        .and_then(|_| w.flush())
+        .map_err(|e| EvalError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_floats_decode_exactly() {
+        assert_eq!(half_to_f32(0x3c00), 1.0);
+        assert_eq!(half_to_f32(0xc000), -2.0);
+        assert_eq!(half_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(half_to_f32(0x0001), 2f32.powi(-24));
+        assert!(half_to_f32(0x7c00).is_infinite());
+    }
+
+    #[test]
+    fn fortran_order_is_transposed_to_c() {
+        // a 2x3 array [[0,1,2],[3,4,5]] stored column-major
+        let f = ArrayData::I64(vec![0, 3, 1, 4, 2, 5]);
+        assert_eq!(
+            fortran_to_c(f, &[2, 3]),
+            ArrayData::I64(vec![0, 1, 2, 3, 4, 5])
+        );
+    }
+}

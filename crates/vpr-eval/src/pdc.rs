@@ -1,0 +1,343 @@
+//! NocPlace's partial divide-and-conquer retrieval (papers.md B.6) with a keyed descriptor cache.
+//!
+//! NocPlace encodes the database once with the original **daytime** model and caches it
+//! (`database_{backbone}_{dim}.npy`); later evaluations encode only the (night) queries with the
+//! fine-tuned model. Its cache is keyed by file name only, so a changed image list or model silently
+//! reuses stale descriptors. Here the cache entry carries a [`CacheKey`] (model id, descriptor
+//! dimension, image count, MD5 of the image list, and a free-form `extra` such as the input size);
+//! any difference recomputes and overwrites it.
+//!
+//! Models plug in through [`ImageEncoder`] (or a closure wrapped in [`FnEncoder`]), so this crate
+//! does not depend on the model crates.
+
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+
+use crate::descriptors::Descriptors;
+use crate::error::{BoxError, EvalError, Result};
+
+/// Something that turns images into descriptors.
+pub trait ImageEncoder {
+    /// A stable identity of the model and its preprocessing (e.g. `"cosplace-r18-512@<weights md5>"`).
+    fn model_id(&self) -> &str;
+    /// Descriptor dimension.
+    fn dim(&self) -> usize;
+    /// Descriptors of a batch of images, row-major `images.len() × dim()`.
+    fn encode(&mut self, images: &[PathBuf]) -> std::result::Result<Vec<f32>, BoxError>;
+}
+
+/// An [`ImageEncoder`] from a closure.
+pub struct FnEncoder<F> {
+    id: String,
+    dim: usize,
+    f: F,
+}
+
+impl<F> FnEncoder<F>
+where
+    F: FnMut(&[PathBuf]) -> std::result::Result<Vec<f32>, BoxError>,
+{
+    /// Wraps `f` with the model id and descriptor dimension.
+    pub fn new(model_id: impl Into<String>, dim: usize, f: F) -> Self {
+        Self {
+            id: model_id.into(),
+            dim,
+            f,
+        }
+    }
+}
+
+impl<F> ImageEncoder for FnEncoder<F>
+where
+    F: FnMut(&[PathBuf]) -> std::result::Result<Vec<f32>, BoxError>,
+{
+    fn model_id(&self) -> &str {
+        &self.id
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn encode(&mut self, images: &[PathBuf]) -> std::result::Result<Vec<f32>, BoxError> {
+        (self.f)(images)
+    }
+}
+
+/// Encodes `images` in batches of `batch_size`, with a progress bar if `progress`.
+pub fn encode_all(
+    encoder: &mut dyn ImageEncoder,
+    images: &[PathBuf],
+    batch_size: usize,
+    progress: bool,
+) -> Result<Descriptors> {
+    if batch_size == 0 {
+        return Err(EvalError::InvalidArgument {
+            name: "batch_size",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if images.is_empty() {
+        return Err(EvalError::Empty {
+            what: "image list to encode".into(),
+            path: None,
+        });
+    }
+    let dim = encoder.dim();
+    let bar = if progress {
+        let b = indicatif::ProgressBar::new(images.len() as u64);
+        b.set_message(encoder.model_id().to_string());
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut data = Vec::with_capacity(images.len() * dim);
+    for start in (0..images.len()).step_by(batch_size) {
+        let end = (start + batch_size).min(images.len());
+        let out = encoder
+            .encode(&images[start..end])
+            .map_err(|source| EvalError::Encoder {
+                model: encoder.model_id().to_string(),
+                start,
+                end,
+                source,
+            })?;
+        if out.len() != (end - start) * dim {
+            return Err(EvalError::SizeMismatch {
+                what: format!(
+                    "values returned by encoder {:?} for images {start}..{end}",
+                    encoder.model_id()
+                ),
+                expected: (end - start) * dim,
+                got: out.len(),
+                path: None,
+            });
+        }
+        data.extend(out);
+        bar.inc((end - start) as u64);
+    }
+    bar.finish_and_clear();
+    Descriptors::new(data, images.len(), dim)
+}
+
+/// What a cached descriptor matrix was computed from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheKey {
+    /// Cache format version.
+    pub format: u32,
+    /// The encoder's model id.
+    pub model_id: String,
+    /// Descriptor dimension.
+    pub dim: usize,
+    /// Number of images.
+    pub n_images: usize,
+    /// MD5 (hex) of the image paths, each followed by `\n`.
+    pub image_list_md5: String,
+    /// Anything else that changes the descriptors (input size, multi-scale, whitening, ...).
+    pub extra: String,
+}
+
+const CACHE_FORMAT: u32 = 1;
+
+impl CacheKey {
+    /// The key of `images` encoded by `encoder` with `extra` settings.
+    pub fn new(encoder: &dyn ImageEncoder, images: &[PathBuf], extra: &str) -> Self {
+        let mut h = Md5::new();
+        for p in images {
+            h.update(p.to_string_lossy().as_bytes());
+            h.update(b"\n");
+        }
+        let digest = h.finalize();
+        Self {
+            format: CACHE_FORMAT,
+            model_id: encoder.model_id().to_string(),
+            dim: encoder.dim(),
+            n_images: images.len(),
+            image_list_md5: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            extra: extra.to_string(),
+        }
+    }
+}
+
+/// How a cache lookup went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheStatus {
+    /// Loaded from the cache.
+    Hit,
+    /// No entry: computed and stored.
+    Miss,
+    /// An entry with a different key (or unreadable): recomputed and overwritten.
+    Stale,
+}
+
+/// A folder of cached descriptor matrices: `<name>.npy` plus `<name>.key.json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescriptorCache {
+    dir: PathBuf,
+}
+
+impl DescriptorCache {
+    /// A cache in `dir` (created on first store).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn paths(&self, name: &str) -> (PathBuf, PathBuf) {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        (
+            self.dir.join(format!("{safe}.npy")),
+            self.dir.join(format!("{safe}.key.json")),
+        )
+    }
+
+    /// Loads entry `name` if its key equals `key` and its matrix has the keyed shape.
+    pub fn load(&self, name: &str, key: &CacheKey) -> Result<Option<Descriptors>> {
+        let (npy, json) = self.paths(name);
+        if !npy.is_file() || !json.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&json).map_err(|e| EvalError::io(&json, e))?;
+        let stored: CacheKey = match serde_json::from_str(&text) {
+            Ok(k) => k,
+            Err(_) => return Ok(None),
+        };
+        if &stored != key {
+            return Ok(None);
+        }
+        let d = match Descriptors::read_npy(&npy) {
+            Ok(d) => d,
+            Err(_) => return Ok(None),
+        };
+        if d.rows() != key.n_images || d.dim() != key.dim {
+            return Ok(None);
+        }
+        Ok(Some(d))
+    }
+
+    /// Stores `d` under `name` with `key` (the key file is written last, so an interrupted store
+    /// never leaves a valid-looking entry).
+    pub fn store(&self, name: &str, key: &CacheKey, d: &Descriptors) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| EvalError::io(&self.dir, e))?;
+        let (npy, json) = self.paths(name);
+        if json.exists() {
+            std::fs::remove_file(&json).map_err(|e| EvalError::io(&json, e))?;
+        }
+        d.write_npy(&npy)?;
+        let text = serde_json::to_string_pretty(key).map_err(|source| EvalError::Json {
+            path: json.clone(),
+            source,
+        })?;
+        std::fs::write(&json, text).map_err(|e| EvalError::io(&json, e))
+    }
+
+    /// The cached entry for `key`, or `compute()` stored under `name`.
+    pub fn get_or_compute(
+        &self,
+        name: &str,
+        key: &CacheKey,
+        compute: impl FnOnce() -> Result<Descriptors>,
+    ) -> Result<(Descriptors, CacheStatus)> {
+        if let Some(d) = self.load(name, key)? {
+            return Ok((d, CacheStatus::Hit));
+        }
+        let existed = self.paths(name).0.exists();
+        let d = compute()?;
+        self.store(name, key, &d)?;
+        Ok((
+            d,
+            if existed {
+                CacheStatus::Stale
+            } else {
+                CacheStatus::Miss
+            },
+        ))
+    }
+}
+
+/// Settings of [`partial_divide_and_conquer`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdcOptions {
+    /// Images per encoder call for the database (NocPlace: 16); queries go one at a time, as in
+    /// the reference (variable image sizes).
+    pub db_batch_size: usize,
+    /// Extra cache-key text (input size, multi-scale, ...).
+    pub extra: String,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for PdcOptions {
+    fn default() -> Self {
+        Self {
+            db_batch_size: 16,
+            extra: String::new(),
+            progress: false,
+        }
+    }
+}
+
+/// Descriptors for partial divide-and-conquer retrieval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PdcOutput {
+    /// Database descriptors (by the database encoder; possibly from the cache).
+    pub database: Descriptors,
+    /// Query descriptors (by the query encoder, always recomputed).
+    pub queries: Descriptors,
+    /// Whether the database came from the cache.
+    pub db_cache: CacheStatus,
+}
+
+/// Database descriptors from `db_encoder` (cached under `database_<model id>_<dim>`), query
+/// descriptors from `query_encoder`; both must have the same dimension.
+pub fn partial_divide_and_conquer(
+    db_images: &[PathBuf],
+    query_images: &[PathBuf],
+    db_encoder: &mut dyn ImageEncoder,
+    query_encoder: &mut dyn ImageEncoder,
+    cache: &DescriptorCache,
+    options: &PdcOptions,
+) -> Result<PdcOutput> {
+    if db_encoder.dim() != query_encoder.dim() {
+        return Err(EvalError::SizeMismatch {
+            what: format!(
+                "descriptor dimension of query encoder {:?} vs database encoder {:?}",
+                query_encoder.model_id(),
+                db_encoder.model_id()
+            ),
+            expected: db_encoder.dim(),
+            got: query_encoder.dim(),
+            path: None,
+        });
+    }
+    let key = CacheKey::new(db_encoder, db_images, &options.extra);
+    let name = format!("database_{}_{}", db_encoder.model_id(), db_encoder.dim());
+    let (database, status) = cache.get_or_compute(&name, &key, || {
+        encode_all(
+            db_encoder,
+            db_images,
+            options.db_batch_size,
+            options.progress,
+        )
+    })?;
+    let queries = encode_all(query_encoder, query_images, 1, options.progress)?;
+    Ok(PdcOutput {
+        database,
+        queries,
+        db_cache: status,
+    })
+}

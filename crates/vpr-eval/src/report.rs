@@ -1,0 +1,257 @@
+//! Reports: a JSON result, a Markdown table, and a PNG plot of Recall@N curves for one or several
+//! methods side by side.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::error::{EvalError, Result};
+use crate::metrics::{MapResult, Recall, RevisitedResult, SplitRecall};
+
+/// The results of one method on one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct MethodResult {
+    /// Method name (a table row, a plot legend entry).
+    pub name: String,
+    /// Recall@N over all queries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall: Option<Recall>,
+    /// Recall@N per query split (e.g. Tokyo 24/7 day / sunset / night).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub splits: Vec<SplitRecall>,
+    /// Old-protocol mAP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapResult>,
+    /// Revisited Easy / Medium / Hard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revisited: Option<RevisitedResult>,
+}
+
+/// Several methods evaluated on one dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Report {
+    /// Dataset name.
+    pub dataset: String,
+    /// One entry per method.
+    pub methods: Vec<MethodResult>,
+}
+
+impl Report {
+    /// A report of `methods` on `dataset`.
+    pub fn new(dataset: impl Into<String>, methods: Vec<MethodResult>) -> Self {
+        Self {
+            dataset: dataset.into(),
+            methods,
+        }
+    }
+
+    /// The report as JSON (NaN APs become `null`).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Writes the JSON report.
+    pub fn write_json(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let text = serde_json::to_string_pretty(self).map_err(|source| EvalError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::write(path, text).map_err(|e| EvalError::io(path, e))
+    }
+
+    /// Markdown tables: Recall@N (and per split), mAP, revisited mAP and mP@k, in percent with
+    /// one (recall) or two (mAP) decimals.
+    pub fn to_markdown(&self) -> String {
+        let mut out = format!("## {}\n\n", self.dataset);
+        // Recall@N
+        let ns: Vec<usize> = self
+            .methods
+            .iter()
+            .filter_map(|m| m.recall.as_ref())
+            .flat_map(|r| r.n.iter().copied())
+            .fold(Vec::new(), |mut v, n| {
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+                v
+            });
+        if !ns.is_empty() {
+            let split_names: Vec<String> = self
+                .methods
+                .iter()
+                .flat_map(|m| m.splits.iter().map(|s| s.split.clone()))
+                .fold(Vec::new(), |mut v, s| {
+                    if !v.contains(&s) {
+                        v.push(s);
+                    }
+                    v
+                });
+            let mut groups = vec![(String::from("all"), None)];
+            groups.extend(split_names.into_iter().map(|s| (s.clone(), Some(s))));
+            out.push_str("| method | queries |");
+            for (g, _) in &groups {
+                for n in &ns {
+                    if g == "all" {
+                        out.push_str(&format!(" R@{n} |"));
+                    } else {
+                        out.push_str(&format!(" {g} R@{n} |"));
+                    }
+                }
+            }
+            out.push('\n');
+            out.push_str(&"|---".repeat(2 + groups.len() * ns.len()));
+            out.push_str("|\n");
+            for m in &self.methods {
+                let Some(all) = &m.recall else { continue };
+                out.push_str(&format!("| {} | {} |", m.name, all.n_queries));
+                for (_, split) in &groups {
+                    let r = match split {
+                        None => Some(all),
+                        Some(s) => m.splits.iter().find(|x| &x.split == s).map(|x| &x.recall),
+                    };
+                    for n in &ns {
+                        let v =
+                            r.and_then(|r| r.n.iter().position(|x| x == n).map(|i| r.values[i]));
+                        match v {
+                            Some(v) => out.push_str(&format!(" {v:.1} |")),
+                            None => out.push_str(" – |"),
+                        }
+                    }
+                }
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+        // old protocol mAP
+        if self.methods.iter().any(|m| m.map.is_some()) {
+            let kappas = self
+                .methods
+                .iter()
+                .find_map(|m| m.map.as_ref().map(|x| x.kappas.clone()))
+                .unwrap_or_default();
+            out.push_str("| method | mAP |");
+            for k in &kappas {
+                out.push_str(&format!(" mP@{k} |"));
+            }
+            out.push('\n');
+            out.push_str(&"|---".repeat(2 + kappas.len()));
+            out.push_str("|\n");
+            for m in &self.methods {
+                if let Some(r) = &m.map {
+                    out.push_str(&format!("| {} | {:.2} |", m.name, r.map * 100.0));
+                    for v in &r.mpk {
+                        out.push_str(&format!(" {:.2} |", v * 100.0));
+                    }
+                    out.push('\n');
+                }
+            }
+            out.push('\n');
+        }
+        // revisited
+        if self.methods.iter().any(|m| m.revisited.is_some()) {
+            out.push_str("| method | E | M | H | mP@k E | mP@k M | mP@k H |\n|---|---|---|---|---|---|---|\n");
+            for m in &self.methods {
+                if let Some(r) = &m.revisited {
+                    let mpk = |x: &MapResult| {
+                        x.kappas
+                            .iter()
+                            .zip(&x.mpk)
+                            .map(|(k, v)| format!("@{k} {:.2}", v * 100.0))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    out.push_str(&format!(
+                        "| {} | {:.2} | {:.2} | {:.2} | {} | {} | {} |\n",
+                        m.name,
+                        r.easy.map * 100.0,
+                        r.medium.map * 100.0,
+                        r.hard.map * 100.0,
+                        mpk(&r.easy),
+                        mpk(&r.medium),
+                        mpk(&r.hard)
+                    ));
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Draws the Recall@N curves of every method with recall (thick) and of its query splits (thin)
+    /// into a `width × height` PNG.
+    pub fn plot_recall(&self, path: impl AsRef<Path>, width: u32, height: u32) -> Result<()> {
+        let path = path.as_ref();
+        let plot_err = |e: &dyn std::fmt::Display| EvalError::Plot {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        let curves: Vec<(String, &Recall, bool)> = self
+            .methods
+            .iter()
+            .flat_map(|m| {
+                let mut v = Vec::new();
+                if let Some(r) = &m.recall {
+                    v.push((m.name.clone(), r, false));
+                }
+                for s in &m.splits {
+                    v.push((format!("{} ({})", m.name, s.split), &s.recall, true));
+                }
+                v
+            })
+            .collect();
+        if curves.is_empty() {
+            return Err(EvalError::Empty {
+                what: "set of Recall@N curves to plot".into(),
+                path: Some(path.to_path_buf()),
+            });
+        }
+        let max_n = curves
+            .iter()
+            .flat_map(|c| c.1.n.iter().copied())
+            .max()
+            .unwrap_or(1);
+        let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Recall@N — {}", self.dataset), ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..(max_n as f64 + 1.0), 0f64..100f64)
+            .map_err(|e| plot_err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("N")
+            .y_desc("Recall@N (%)")
+            .draw()
+            .map_err(|e| plot_err(&e))?;
+        for (i, (name, r, dashed)) in curves.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let pts: Vec<(f64, f64)> =
+                r.n.iter()
+                    .map(|&n| n as f64)
+                    .zip(r.values.iter().copied())
+                    .collect();
+            let style = ShapeStyle::from(&color).stroke_width(if *dashed { 1 } else { 2 });
+            chart
+                .draw_series(LineSeries::new(pts.clone(), style))
+                .map_err(|e| plot_err(&e))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+            chart
+                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| plot_err(&e))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()
+            .map_err(|e| plot_err(&e))?;
+        root.present().map_err(|e| plot_err(&e))?;
+        Ok(())
+    }
+}
