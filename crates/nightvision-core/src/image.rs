@@ -169,7 +169,10 @@ pub fn resize_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     }
     interpolate(
         x,
-        InterpolateOptions::new(InterpolateMode::Bilinear).with_output_size(size),
+        // burn's default is align_corners = true; PyTorch's (and cirtorch's, HED's) is false.
+        InterpolateOptions::new(InterpolateMode::Bilinear)
+            .with_align_corners(false)
+            .with_output_size(size),
     )
 }
 
@@ -316,6 +319,22 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn bilinear_uses_half_pixel_centres() {
+        // F.interpolate(torch.tensor([[[[0., 1.]]]]), size=(1, 4), mode="bilinear",
+        //               align_corners=False) -> [0, 0.25, 0.75, 1]
+        let device = Device::default();
+        let x = Tensor::<1>::from_floats([0.0, 1.0], &device).reshape([1, 1, 1, 2]);
+        let y = resize_bilinear(x, [1, 4])
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        let want = [0.0, 0.25, 0.75, 1.0];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{y:?}");
+        }
     }
 
     #[test]
