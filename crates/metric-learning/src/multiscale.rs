@@ -1,0 +1,278 @@
+//! Descriptor extraction: single- and multi-scale, with cirtorch's "longer side ≤ N" resizing
+//! (cirtorch `extract_vectors` / `extract_ms`; papers.md A.8; protocols.md 1.5).
+//!
+//! Multi-scale descriptors average the network's descriptors at scales `[1, 1/√2, 1/2]` with the
+//! GeM power mean and L2-normalise: `v = (mean_s f_s^p)^{1/p}`, `v / ‖v‖`, where `p` is the learned
+//! GeM exponent of a network without a whitening layer and 1 otherwise
+//! ([`DescriptorNet::multiscale_power`]).
+//!
+//! The rescaled inputs follow PyTorch's `F.interpolate(x, scale_factor=s, mode='bilinear',
+//! align_corners=False)` exactly: the output is `⌊H·s⌋ × ⌊W·s⌋` and source coordinates are
+//! `max((dst + ½)/s − ½, 0)` — the *given* scale, not `H/⌊H·s⌋` as a resize to a size would use
+//! ([`resize_scale_factor`]).
+
+use std::path::Path;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use nightvision_core::Normalization;
+use nightvision_core::image::{Rgb32FImage, load_rgb, resize_max_side, to_tensor};
+
+use crate::error::MetricError;
+use crate::nets::{CirNet, CosPlaceNet};
+
+/// cirtorch's standard multi-scale set `[1, 1/√2, 1/2]`.
+pub const DEFAULT_SCALES: [f64; 3] = [1.0, std::f64::consts::FRAC_1_SQRT_2, 0.5];
+
+/// A network that maps an image batch to L2-normalised descriptors.
+pub trait DescriptorNet {
+    /// # Shapes
+    /// - `x`: `[batch, 3, height, width]` (normalised) → `[batch, dim]`
+    fn describe(&self, x: Tensor<4>) -> Tensor<2>;
+    /// The descriptor dimension.
+    fn descriptor_dim(&self) -> usize;
+    /// The power used to average scales (cirtorch `msp`).
+    fn multiscale_power(&self) -> f32 {
+        1.0
+    }
+}
+
+impl DescriptorNet for CirNet {
+    fn describe(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+    fn descriptor_dim(&self) -> usize {
+        self.dim()
+    }
+    fn multiscale_power(&self) -> f32 {
+        CirNet::multiscale_power(self)
+    }
+}
+
+impl DescriptorNet for CosPlaceNet {
+    fn describe(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward(x)
+    }
+    fn descriptor_dim(&self) -> usize {
+        self.dim()
+    }
+}
+
+/// The 1-D linear interpolation matrix `[out, in]` of PyTorch's bilinear kernel
+/// (`align_corners=False`) for a given source-per-destination `ratio`.
+fn interp_matrix(input: usize, output: usize, ratio: f64) -> Vec<f32> {
+    let mut m = vec![0f32; output * input];
+    for dst in 0..output {
+        let src = (ratio * (dst as f64 + 0.5) - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(input - 1);
+        let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+        let l1 = src - i0 as f64;
+        m[dst * input + i0] += (1.0 - l1) as f32;
+        m[dst * input + i1] += l1 as f32;
+    }
+    m
+}
+
+/// Bilinear rescaling by a factor with PyTorch's `scale_factor` semantics (see the module
+/// docs); differentiable, on the tensor's device. Returns `x` for `s = 1`.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, H, W]` → `[batch, channels, ⌊H·s⌋, ⌊W·s⌋]`
+///
+/// # Errors
+/// [`MetricError::Config`] for a non-positive or non-finite `s`, or one that leaves no pixel.
+pub fn resize_scale_factor(x: Tensor<4>, s: f64) -> crate::Result<Tensor<4>> {
+    if !(s.is_finite() && s > 0.0) {
+        return Err(MetricError::config(
+            "scale",
+            format!("must be positive, got {s}"),
+        ));
+    }
+    if s == 1.0 {
+        return Ok(x);
+    }
+    let [b, c, h, w] = x.dims();
+    let (oh, ow) = (
+        ((h as f64) * s).floor() as usize,
+        ((w as f64) * s).floor() as usize,
+    );
+    if oh == 0 || ow == 0 {
+        return Err(MetricError::config(
+            "scale",
+            format!("{s} leaves no pixel of a {h}×{w} input"),
+        ));
+    }
+    let device = x.device();
+    let ry = Tensor::<2>::from_data(
+        TensorData::new(interp_matrix(h, oh, 1.0 / s), [oh, h]),
+        &device,
+    );
+    let rx = Tensor::<2>::from_data(
+        TensorData::new(interp_matrix(w, ow, 1.0 / s), [ow, w]),
+        &device,
+    );
+    let rxt = rx.transpose().unsqueeze::<4>().expand([b, c, w, ow]);
+    let ry = ry.unsqueeze::<4>().expand([b, c, oh, h]);
+    Ok(ry.matmul(x.matmul(rxt)))
+}
+
+/// Multi-scale descriptors of a batch (cirtorch `extract_ms`): `(mean_s f_s^p)^{1/p}`, then
+/// divided by its norm.
+///
+/// # Shapes
+/// - `x`: `[batch, 3, H, W]` (normalised) → `[batch, dim]`
+///
+/// # Errors
+/// [`MetricError::Empty`] without scales, [`MetricError::Config`] for a bad scale or `p ≤ 0`.
+pub fn multiscale<N: DescriptorNet + ?Sized>(
+    net: &N,
+    x: Tensor<4>,
+    scales: &[f64],
+    p: f32,
+) -> crate::Result<Tensor<2>> {
+    if scales.is_empty() {
+        return Err(MetricError::Empty { what: "scale list" });
+    }
+    if !(p.is_finite() && p > 0.0) {
+        return Err(MetricError::config(
+            "multiscale power",
+            format!("must be positive, got {p}"),
+        ));
+    }
+    let mut acc: Option<Tensor<2>> = None;
+    for &s in scales {
+        let f = net
+            .describe(resize_scale_factor(x.clone(), s)?)
+            .powf_scalar(p as f64);
+        acc = Some(match acc {
+            Some(a) => a + f,
+            None => f,
+        });
+    }
+    let v = acc
+        .ok_or(MetricError::Empty { what: "scale list" })?
+        .div_scalar(scales.len() as f64)
+        .powf_scalar(1.0 / p as f64);
+    let norm = v.clone().powf_scalar(2.0).sum_dim(1).sqrt();
+    Ok(v.div(norm))
+}
+
+/// How images are turned into descriptors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractConfig {
+    /// Longer side ≤ this many pixels (PIL `thumbnail`; cirtorch trains at 362, tests at 1024).
+    pub max_side: usize,
+    /// Scales (`[1.0]` for single-scale, [`DEFAULT_SCALES`] for multi-scale).
+    pub scales: Vec<f64>,
+    /// Input normalisation after resizing.
+    pub normalization: Normalization,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for ExtractConfig {
+    fn default() -> Self {
+        Self {
+            max_side: 1024,
+            scales: vec![1.0],
+            normalization: Normalization::ImageNet,
+            progress: false,
+        }
+    }
+}
+
+/// Prepares one image as cirtorch does: longer side ≤ `max_side`, normalised, batch of one.
+///
+/// # Shapes
+/// - output: `[1, 3, h, w]`
+pub fn prepare_image(
+    img: &Rgb32FImage,
+    max_side: usize,
+    normalization: Normalization,
+    device: &Device,
+) -> crate::Result<Tensor<4>> {
+    let img = resize_max_side(img, max_side);
+    Ok(normalization.apply(to_tensor(std::slice::from_ref(&img), device)?))
+}
+
+/// Descriptors of image files, one at a time (images differ in size), as rows `[N, dim]`.
+///
+/// # Errors
+/// Image I/O errors (naming the file), [`MetricError::Empty`] for an empty list, and the
+/// errors of [`multiscale`].
+pub fn extract_files<N: DescriptorNet + ?Sized, P: AsRef<Path>>(
+    net: &N,
+    paths: &[P],
+    cfg: &ExtractConfig,
+    device: &Device,
+) -> crate::Result<Tensor<2>> {
+    let images = paths.iter().map(load_rgb);
+    extract_iter(
+        net,
+        images.map(|r| r.map_err(MetricError::from)),
+        paths.len(),
+        cfg,
+        device,
+    )
+}
+
+/// Descriptors of in-memory images (RGB in `[0, 1]`), as rows `[N, dim]`.
+///
+/// # Errors
+/// As [`extract_files`].
+pub fn extract_images<N: DescriptorNet + ?Sized>(
+    net: &N,
+    images: &[Rgb32FImage],
+    cfg: &ExtractConfig,
+    device: &Device,
+) -> crate::Result<Tensor<2>> {
+    extract_iter(
+        net,
+        images.iter().cloned().map(Ok),
+        images.len(),
+        cfg,
+        device,
+    )
+}
+
+fn extract_iter<N: DescriptorNet + ?Sized>(
+    net: &N,
+    images: impl Iterator<Item = crate::Result<Rgb32FImage>>,
+    len: usize,
+    cfg: &ExtractConfig,
+    device: &Device,
+) -> crate::Result<Tensor<2>> {
+    if len == 0 {
+        return Err(MetricError::Empty { what: "image list" });
+    }
+    let bar = progress_bar(len as u64, "descriptors", cfg.progress);
+    let p = net.multiscale_power();
+    let mut out = Vec::with_capacity(len);
+    for img in images {
+        let x = prepare_image(&img?, cfg.max_side, cfg.normalization, device)?;
+        let v = if cfg.scales == [1.0] {
+            net.describe(x)
+        } else {
+            multiscale(net, x, &cfg.scales, p)?
+        };
+        out.push(v);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(Tensor::cat(out, 0))
+}
+
+/// An indicatif bar (hidden when `show` is false).
+pub(crate) fn progress_bar(len: u64, what: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}

@@ -1,0 +1,847 @@
+//! Trainers: cirtorch tuple training (papers.md A.6, C.3) and CosPlace / NocPlace class training
+//! (B.4, B.5), seeded, checkpointed every epoch and resumable exactly.
+//!
+//! **Tuple training** ([`TupleTrainer`]), per epoch `e`:
+//! 1. a generator `derived(seed, e)` drives every random choice of the epoch (anchors, negative
+//!    pool, augmentations), so a run resumed at an epoch boundary draws the same numbers;
+//! 2. anchors from an [`AnchorStrategy`] (random, or diverse with the current network), a random
+//!    negative pool, descriptors of both with the current network (no gradient, anchors through
+//!    the augmentation hook as DSA does while mining), [`mine_hard_negatives`];
+//! 3. per tuple: forward of its `2 + k` images (one batch per image size; BatchNorm frozen, so
+//!    this equals cirtorch's image-by-image forward), loss, backward, gradients accumulated; an
+//!    Adam step every `batch_size` tuples with the summed gradients (cirtorch's per-tuple
+//!    `backward()` + `step()` every batch); GeM's `p` in its own parameter group at
+//!    `gem_lr_multiplier ×` the learning rate without weight decay;
+//! 4. learning rate `lr·γ^e` (ExponentialLR stepped per epoch); the epoch's log is appended; a
+//!    checkpoint (module record, optimiser state, log) is written atomically.
+//!
+//! A non-finite loss stops training with [`MetricError::NonFinite`] naming the last good
+//! checkpoint, which is left untouched.
+//!
+//! **CosPlace training** ([`CosPlaceTrainer`]): epoch `e` trains group `e mod groups` with its own
+//! [`MarginCosineProduct`] classifier and Adam (classifier learning rate), batches of distinct
+//! classes with one random image each, loss [`NocPlaceLoss`] (CosFace cross-entropy, plus IKT when
+//! inherited descriptors are given).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anchor_mining::{AnchorStrategy, ImageRole};
+use burn::module::{Module, ParamGroup};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
+use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use nightvision_core::Normalization;
+use nightvision_core::checkpoint::{CheckpointDir, module_from_bytes, module_to_bytes, save_json};
+use nightvision_core::image::{resize_bilinear, resize_max_side, to_tensor};
+use nightvision_core::rng::{ChaCha8Rng, derived};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{
+    AugmentHooks, ClassSampler, ImageSource, MiningConfig, Tuple, TupleDatabase,
+    mine_hard_negatives,
+};
+use crate::error::MetricError;
+use crate::losses::{
+    ContrastiveLossConfig, MarginCosineProduct, MarginCosineProductConfig, NocPlaceLossConfig,
+    TripletLossConfig, TupleLayout,
+};
+use crate::multiscale::progress_bar;
+use crate::nets::{CirNet, CosPlaceNet};
+
+/// The loss of tuple training.
+#[derive(Debug, Clone)]
+pub enum TupleLoss {
+    /// cirtorch's contrastive loss.
+    Contrastive(ContrastiveLossConfig),
+    /// cirtorch's triplet loss.
+    Triplet(TripletLossConfig),
+}
+
+/// Configuration of [`TupleTrainer`] (defaults: cirtorch `train.py` / papers.md A.6).
+#[derive(Debug, Clone)]
+pub struct TupleTrainerConfig {
+    /// Epochs to train (in total, counting resumed ones).
+    pub epochs: usize,
+    /// Adam learning rate of the network (A.6: 5e-7; cirtorch default 1e-6).
+    pub lr: f64,
+    /// Adam weight decay (L2) of every parameter but GeM's `p` (A.6: 5e-4; cirtorch 1e-6).
+    pub weight_decay: f64,
+    /// GeM `p` learning-rate multiplier (10), no weight decay.
+    pub gem_lr_multiplier: f64,
+    /// Per-epoch learning-rate decay γ (A.6: 0.99; cirtorch `exp(−0.01)`).
+    pub gamma: f64,
+    /// Tuples per optimiser step (5).
+    pub batch_size: usize,
+    /// Longer image side (362).
+    pub image_size: usize,
+    /// Epoch sampling: negatives per tuple, tuples per epoch, negative pool size.
+    pub mining: MiningConfig,
+    /// How the epoch's anchors are chosen.
+    pub anchors: AnchorStrategy,
+    /// The loss.
+    pub loss: TupleLoss,
+    /// Input normalisation (after augmentation).
+    pub normalization: Normalization,
+    /// Seed of every host-side random choice.
+    pub seed: u64,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for TupleTrainerConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            lr: 1e-6,
+            weight_decay: 1e-6,
+            gem_lr_multiplier: 10.0,
+            gamma: (-0.01f64).exp(),
+            batch_size: 5,
+            image_size: 362,
+            mining: MiningConfig::default(),
+            anchors: AnchorStrategy::Random,
+            loss: TupleLoss::Contrastive(ContrastiveLossConfig::new()),
+            normalization: Normalization::ImageNet,
+            seed: 0,
+            progress: false,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Loss of every optimiser step (summed over its tuples).
+    pub step_losses: Vec<f32>,
+    /// Mean loss per tuple (tuple training) or per step (CosPlace).
+    pub mean_loss: f32,
+    /// Average distance to mined negatives (tuple training).
+    pub avg_neg_distance: Option<f32>,
+    /// GeM exponent after the epoch.
+    pub gem_p: Option<f32>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The JSON log of a run (also stored in every checkpoint, so a resumed run continues it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainLog {
+    /// The seed.
+    pub seed: u64,
+    /// Completed epochs.
+    pub epochs: Vec<EpochLog>,
+}
+
+/// The optimiser of tuple training: Adam with weight decay, GeM's `p` in a group without it.
+fn tuple_optimizer(cfg: &TupleTrainerConfig) -> ModuleOptimizer {
+    let base = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .with_weight_decay(
+            (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32)),
+        )
+        .init();
+    base.with_group(
+        gem_group(),
+        AdamConfig::new().with_epsilon(1e-8).build(),
+        None,
+    )
+}
+
+/// The parameter group of GeM's exponent (`pool.p`).
+pub fn gem_group() -> ParamGroup {
+    ParamGroup::from_path("pool.p")
+}
+
+fn learning_rates(lr: f64, mult: f64) -> ModuleLearningRate {
+    ModuleLrScheduler::new(lr)
+        .with_group(gem_group(), lr * mult)
+        .step()
+}
+
+fn check_finite(
+    value: f32,
+    what: &'static str,
+    epoch: usize,
+    step: usize,
+    ckpt: &Option<PathBuf>,
+) -> crate::Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(MetricError::NonFinite {
+            what,
+            value,
+            epoch,
+            step,
+            checkpoint: ckpt.clone(),
+        })
+    }
+}
+
+/// A prepared image: resized, augmented (if its role asks for it), normalised, `[1, 3, h, w]`.
+#[allow(clippy::too_many_arguments)]
+fn prepare(
+    images: &ImageSource,
+    i: usize,
+    role: ImageRole,
+    hooks: &AugmentHooks,
+    max_side: usize,
+    square: Option<usize>,
+    normalization: Normalization,
+    rng: &mut ChaCha8Rng,
+    device: &Device,
+) -> crate::Result<Tensor<4>> {
+    let img = images.load(i)?;
+    let x = match square {
+        Some(s) => resize_bilinear(to_tensor(std::slice::from_ref(&img), device)?, [s, s]),
+        None => to_tensor(
+            std::slice::from_ref(&resize_max_side(&img, max_side)),
+            device,
+        )?,
+    };
+    let x = hooks.apply(x, role, &images.name(i), rng);
+    Ok(normalization.apply(x))
+}
+
+/// Forwards images of possibly different sizes, one batch per size, and returns the
+/// descriptors in input order.
+fn forward_grouped(f: impl Fn(Tensor<4>) -> Tensor<2>, xs: Vec<Tensor<4>>) -> Tensor<2> {
+    let mut groups: Vec<([usize; 2], Vec<usize>)> = Vec::new();
+    for (i, x) in xs.iter().enumerate() {
+        let [_, _, h, w] = x.dims();
+        match groups.iter_mut().find(|(s, _)| *s == [h, w]) {
+            Some((_, v)) => v.push(i),
+            None => groups.push(([h, w], vec![i])),
+        }
+    }
+    let device = xs[0].device();
+    if groups.len() == 1 {
+        return f(Tensor::cat(xs, 0));
+    }
+    let mut outs = Vec::with_capacity(groups.len());
+    let mut order = Vec::with_capacity(xs.len());
+    for (_, idx) in &groups {
+        outs.push(f(Tensor::cat(
+            idx.iter().map(|&i| xs[i].clone()).collect(),
+            0,
+        )));
+        order.extend(idx.iter().copied());
+    }
+    // Row r of the concatenation holds input order[r]; invert.
+    let mut inv = vec![0i64; order.len()];
+    for (r, &i) in order.iter().enumerate() {
+        inv[i] = r as i64;
+    }
+    let n = inv.len();
+    Tensor::cat(outs, 0).select(
+        0,
+        Tensor::<1, Int>::from_data(TensorData::new(inv, [n]), &device),
+    )
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TupleState {
+    epoch: usize,
+    log: TrainLog,
+}
+
+/// The result of a training run.
+#[derive(Debug)]
+pub struct Trained<M> {
+    /// The trained network (on the training device).
+    pub net: M,
+    /// The log of all epochs, resumed ones included.
+    pub log: TrainLog,
+}
+
+/// cirtorch-style tuple training of a [`CirNet`].
+pub struct TupleTrainer<'a> {
+    cfg: TupleTrainerConfig,
+    db: &'a TupleDatabase,
+    hooks: AugmentHooks,
+    device: Device,
+}
+
+impl<'a> TupleTrainer<'a> {
+    /// A trainer on `device` (an autodiff device is made from it).
+    ///
+    /// # Errors
+    /// [`MetricError::Config`] for zero epochs/batch/image size, a non-positive or non-finite
+    /// learning rate or γ.
+    pub fn new(
+        cfg: TupleTrainerConfig,
+        db: &'a TupleDatabase,
+        hooks: AugmentHooks,
+        device: &Device,
+    ) -> crate::Result<Self> {
+        if cfg.batch_size == 0 || cfg.image_size == 0 {
+            return Err(MetricError::config(
+                "tuple trainer",
+                "batch_size and image_size must be positive",
+            ));
+        }
+        if !(cfg.lr.is_finite() && cfg.lr > 0.0 && cfg.gamma.is_finite() && cfg.gamma > 0.0) {
+            return Err(MetricError::config(
+                "tuple trainer",
+                format!("lr {} and gamma {} must be positive", cfg.lr, cfg.gamma),
+            ));
+        }
+        Ok(Self {
+            cfg,
+            db,
+            hooks,
+            device: device.clone().autodiff(),
+        })
+    }
+
+    /// The training (autodiff) device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Descriptors (no gradient) of `images` in `role`, one image at a time.
+    fn describe(
+        &self,
+        net: &CirNet,
+        images: &[usize],
+        role: ImageRole,
+        rng: &mut ChaCha8Rng,
+    ) -> crate::Result<Tensor<2>> {
+        let plain = self.device.clone().inner();
+        let bar = progress_bar(images.len() as u64, "mining", self.cfg.progress);
+        let mut out = Vec::with_capacity(images.len());
+        for &i in images {
+            let x = prepare(
+                &self.db.images,
+                i,
+                role,
+                &self.hooks,
+                self.cfg.image_size,
+                None,
+                self.cfg.normalization,
+                rng,
+                &plain,
+            )?;
+            out.push(net.forward(x));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        if out.is_empty() {
+            return Err(MetricError::Empty {
+                what: "images to describe",
+            });
+        }
+        Ok(Tensor::cat(out, 0))
+    }
+
+    /// The epoch's tuples: anchors, negative pool, mining with the current network.
+    ///
+    /// # Errors
+    /// [`MetricError::NoNegatives`] when the pool cannot provide `neg_num` negatives for a query,
+    /// and I/O or configuration errors.
+    pub fn epoch_tuples(
+        &self,
+        net: &CirNet,
+        rng: &mut ChaCha8Rng,
+    ) -> crate::Result<(Vec<Tuple>, f32)> {
+        let valid = net.valid();
+        let num_pairs = self.db.qidxs.len();
+        let q = self.cfg.mining.query_size.min(num_pairs);
+        let pairs = self
+            .cfg
+            .anchors
+            .select(num_pairs, q, rng, |cands: &[usize]| {
+                let imgs: Vec<usize> = cands.iter().map(|&c| self.db.qidxs[c]).collect();
+                let mut r = rng_for_describe(self.cfg.seed);
+                self.describe(&valid, &imgs, ImageRole::Anchor, &mut r)
+            })?;
+        let draw = self.cfg.mining.draw_pool(self.db, pairs, rng)?;
+        let queries: Vec<usize> = draw.pairs.iter().map(|&p| self.db.qidxs[p]).collect();
+        let qd = self.describe(&valid, &queries, ImageRole::Anchor, rng)?;
+        let pd = self.describe(&valid, &draw.pool, ImageRole::Negative, rng)?;
+        let mined = mine_hard_negatives(
+            qd,
+            pd,
+            &queries,
+            &draw.pool,
+            &self.db.clusters,
+            self.cfg.mining.neg_num,
+        )?;
+        let tuples = draw
+            .pairs
+            .iter()
+            .zip(mined.negatives)
+            .map(|(&p, negatives)| Tuple {
+                query: self.db.qidxs[p],
+                positive: self.db.pidxs[p],
+                negatives,
+            })
+            .collect();
+        Ok((tuples, mined.avg_neg_distance))
+    }
+
+    /// Trains `net` for the configured epochs, resuming from `ckpt`'s latest checkpoint if there
+    /// is one, checkpointing after every epoch.
+    ///
+    /// # Errors
+    /// [`MetricError::NonFinite`] for a NaN/∞ loss (the last good checkpoint is kept),
+    /// [`MetricError::Resume`] for a checkpoint of another seed, mining, I/O and checkpoint errors.
+    pub fn train(
+        &self,
+        net: CirNet,
+        ckpt: Option<&CheckpointDir>,
+    ) -> crate::Result<Trained<CirNet>> {
+        let cfg = &self.cfg;
+        let mut net = net.to_device(&self.device).train();
+        let mut optim = tuple_optimizer(cfg);
+        let mut log = TrainLog {
+            seed: cfg.seed,
+            epochs: Vec::new(),
+        };
+        let mut start = 0;
+        let mut last_ckpt: Option<PathBuf> = None;
+        if let Some(dir) = ckpt
+            && let Some((_, state, path)) = dir.latest::<TupleState>()?
+        {
+            if state.log.seed != cfg.seed {
+                return Err(MetricError::Resume {
+                    path,
+                    reason: format!("seed {} ≠ configured {}", state.log.seed, cfg.seed),
+                });
+            }
+            net = load_module_part(net, &path, "model.bpk")?;
+            optim = load_optim_part(optim, &path, "optim.bpk")?;
+            start = state.epoch;
+            log = state.log;
+            last_ckpt = Some(path);
+        }
+        let labels_for = |negs: usize| TupleLayout::standard_labels(1, negs);
+        for epoch in start..cfg.epochs {
+            let t0 = Instant::now();
+            let mut rng = derived(cfg.seed, epoch as u64);
+            let (tuples, avg_nd) = self.epoch_tuples(&net, &mut rng)?;
+            let lr = cfg.lr * cfg.gamma.powi(epoch as i32);
+            let lrs = learning_rates(lr, cfg.gem_lr_multiplier);
+            let bar = progress_bar(tuples.len() as u64, &format!("epoch {epoch}"), cfg.progress);
+            let mut step_losses = Vec::new();
+            let mut total = 0f64;
+            for (step, chunk) in tuples.chunks(cfg.batch_size).enumerate() {
+                let mut acc = GradientsAccumulator::<CirNet>::new();
+                let mut batch_loss = 0f32;
+                for t in chunk {
+                    let xs = t
+                        .images()
+                        .into_iter()
+                        .map(|(i, role)| {
+                            prepare(
+                                &self.db.images,
+                                i,
+                                role,
+                                &self.hooks,
+                                cfg.image_size,
+                                None,
+                                cfg.normalization,
+                                &mut rng,
+                                &self.device,
+                            )
+                        })
+                        .collect::<crate::Result<Vec<_>>>()?;
+                    let desc = forward_grouped(|x| net.forward(x), xs);
+                    let labels = labels_for(t.negatives.len());
+                    let loss = match &cfg.loss {
+                        TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
+                        TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
+                    };
+                    let value: f32 = loss.clone().into_scalar();
+                    check_finite(value, "loss", epoch, step, &last_ckpt)?;
+                    batch_loss += value;
+                    acc.accumulate(&net, GradientsParams::from_grads(loss.backward(), &net));
+                    bar.inc(1);
+                }
+                net = optim.step(lrs.clone(), net, acc.grads());
+                step_losses.push(batch_loss);
+                total += f64::from(batch_loss);
+                bar.set_message(format!(
+                    "epoch {epoch} loss {:.4}",
+                    batch_loss / chunk.len() as f32
+                ));
+            }
+            bar.finish_and_clear();
+            // `train()` folds pending BatchNorm running-state updates into the stored value, so
+            // the checkpoint holds what the live network uses (burn's `RunningState` records
+            // can otherwise lag one update behind).
+            net = net.train();
+            let gem_p = net.gem_p();
+            if let Some(p) = gem_p {
+                check_finite(p, "GeM p", epoch, step_losses.len(), &last_ckpt)?;
+            }
+            log.epochs.push(EpochLog {
+                epoch,
+                lr,
+                mean_loss: (total / tuples.len().max(1) as f64) as f32,
+                step_losses,
+                avg_neg_distance: Some(avg_nd),
+                gem_p,
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+            if let Some(dir) = ckpt {
+                let parts = [
+                    ("model.bpk", module_to_bytes(&net)?),
+                    ("optim.bpk", optim_bytes(&optim)?),
+                ];
+                let state = TupleState {
+                    epoch: epoch + 1,
+                    log: log.clone(),
+                };
+                last_ckpt = Some(dir.save(epoch as u64 + 1, &parts, &state)?);
+                save_json(dir.root().join("log.json"), &log)?;
+            }
+        }
+        Ok(Trained { net, log })
+    }
+}
+
+/// The generator used to describe diverse-anchor candidates: independent of the epoch stream
+/// (their augmentation must not shift the epoch's other draws).
+fn rng_for_describe(seed: u64) -> ChaCha8Rng {
+    derived(seed ^ 0x5eed_a4c4_0000_0000, u64::MAX)
+}
+
+fn optim_bytes(optim: &ModuleOptimizer) -> crate::Result<Vec<u8>> {
+    optim.into_bytes().map(|b| b.to_vec()).map_err(|e| {
+        MetricError::Core(nightvision_core::CoreError::Record {
+            path: PathBuf::from("<optimizer>"),
+            message: format!("{e:?}"),
+        })
+    })
+}
+
+fn load_module_part<M: Module>(m: M, dir: &std::path::Path, name: &str) -> crate::Result<M> {
+    let p = dir.join(name);
+    let bytes = std::fs::read(&p).map_err(|e| nightvision_core::CoreError::io(&p, e))?;
+    Ok(module_from_bytes(m, bytes, &p)?)
+}
+
+fn load_optim_part(
+    o: ModuleOptimizer,
+    dir: &std::path::Path,
+    name: &str,
+) -> crate::Result<ModuleOptimizer> {
+    let p = dir.join(name);
+    let bytes = std::fs::read(&p).map_err(|e| nightvision_core::CoreError::io(&p, e))?;
+    o.from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| {
+            MetricError::Core(nightvision_core::CoreError::Record {
+                path: p.clone(),
+                message: format!("{e:?}"),
+            })
+        })
+}
+
+/// Configuration of [`CosPlaceTrainer`] (defaults: CosPlace / NocPlace `parser.py`).
+#[derive(Debug, Clone)]
+pub struct CosPlaceTrainerConfig {
+    /// Epochs (in total, counting resumed ones).
+    pub epochs: usize,
+    /// Optimiser steps per epoch (CosPlace 10 000).
+    pub iterations_per_epoch: usize,
+    /// Classes per batch (32).
+    pub batch_size: usize,
+    /// Model learning rate (`--lr`, 1e-5; NocPlace recipe 1e-6).
+    pub lr: f64,
+    /// Classifier learning rate (`--classifiers_lr`, 1e-2).
+    pub classifiers_lr: f64,
+    /// Side of the square training images (512).
+    pub image_size: usize,
+    /// CosFace scale and margin.
+    pub s: f64,
+    /// CosFace margin.
+    pub m: f64,
+    /// Loss (IKT temperature and weight; IKT is used when inherited descriptors are given).
+    pub loss: NocPlaceLossConfig,
+    /// Input normalisation (after augmentation).
+    pub normalization: Normalization,
+    /// Seed.
+    pub seed: u64,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+impl Default for CosPlaceTrainerConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            iterations_per_epoch: 10_000,
+            batch_size: 32,
+            lr: 1e-5,
+            classifiers_lr: 1e-2,
+            image_size: 512,
+            s: 30.0,
+            m: 0.4,
+            loss: NocPlaceLossConfig::new(),
+            normalization: Normalization::ImageNet,
+            seed: 0,
+            progress: false,
+        }
+    }
+}
+
+/// The result of CosPlace training.
+#[derive(Debug)]
+pub struct TrainedCosPlace {
+    /// The network.
+    pub net: CosPlaceNet,
+    /// One classifier per group.
+    pub classifiers: Vec<MarginCosineProduct>,
+    /// The log.
+    pub log: TrainLog,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CosPlaceState {
+    epoch: usize,
+    log: TrainLog,
+}
+
+/// CosPlace / NocPlace class training of a [`CosPlaceNet`].
+pub struct CosPlaceTrainer<'a> {
+    cfg: CosPlaceTrainerConfig,
+    images: &'a ImageSource,
+    groups: Vec<ClassSampler>,
+    inherited: Option<Tensor<2>>,
+    hooks: AugmentHooks,
+    device: Device,
+}
+
+impl<'a> CosPlaceTrainer<'a> {
+    /// A trainer over `groups` (class samplers of the CosPlace groups used, e.g. from
+    /// [`ClassSampler::from_cosplace_group`]) of `images`. `inherited`, `[images.len(), dim]`,
+    /// holds the day model's descriptor of every image (NocPlace IKT); training images are the
+    /// night versions, passed through `hooks` as anchors.
+    ///
+    /// # Errors
+    /// [`MetricError::Empty`] without groups, [`MetricError::Config`] for a batch larger than a
+    /// group's class count or zero sizes, [`MetricError::Shape`] for inherited descriptors that
+    /// do not cover every image.
+    pub fn new(
+        cfg: CosPlaceTrainerConfig,
+        images: &'a ImageSource,
+        groups: Vec<ClassSampler>,
+        inherited: Option<Tensor<2>>,
+        hooks: AugmentHooks,
+        device: &Device,
+    ) -> crate::Result<Self> {
+        if groups.is_empty() {
+            return Err(MetricError::Empty {
+                what: "CosPlace group list",
+            });
+        }
+        if cfg.batch_size == 0 || cfg.image_size == 0 || cfg.iterations_per_epoch == 0 {
+            return Err(MetricError::config(
+                "CosPlace trainer",
+                "batch_size, image_size and iterations must be positive",
+            ));
+        }
+        if let Some(g) = groups.iter().find(|g| g.num_classes() < cfg.batch_size) {
+            return Err(MetricError::config(
+                "batch_size",
+                format!(
+                    "{} classes per batch but a group has only {}",
+                    cfg.batch_size,
+                    g.num_classes()
+                ),
+            ));
+        }
+        let device = device.clone().autodiff();
+        let inherited = match inherited {
+            Some(t) => {
+                if t.dims()[0] != images.len() {
+                    return Err(MetricError::shape(
+                        "inherited descriptors",
+                        format!("{} rows", images.len()),
+                        t.dims()[0],
+                    ));
+                }
+                Some(t.to_device(&device.clone().inner()))
+            }
+            None => None,
+        };
+        Ok(Self {
+            cfg,
+            images,
+            groups,
+            inherited,
+            hooks,
+            device,
+        })
+    }
+
+    /// Trains (resuming from `ckpt` if it has a checkpoint), checkpointing every epoch.
+    ///
+    /// # Errors
+    /// [`MetricError::Shape`] when inherited descriptors differ in size from the network's,
+    /// [`MetricError::NonFinite`] for a NaN loss, I/O and checkpoint errors.
+    pub fn train(
+        &self,
+        net: CosPlaceNet,
+        ckpt: Option<&CheckpointDir>,
+    ) -> crate::Result<TrainedCosPlace> {
+        let cfg = &self.cfg;
+        let dim = net.dim();
+        if let Some(inh) = &self.inherited
+            && inh.dims()[1] != dim
+        {
+            return Err(MetricError::shape(
+                "inherited descriptor dimension",
+                dim,
+                inh.dims()[1],
+            ));
+        }
+        let mut net = net.to_device(&self.device).train();
+        let mut classifiers = self
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                MarginCosineProductConfig::new(dim, g.num_classes())
+                    .with_s(cfg.s)
+                    .with_m(cfg.m)
+                    .init_with_rng(
+                        &self.device,
+                        &mut derived(cfg.seed ^ 0xc1a5_5000_0000_0000, i as u64),
+                    )
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let adam = || AdamConfig::new().with_epsilon(1e-8);
+        let mut model_optim: ModuleOptimizer = adam().init();
+        let mut cls_optims: Vec<ModuleOptimizer> =
+            self.groups.iter().map(|_| adam().init()).collect();
+        let mut log = TrainLog {
+            seed: cfg.seed,
+            epochs: Vec::new(),
+        };
+        let mut start = 0;
+        let mut last_ckpt = None;
+        if let Some(dir) = ckpt
+            && let Some((_, state, path)) = dir.latest::<CosPlaceState>()?
+        {
+            if state.log.seed != cfg.seed {
+                return Err(MetricError::Resume {
+                    path,
+                    reason: format!("seed {} ≠ configured {}", state.log.seed, cfg.seed),
+                });
+            }
+            net = load_module_part(net, &path, "model.bpk")?;
+            model_optim = load_optim_part(model_optim, &path, "optim.bpk")?;
+            for (g, (c, o)) in classifiers
+                .iter_mut()
+                .zip(cls_optims.iter_mut())
+                .enumerate()
+            {
+                *c = load_module_part(c.clone(), &path, &format!("classifier-{g}.bpk"))?;
+                *o = load_optim_part(o.clone(), &path, &format!("classifier-optim-{g}.bpk"))?;
+            }
+            start = state.epoch;
+            log = state.log;
+            last_ckpt = Some(path);
+        }
+        let loss_fn = cfg.loss.init();
+        for epoch in start..cfg.epochs {
+            let t0 = Instant::now();
+            let g = epoch % self.groups.len();
+            let mut rng = derived(cfg.seed, epoch as u64);
+            let bar = progress_bar(
+                cfg.iterations_per_epoch as u64,
+                &format!("epoch {epoch}"),
+                cfg.progress,
+            );
+            let mut step_losses = Vec::with_capacity(cfg.iterations_per_epoch);
+            for step in 0..cfg.iterations_per_epoch {
+                let batch = self.groups[g].sample(cfg.batch_size, &mut rng)?;
+                let xs = batch
+                    .iter()
+                    .map(|&(_, i)| {
+                        prepare(
+                            self.images,
+                            i,
+                            ImageRole::Anchor,
+                            &self.hooks,
+                            cfg.image_size,
+                            Some(cfg.image_size),
+                            cfg.normalization,
+                            &mut rng,
+                            &self.device,
+                        )
+                    })
+                    .collect::<crate::Result<Vec<_>>>()?;
+                let labels: Vec<usize> = batch.iter().map(|&(c, _)| c).collect();
+                let desc = net.forward(Tensor::cat(xs, 0));
+                let inherited = self.inherited.as_ref().map(|t| {
+                    let idx: Vec<i64> = batch.iter().map(|&(_, i)| i as i64).collect();
+                    let n = idx.len();
+                    t.clone()
+                        .select(
+                            0,
+                            Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &t.device()),
+                        )
+                        .to_device(&self.device)
+                });
+                let out = loss_fn.forward(&classifiers[g], desc, inherited, &labels)?;
+                let value: f32 = out.total.clone().into_scalar();
+                check_finite(value, "loss", epoch, step, &last_ckpt)?;
+                let mut grads = out.total.backward();
+                let gm = GradientsParams::from_module(&mut grads, &net);
+                let gc = GradientsParams::from_module(&mut grads, &classifiers[g]);
+                net = model_optim.step(cfg.lr, net, gm);
+                classifiers[g] = cls_optims[g].step(cfg.classifiers_lr, classifiers[g].clone(), gc);
+                step_losses.push(value);
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            net = net.train(); // sync BatchNorm running statistics before recording them
+            let mean = step_losses.iter().map(|&v| f64::from(v)).sum::<f64>()
+                / step_losses.len().max(1) as f64;
+            log.epochs.push(EpochLog {
+                epoch,
+                lr: cfg.lr,
+                step_losses,
+                mean_loss: mean as f32,
+                avg_neg_distance: None,
+                gem_p: Some(net.aggregation.gem.p_value()),
+                seconds: t0.elapsed().as_secs_f64(),
+            });
+            if let Some(dir) = ckpt {
+                let mut parts: Vec<(String, Vec<u8>)> = vec![
+                    ("model.bpk".into(), module_to_bytes(&net)?),
+                    ("optim.bpk".into(), optim_bytes(&model_optim)?),
+                ];
+                for (i, (c, o)) in classifiers.iter().zip(&cls_optims).enumerate() {
+                    parts.push((format!("classifier-{i}.bpk"), module_to_bytes(c)?));
+                    parts.push((format!("classifier-optim-{i}.bpk"), optim_bytes(o)?));
+                }
+                let refs: Vec<(&str, Vec<u8>)> =
+                    parts.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+                last_ckpt = Some(dir.save(
+                    epoch as u64 + 1,
+                    &refs,
+                    &CosPlaceState {
+                        epoch: epoch + 1,
+                        log: log.clone(),
+                    },
+                )?);
+                save_json(dir.root().join("log.json"), &log)?;
+            }
+        }
+        Ok(TrainedCosPlace {
+            net,
+            classifiers,
+            log,
+        })
+    }
+}

@@ -1,0 +1,486 @@
+//! Tuple and CosPlace training: exact resume, the GeM learning-rate group, typed failures (NaN
+//! loss, no negatives), and a short run on real images that lowers the contrastive loss.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anchor_mining::AnchorStrategy;
+use backbones::{MobileNetV2Config, ResNetConfig};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use metric_learning::data::{
+    AnchorSelection, AugmentHooks, ClassSampler, ImageSource, MiningConfig, TupleDatabase,
+};
+use metric_learning::train::{
+    CosPlaceTrainer, CosPlaceTrainerConfig, TupleLoss, TupleTrainer, TupleTrainerConfig,
+};
+use metric_learning::{
+    BackboneConfig, CirNet, CirNetConfig, ContrastiveLossConfig, CosPlaceNetConfig, MetricError,
+    TupleLayout,
+};
+use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
+use nightvision_core::image::Rgb32FImage;
+
+/// Six "places" (clusters) of three images each: a stripe pattern per place, a per-image shift
+/// and brightness; two image sizes so tuples mix sizes.
+fn synthetic_db() -> TupleDatabase {
+    let mut images = Vec::new();
+    let mut clusters = Vec::new();
+    for c in 0..6u32 {
+        for k in 0..3u32 {
+            let (w, h) = if k == 1 { (40, 48) } else { (48, 40) };
+            let img = Rgb32FImage::from_fn(w, h, |x, y| {
+                let f = 0.15 + 0.12 * c as f32;
+                let v = ((x as f32 * f + y as f32 * 0.07 * c as f32 + k as f32).sin() * 0.5 + 0.5)
+                    * (0.7 + 0.1 * k as f32);
+                image::Rgb([v, (v * 0.8 + 0.1 * c as f32 / 6.0).min(1.0), 1.0 - v])
+            });
+            images.push(img);
+            clusters.push(i64::from(c));
+        }
+    }
+    let qidxs = (0..6).map(|c| 3 * c).collect();
+    let pidxs = (0..6).map(|c| 3 * c + 1).collect();
+    TupleDatabase::new(ImageSource::memory(images), clusters, qidxs, pidxs).unwrap()
+}
+
+fn tiny_net(device: &Device) -> CirNet {
+    device.seed(11);
+    CirNetConfig::new(BackboneConfig::ResNet(
+        ResNetConfig::resnet18().with_base_width(4),
+    ))
+    .init(device)
+    .unwrap()
+}
+
+/// The log without wall-clock times.
+fn timeless(log: &metric_learning::TrainLog) -> metric_learning::TrainLog {
+    let mut l = log.clone();
+    l.epochs.iter_mut().for_each(|e| e.seconds = 0.0);
+    l
+}
+
+fn cfg(epochs: usize) -> TupleTrainerConfig {
+    TupleTrainerConfig {
+        epochs,
+        lr: 1e-3,
+        weight_decay: 1e-4,
+        batch_size: 2,
+        image_size: 48,
+        mining: MiningConfig {
+            neg_num: 3,
+            query_size: 4,
+            pool_size: 18,
+        },
+        seed: 5,
+        ..TupleTrainerConfig::default()
+    }
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let hooks = AugmentHooks::anchors_and_positives(|x: Tensor<4>| x.mul_scalar(0.6));
+
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = TupleTrainer::new(cfg(2), &db, hooks.clone(), &device)
+        .unwrap()
+        .train(
+            init.clone(),
+            Some(&CheckpointDir::new(straight_dir.path()).unwrap()),
+        )
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    let first = TupleTrainer::new(cfg(1), &db, hooks.clone(), &device)
+        .unwrap()
+        .train(init.clone(), Some(&ckpt))
+        .unwrap();
+    assert_eq!(first.log.epochs.len(), 1);
+    // A fresh process would start from a freshly built network: the checkpoint restores it.
+    let resumed = TupleTrainer::new(cfg(2), &db, hooks, &device)
+        .unwrap()
+        .train(init, Some(&ckpt))
+        .unwrap();
+
+    assert_eq!(
+        timeless(&resumed.log),
+        timeless(&straight.log),
+        "logs differ"
+    );
+    let a = module_to_bytes(&straight.net.valid()).unwrap();
+    let b = module_to_bytes(&resumed.net.valid()).unwrap();
+    assert!(a == b, "weights differ after resuming");
+    // Training moved GeM's p and the log has one entry per optimiser step.
+    let p = straight.net.gem_p().unwrap();
+    assert!((p - 3.0).abs() > 1e-4, "p did not move: {p}");
+    assert_eq!(straight.log.epochs[1].step_losses.len(), 2);
+    assert!(dir.path().join("log.json").is_file());
+}
+
+#[test]
+fn gem_p_steps_ten_times_faster_without_weight_decay() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let mut c = cfg(1);
+    c.lr = 1e-4;
+    c.weight_decay = 0.5; // large, to show p is exempt
+    c.mining.query_size = 2; // one optimiser step
+    let out = TupleTrainer::new(c, &db, AugmentHooks::default(), &device)
+        .unwrap()
+        .train(init.clone(), None)
+        .unwrap();
+    // Adam's first step moves every parameter by lr·m̂/(√v̂ + ε) = ±lr (|g| ≫ ε = 1e-8).
+    let dp = (out.net.gem_p().unwrap() - init.gem_p().unwrap()).abs();
+    assert!(
+        (dp / 1e-3 - 1.0).abs() < 0.01,
+        "Δp = {dp}, expected 10·lr = 1e-3"
+    );
+    let w0 = init.backbone.clone();
+    let w1 = out.net.valid().backbone;
+    let (metric_learning::Backbone::ResNet(r0), metric_learning::Backbone::ResNet(r1)) = (w0, w1)
+    else {
+        unreachable!()
+    };
+    let dw: f32 = (r1.conv1.weight.val() - r0.conv1.weight.val())
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(
+        (dw / 1e-4 - 1.0).abs() < 0.01,
+        "max |Δw| = {dw}, expected lr = 1e-4"
+    );
+}
+
+#[test]
+fn nan_loss_stops_with_the_last_good_checkpoint_kept() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let poison = Arc::new(AtomicBool::new(false));
+    let flag = poison.clone();
+    let hooks = AugmentHooks {
+        augmentation: Some(Arc::new(move |x: Tensor<4>| {
+            if flag.load(Ordering::SeqCst) {
+                x.mul_scalar(f32::NAN)
+            } else {
+                x
+            }
+        })),
+        anchors: Some(AnchorSelection::All),
+        positives: false,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    let net = tiny_net(&device);
+    TupleTrainer::new(cfg(1), &db, hooks.clone(), &device)
+        .unwrap()
+        .train(net.clone(), Some(&ckpt))
+        .unwrap();
+    poison.store(true, Ordering::SeqCst);
+    let err = TupleTrainer::new(cfg(2), &db, hooks, &device)
+        .unwrap()
+        .train(net, Some(&ckpt))
+        .unwrap_err();
+    match err {
+        MetricError::NonFinite {
+            epoch,
+            checkpoint: Some(path),
+            ..
+        } => {
+            assert_eq!(epoch, 1);
+            assert!(path.ends_with("step-000001"), "{}", path.display());
+        }
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    let (step, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
+    assert_eq!(step, 1, "the last good checkpoint is still the newest");
+}
+
+#[test]
+fn too_few_clusters_for_the_negatives_is_a_typed_error() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let mut c = cfg(1);
+    c.mining.neg_num = 6; // only 5 clusters differ from a query's
+    let err = TupleTrainer::new(c, &db, AugmentHooks::default(), &device)
+        .unwrap()
+        .train(tiny_net(&device), None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MetricError::NoNegatives {
+                needed: 6,
+                found: 5,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn cosplace_training_resumes_exactly_and_checks_inherited_sizes() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
+    let groups = vec![
+        ClassSampler::new(classes[..3].to_vec(), 2).unwrap(),
+        ClassSampler::new(classes[3..].to_vec(), 2).unwrap(),
+    ];
+    device.seed(3);
+    let net = CosPlaceNetConfig::new(
+        BackboneConfig::ResNet(ResNetConfig::resnet18().with_base_width(4)),
+        16,
+    )
+    .with_train_all_layers(true)
+    .init(&device)
+    .unwrap();
+    let inherited = Tensor::<2>::random(
+        [db.images.len(), 16],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let cfg = |epochs| CosPlaceTrainerConfig {
+        epochs,
+        iterations_per_epoch: 2,
+        batch_size: 3,
+        image_size: 32,
+        seed: 9,
+        ..Default::default()
+    };
+    let hooks = AugmentHooks::anchors_and_positives(|x: Tensor<4>| x.mul_scalar(0.5));
+    let make = |epochs| {
+        CosPlaceTrainer::new(
+            cfg(epochs),
+            &db.images,
+            groups.clone(),
+            Some(inherited.clone()),
+            hooks.clone(),
+            &device,
+        )
+        .unwrap()
+    };
+
+    let straight = make(3).train(net.clone(), None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    make(2).train(net.clone(), Some(&ckpt)).unwrap();
+    let resumed = make(3).train(net.clone(), Some(&ckpt)).unwrap();
+    assert_eq!(timeless(&resumed.log), timeless(&straight.log));
+    // BatchNorm runs in training mode here (CosPlace): its running statistics must resume too.
+    let (ra, sa) = (
+        module_to_bytes(&resumed.net.valid()).unwrap(),
+        module_to_bytes(&straight.net.valid()).unwrap(),
+    );
+    assert!(
+        ra == sa,
+        "weights or BatchNorm statistics differ after resuming"
+    );
+    assert_eq!(straight.classifiers.len(), 2);
+    assert!(
+        straight
+            .log
+            .epochs
+            .iter()
+            .all(|e| e.mean_loss.is_finite() && e.mean_loss > 0.0)
+    );
+
+    // Inherited descriptors of the wrong dimension, a batch larger than the classes.
+    let bad = Tensor::<2>::zeros([db.images.len(), 8], &device);
+    let t = CosPlaceTrainer::new(
+        cfg(1),
+        &db.images,
+        groups.clone(),
+        Some(bad),
+        AugmentHooks::default(),
+        &device,
+    )
+    .unwrap();
+    assert!(matches!(
+        t.train(net.clone(), None),
+        Err(MetricError::Shape { .. })
+    ));
+    let big = CosPlaceTrainerConfig {
+        batch_size: 4,
+        ..cfg(1)
+    };
+    assert!(matches!(
+        CosPlaceTrainer::new(
+            big,
+            &db.images,
+            groups,
+            None,
+            AugmentHooks::default(),
+            &device
+        ),
+        Err(MetricError::Config { .. })
+    ));
+}
+
+/// The real-data run: photos of the cache (each its own place) and the Tokyo 24/7 night query /
+/// day database pair; positives are augmented copies of the query (flip + darkening), the Tokyo
+/// pair is a real day/night positive. MobileNetV2 with its real ImageNet weights, GeM, 128 px.
+#[test]
+fn short_real_image_run_lowers_the_contrastive_loss() {
+    let dir = match nightvision_core::real_data_dir() {
+        Ok(d) => d,
+        Err(reason) => {
+            println!("skipped: {reason}");
+            return;
+        }
+    };
+    let device = Device::default();
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("photos"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    let night = dir.join("pairs/tokyo_query_night.jpg");
+    let day = dir.join("pairs/tokyo_db_day.png");
+    let n_photos = paths.len();
+    paths.push(night);
+    paths.push(day);
+    // Clusters: every photo its own, the Tokyo pair shares one.
+    let mut clusters: Vec<i64> = (0..n_photos as i64).collect();
+    clusters.extend([n_photos as i64, n_photos as i64]);
+    // Pairs: every photo with itself (its positive is augmented), the Tokyo night query with its day image.
+    let mut qidxs: Vec<usize> = (0..n_photos).collect();
+    let mut pidxs: Vec<usize> = (0..n_photos).collect();
+    qidxs.push(n_photos);
+    pidxs.push(n_photos + 1);
+    let db = TupleDatabase::new(ImageSource::Files(paths), clusters, qidxs, pidxs).unwrap();
+    // Positives: horizontally flipped and darkened (a stand-in for a day→night translator).
+    let hooks = AugmentHooks {
+        augmentation: Some(Arc::new(|x: Tensor<4>| {
+            x.flip([3]).powf_scalar(1.8).mul_scalar(0.6)
+        })),
+        anchors: None,
+        positives: true,
+    };
+
+    let mut net = CirNetConfig::new(BackboneConfig::MobileNetV2(MobileNetV2Config::new()))
+        .init(&device)
+        .unwrap();
+    if let metric_learning::Backbone::MobileNetV2(m) = &mut net.backbone {
+        m.load_torchvision(dir.join("weights/mobilenet_v2_imagenet.safetensors"))
+            .unwrap();
+    }
+    let c = TupleTrainerConfig {
+        epochs: 3,
+        lr: 1e-5,
+        weight_decay: 1e-6,
+        batch_size: 5,
+        image_size: 128,
+        mining: MiningConfig {
+            neg_num: 5,
+            query_size: 10,
+            pool_size: 1000,
+        },
+        anchors: AnchorStrategy::Random,
+        loss: TupleLoss::Contrastive(ContrastiveLossConfig::new().with_margin(0.7)),
+        seed: 1,
+        ..TupleTrainerConfig::default()
+    };
+    let trainer = TupleTrainer::new(c.clone(), &db, hooks.clone(), &device).unwrap();
+    // Fixed evaluation tuples: all pairs with negatives mined by the initial network.
+    let eval_cfg = TupleTrainerConfig {
+        mining: MiningConfig {
+            query_size: db.qidxs.len(),
+            ..c.mining.clone()
+        },
+        ..c.clone()
+    };
+    let eval = TupleTrainer::new(eval_cfg, &db, hooks.clone(), &device).unwrap();
+    let mut rng = nightvision_core::rng::seeded(99);
+    let (tuples, _) = eval.epoch_tuples(&net, &mut rng).unwrap();
+    let loss_of = |net: &CirNet| -> f32 {
+        let plain = device.clone();
+        let net = net.valid();
+        let mut total = 0.0;
+        let mut r = nightvision_core::rng::seeded(7);
+        for t in &tuples {
+            let rows: Vec<Tensor<2>> = t
+                .images()
+                .into_iter()
+                .map(|(i, role)| {
+                    let img =
+                        nightvision_core::image::resize_max_side(&db.images.load(i).unwrap(), 128);
+                    let x = nightvision_core::image::to_tensor(&[img], &plain).unwrap();
+                    let x = hooks.apply(x, role, &db.images.name(i), &mut r);
+                    net.forward(nightvision_core::Normalization::ImageNet.apply(x))
+                })
+                .collect();
+            let labels = TupleLayout::standard_labels(1, t.negatives.len());
+            total += ContrastiveLossConfig::new()
+                .init()
+                .forward(Tensor::cat(rows, 0), &labels)
+                .unwrap()
+                .into_scalar::<f32>();
+        }
+        total / tuples.len() as f32
+    };
+    let before = loss_of(&net);
+    let trained = trainer.train(net, None).unwrap();
+    let after = loss_of(&trained.net);
+    println!(
+        "real-image contrastive loss per tuple: before {before:.4}, after {after:.4}; epochs {:?}",
+        trained
+            .log
+            .epochs
+            .iter()
+            .map(|e| e.mean_loss)
+            .collect::<Vec<_>>()
+    );
+    assert!(after < 0.9 * before, "loss {before} → {after}");
+}
+
+#[test]
+fn diverse_anchor_strategy_picks_distinct_anchors_with_the_network() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let mut c = cfg(1);
+    c.anchors = AnchorStrategy::Diverse(anchor_mining::DiverseConfig::default().with_qpool_size(6));
+    c.mining.query_size = 3;
+    let trainer = TupleTrainer::new(c, &db, AugmentHooks::default(), &device).unwrap();
+    let mut rng = nightvision_core::rng::seeded(4);
+    let (tuples, _) = trainer.epoch_tuples(&tiny_net(&device), &mut rng).unwrap();
+    assert_eq!(tuples.len(), 3);
+    let mut queries: Vec<usize> = tuples.iter().map(|t| t.query).collect();
+    queries.sort_unstable();
+    queries.dedup();
+    assert_eq!(queries.len(), 3, "anchors are distinct");
+    for t in &tuples {
+        // Positive from the database, negatives from other clusters, one per cluster.
+        assert_eq!(t.positive, t.query + 1);
+        let mut cl: Vec<i64> = t.negatives.iter().map(|&n| db.clusters[n]).collect();
+        assert!(!cl.contains(&db.clusters[t.query]));
+        cl.sort_unstable();
+        cl.dedup();
+        assert_eq!(cl.len(), t.negatives.len());
+    }
+}
+
+#[test]
+fn cosplace_classes_from_utm_names_feed_the_sampler() {
+    // Two 10 m cells × one heading bin, 3 and 1 images; min_images_per_class 2 drops the second.
+    let names = [
+        "@0000005.00@0000005.00@54@S@0@0@p@0@010@@@@@@.jpg",
+        "@0000006.00@0000007.00@54@S@0@0@p@0@020@@@@@@.jpg",
+        "@0000009.00@0000001.00@54@S@0@0@p@0@005@@@@@@.jpg",
+        "@0000015.00@0000005.00@54@S@0@0@p@0@010@@@@@@.jpg",
+    ];
+    let cfg = anchor_mining::CosPlaceConfig { min_images_per_class: 2, ..Default::default() };
+    let classes = anchor_mining::build_classes_from_names(&names, &cfg).unwrap();
+    assert_eq!(classes.num_classes(), 1);
+    let s = ClassSampler::from_cosplace_group(&classes.groups[0], 2).unwrap();
+    assert_eq!(s.classes(), &[vec![0, 1, 2]]);
+    // Asking for more images per class than a class holds is a typed error.
+    let e = ClassSampler::from_cosplace_group(&classes.groups[0], 4).unwrap_err();
+    assert!(matches!(e, MetricError::SmallClass { images: 3, min: 4, .. }), "{e}");
+}
