@@ -8,7 +8,7 @@
 //! | cirtorch `ImageRetrievalNet` ([`CirNet`]) and CosPlace `GeoLocalizationNet` ([`CosPlaceNet`]) over any [`Backbone`], with their checkpoint key maps | [`nets`], [`backbone`] | A.5, B.2, C.3; protocols 1.1, 2.3 |
 //! | contrastive, triplet, CosFace/LMC, IKT and the NocPlace loss | [`losses`] | A.6, B.3, B.4, C.3; protocols 1.2 |
 //! | learned (Lw) and PCA whitening | [`whitening`] | A.8; protocols 1.4 |
-//! | single / multi-scale extraction with max-side resizing | [`multiscale`] | A.8; protocols 1.5 |
+//! | single / multi-scale extraction with max-side resizing | [`mod@multiscale`] | A.8; protocols 1.5 |
 //! | training tuples, hard-negative mining, CosPlace class sampling, augmentation hooks | [`data`] | A.6, A.7, B.5, C.3; protocols 1.3, 2.3 |
 //! | tuple (cirtorch) and CosPlace/NocPlace trainers with exact resume | [`train`] | A.6, B.4, B.5, C.3 |
 //!

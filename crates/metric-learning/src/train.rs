@@ -20,7 +20,7 @@
 //!
 //! **CosPlace training** ([`CosPlaceTrainer`]): epoch `e` trains group `e mod groups` with its own
 //! [`MarginCosineProduct`] classifier and Adam (classifier learning rate), batches of distinct
-//! classes with one random image each, loss [`NocPlaceLoss`] (CosFace cross-entropy, plus IKT when
+//! classes with one random image each, loss [`NocPlaceLoss`](crate::NocPlaceLoss) (CosFace cross-entropy, plus IKT when
 //! inherited descriptors are given).
 
 use std::path::PathBuf;

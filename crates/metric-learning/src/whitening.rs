@@ -194,7 +194,11 @@ impl Whitening {
         let cov = &xc * xc.transpose();
         let cov = (&cov + cov.transpose()) / (2.0 * n as f64);
         let (eigenvalues, e) = eig_desc(cov);
-        if let Some((i, l)) = eigenvalues.iter().enumerate().find(|(_, l)| l.is_nan() || **l <= 0.0) {
+        if let Some((i, l)) = eigenvalues
+            .iter()
+            .enumerate()
+            .find(|(_, l)| l.is_nan() || **l <= 0.0)
+        {
             return Err(MetricError::Whitening {
                 reason: format!(
                     "PCA eigenvalue {i} is {l:e}: the {n} descriptors do not span the {d} dimensions"

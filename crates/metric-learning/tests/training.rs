@@ -475,12 +475,25 @@ fn cosplace_classes_from_utm_names_feed_the_sampler() {
         "@0000009.00@0000001.00@54@S@0@0@p@0@005@@@@@@.jpg",
         "@0000015.00@0000005.00@54@S@0@0@p@0@010@@@@@@.jpg",
     ];
-    let cfg = anchor_mining::CosPlaceConfig { min_images_per_class: 2, ..Default::default() };
+    let cfg = anchor_mining::CosPlaceConfig {
+        min_images_per_class: 2,
+        ..Default::default()
+    };
     let classes = anchor_mining::build_classes_from_names(&names, &cfg).unwrap();
     assert_eq!(classes.num_classes(), 1);
     let s = ClassSampler::from_cosplace_group(&classes.groups[0], 2).unwrap();
     assert_eq!(s.classes(), &[vec![0, 1, 2]]);
     // Asking for more images per class than a class holds is a typed error.
     let e = ClassSampler::from_cosplace_group(&classes.groups[0], 4).unwrap_err();
-    assert!(matches!(e, MetricError::SmallClass { images: 3, min: 4, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            MetricError::SmallClass {
+                images: 3,
+                min: 4,
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
