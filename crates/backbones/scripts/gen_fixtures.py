@@ -19,48 +19,11 @@ from torchvision.models import mobilenet_v2
 from torchvision.models.resnet import ResNet, BasicBlock, Bottleneck
 from torchvision.models.vgg import VGG, make_layers
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts"))
-from safetensors_np import read_safetensors, write_safetensors  # noqa: E402
+from fixture_utils import randomise, read_safetensors, shrink_resnet, write_safetensors  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 os.makedirs(OUT, exist_ok=True)
 torch.use_deterministic_algorithms(True)
-
-
-def shrink_resnet(model, div):
-    """Divides every channel count of a torchvision ResNet by `div` (input RGB stays 3), keeping
-    torchvision's own modules, names and forward code."""
-    for name, m in list(model.named_modules()):
-        for cname, c in list(m.named_children()):
-            if isinstance(c, nn.Conv2d):
-                cin = c.in_channels if c.in_channels == 3 else c.in_channels // div
-                new = nn.Conv2d(cin, c.out_channels // div, c.kernel_size, c.stride, c.padding, bias=c.bias is not None)
-                setattr(m, cname, new)
-            elif isinstance(c, nn.BatchNorm2d):
-                setattr(m, cname, nn.BatchNorm2d(c.num_features // div))
-            elif isinstance(c, nn.Linear):
-                setattr(m, cname, nn.Linear(c.in_features // div, c.out_features))
-    return model
-
-
-def randomise(model, seed):
-    """Seeded weights: convs/linears ~ He-normal (kept well scaled through depth), BatchNorm
-    gamma/beta/running stats away from the identity so a loader that drops them is caught."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.num_batches_tracked.fill_(7)
-    return model.eval()
 
 
 def save(name, model, size, features_fn, logits_fn, seed):

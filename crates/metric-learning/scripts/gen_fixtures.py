@@ -29,37 +29,19 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.models.resnet import ResNet, BasicBlock
 from torchvision.models.vgg import VGG, make_layers
+import sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts"))
+from fixture_utils import randomise, read_safetensors, shrink_resnet, write_safetensors  # noqa: E402
+
+
+def write_safetensors_f64(path, tensors):
+    write_safetensors(path, tensors, keep_f64=True)
+    print(f"{os.path.basename(path)}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
+
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 os.makedirs(OUT, exist_ok=True)
 torch.use_deterministic_algorithms(True)
-
-
-def write_safetensors(path, tensors):
-    header, offset, blobs = {}, 0, []
-    for name, arr in tensors.items():
-        arr = np.asarray(arr)
-        if arr.dtype == np.float64:
-            dt = "F64"
-        elif arr.dtype in (np.int64, np.int32):
-            arr = arr.astype(np.int64)
-            dt = "I64"
-        else:
-            arr = arr.astype(np.float32)
-            dt = "F32"
-        arr = np.ascontiguousarray(arr)
-        b = arr.tobytes()
-        header[name] = {"dtype": dt, "shape": list(arr.shape), "data_offsets": [offset, offset + len(b)]}
-        offset += len(b)
-        blobs.append(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    print(f"{os.path.basename(path)}: {len(tensors)} tensors, {os.path.getsize(path)} bytes")
 
 
 def np64(t):
@@ -153,7 +135,7 @@ v[2] = 0.0  # the zero vector stays finite thanks to eps
 pool["v"] = np64(v)
 pool["l2n"] = np64(l2n(v))
 pool["channel_l2"] = np64(F.normalize(xs, p=2, dim=1))
-write_safetensors(os.path.join(OUT, "pooling.safetensors"), pool)
+write_safetensors_f64(os.path.join(OUT, "pooling.safetensors"), pool)
 
 # ---------------------------------------------------------------- 2. heads (pooling + whitening)
 g = torch.Generator().manual_seed(1)
@@ -180,7 +162,7 @@ wo = torch.randn(3, 5, generator=g, dtype=torch.float64)
 (o * wo).sum().backward()
 heads.update({"cos_f": np64(f), "cos_p": np64(p), "cos_w": np64(W), "cos_b": np64(b), "cos_out": np64(o),
               "cos_wo": np64(wo), "cos_grad_f": np64(f.grad), "cos_grad_p": np64(p.grad), "cos_grad_w": np64(W.grad)})
-write_safetensors(os.path.join(OUT, "heads.safetensors"), heads)
+write_safetensors_f64(os.path.join(OUT, "heads.safetensors"), heads)
 
 # ---------------------------------------------------------------- 3. losses
 g = torch.Generator().manual_seed(2)
@@ -245,7 +227,7 @@ total = F.cross_entropy(out, yc) + soft_target(out, inh, 4.0) * lam
 total.backward()
 losses.update({"noc_f": np64(fs), "noc_d": np64(dinh), "noc_loss": np64(total).reshape(1),
                "noc_grad_f": np64(fs.grad), "noc_grad_w": np64(Wn.grad)})
-write_safetensors(os.path.join(OUT, "losses.safetensors"), losses)
+write_safetensors_f64(os.path.join(OUT, "losses.safetensors"), losses)
 
 
 # ---------------------------------------------------------------- 4. whitening (numpy, cirtorch utils/whiten.py)
@@ -317,41 +299,10 @@ wh.update({"xs": Xs.T.copy(), "lws_m": ms[:, 0], "lws_p": Ps, "lws_alpha": np.ar
 mp, Pp, evp = pcawhitenlearn(Xw)
 wh.update({"pca_m": mp[:, 0], "pca_p": Pp, "pca_eig": evp, "pca_y": whitenapply(Xw, mp, Pp).T.copy(),
            "pca_y5": whitenapply(Xw, mp, Pp, 5).T.copy()})
-write_safetensors(os.path.join(OUT, "whitening.safetensors"), wh)
+write_safetensors_f64(os.path.join(OUT, "whitening.safetensors"), wh)
 
 
 # ---------------------------------------------------------------- 5. networks in the two checkpoint formats
-def shrink_resnet(model, div):
-    for name, m in list(model.named_modules()):
-        for cname, c in list(m.named_children()):
-            if isinstance(c, nn.Conv2d):
-                cin = c.in_channels if c.in_channels == 3 else c.in_channels // div
-                setattr(m, cname, nn.Conv2d(cin, c.out_channels // div, c.kernel_size, c.stride, c.padding,
-                                            bias=c.bias is not None))
-            elif isinstance(c, nn.BatchNorm2d):
-                setattr(m, cname, nn.BatchNorm2d(c.num_features // div))
-    return model
-
-
-def randomise(model, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                fan_in = m.weight[0].numel()
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / fan_in) ** 0.5)
-                if m.bias is not None:
-                    m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-            elif isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.num_batches_tracked.fill_(7)
-    return model.eval()
-
-
 class GeM(nn.Module):
     def __init__(self, p=3, eps=1e-6):
         super().__init__()
@@ -421,7 +372,7 @@ class GeoLocalizationNet(nn.Module):
 torch.manual_seed(5)
 io = {}
 # cirtorch GeM ResNet-18 (widths / 16 -> 32-d), learned p 2.6, whitening Linear(32, 32)
-r18 = randomise(shrink_resnet(torchvision.models.resnet18(num_classes=10), 16), 6)
+r18 = randomise(shrink_resnet(torchvision.models.resnet18(num_classes=10), 16, linear=False), 6)
 cir = ImageRetrievalNet(list(r18.children())[:-2], GeM(), nn.Linear(32, 32)).eval()
 with torch.no_grad():
     cir.pool.p.fill_(2.6)
@@ -465,7 +416,7 @@ xin = torch.randn(2, 3, 64, 80, generator=g)
 with torch.no_grad():
     io["cos_x"] = xin.numpy()
     io["cos_out"] = cos(xin).numpy()
-write_safetensors(os.path.join(OUT, "networks_io.safetensors"), io)
+write_safetensors_f64(os.path.join(OUT, "networks_io.safetensors"), io)
 
 # ---------------------------------------------------------------- 6. cirtorch training pickle layout
 rs = np.random.RandomState(6)
