@@ -58,7 +58,7 @@ fn bench_models(c: &mut Criterion) {
 
 fn bench_matmul(c: &mut Criterion) {
     let device = Device::default();
-    let n = 1024;
+    let n: usize = 1024;
     let a = Tensor::<2>::random([n, n], burn::tensor::Distribution::Default, &device);
     let b = Tensor::<2>::random([n, n], burn::tensor::Distribution::Default, &device);
     let mut group = c.benchmark_group("backbones/matmul");
