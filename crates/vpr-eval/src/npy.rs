@@ -250,37 +250,39 @@ fn half_to_f32(h: u16) -> f32 {
     }
 }
 
-fn fortran_to_c(data: ArrayData, shape: &[usize]) -> ArrayData {
-    fn perm<T: Copy>(v: Vec<T>, shape: &[usize]) -> Vec<T> {
-        let n = v.len();
-        if n == 0 {
-            return v;
-        }
-        // Fortran strides.
-        let mut fstrides = vec![1usize; shape.len()];
-        for d in 1..shape.len() {
-            fstrides[d] = fstrides[d - 1] * shape[d - 1];
-        }
-        let mut out = Vec::with_capacity(n);
-        let mut idx = vec![0usize; shape.len()];
-        for _ in 0..n {
-            let off: usize = idx.iter().zip(&fstrides).map(|(i, s)| i * s).sum();
-            out.push(v[off]);
-            // increment C-order multi-index
-            for d in (0..shape.len()).rev() {
-                idx[d] += 1;
-                if idx[d] < shape[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
-        }
-        out
+/// Reorders a Fortran-order (column-major) buffer of `shape` into C order (row-major).
+pub(crate) fn fortran_to_c_order<T: Copy>(v: Vec<T>, shape: &[usize]) -> Vec<T> {
+    let n = v.len();
+    if n == 0 || shape.len() < 2 {
+        return v;
     }
+    // Fortran strides.
+    let mut fstrides = vec![1usize; shape.len()];
+    for d in 1..shape.len() {
+        fstrides[d] = fstrides[d - 1] * shape[d - 1];
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut idx = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let off: usize = idx.iter().zip(&fstrides).map(|(i, s)| i * s).sum();
+        out.push(v[off]);
+        // increment the C-order multi-index
+        for d in (0..shape.len()).rev() {
+            idx[d] += 1;
+            if idx[d] < shape[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    out
+}
+
+fn fortran_to_c(data: ArrayData, shape: &[usize]) -> ArrayData {
     match data {
-        ArrayData::F32(v) => ArrayData::F32(perm(v, shape)),
-        ArrayData::F64(v) => ArrayData::F64(perm(v, shape)),
-        ArrayData::I64(v) => ArrayData::I64(perm(v, shape)),
+        ArrayData::F32(v) => ArrayData::F32(fortran_to_c_order(v, shape)),
+        ArrayData::F64(v) => ArrayData::F64(fortran_to_c_order(v, shape)),
+        ArrayData::I64(v) => ArrayData::I64(fortran_to_c_order(v, shape)),
     }
 }
 

@@ -302,24 +302,8 @@ fn decode_array(
             .collect(),
         _ => return None,
     };
-    let values = if fortran && shape.len() > 1 {
-        let mut fstrides = vec![1usize; shape.len()];
-        for d in 1..shape.len() {
-            fstrides[d] = fstrides[d - 1] * shape[d - 1];
-        }
-        let mut out = Vec::with_capacity(n);
-        let mut idx = vec![0usize; shape.len()];
-        for _ in 0..n {
-            out.push(values[idx.iter().zip(&fstrides).map(|(i, s)| i * s).sum::<usize>()]);
-            for d in (0..shape.len()).rev() {
-                idx[d] += 1;
-                if idx[d] < shape[d] {
-                    break;
-                }
-                idx[d] = 0;
-            }
-        }
-        out
+    let values = if fortran {
+        crate::npy::fortran_to_c_order(values, &shape)
     } else {
         values
     };
