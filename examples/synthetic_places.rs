@@ -92,33 +92,38 @@ fn main() -> Result<()> {
 
 /// Recall@N of day and night queries against the day database with the real MobileNetV2-GeM.
 fn calibration_report(out: &std::path::Path) -> Result<()> {
-    use burn::tensor::{Device, Tensor};
-    use nightvision::backbones::MobileNetV2Config;
-    use nightvision::core::{Normalization, image::load_rgb, image::to_tensor};
+    use burn::tensor::Device;
     use nightvision::eval::{
         Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric, Report, VprDataset,
         exact_knn,
     };
-    use nightvision::metric::pooling::{gem_scalar, l2n};
+    use nightvision::metric::multiscale::{ExtractConfig, extract_files};
+    use nightvision::metric::{Backbone, BackboneConfig, CirNetConfig};
 
     let weights = nightvision::core::real_data_file("weights/mobilenet_v2_imagenet.safetensors")
         .map_err(|reason| {
             anyhow::anyhow!("--report needs the real MobileNetV2 weights: {reason}")
         })?;
     let device = Device::default();
-    let mut net = MobileNetV2Config::new().init(&device);
-    net.load_torchvision(&weights)?;
+    // cirtorch's network: MobileNetV2 trunk → GeM (p = 3) → L2N.
+    let mut net = CirNetConfig::new(BackboneConfig::mobilenet_v2()).init(&device)?;
+    match &mut net.backbone {
+        Backbone::MobileNetV2(trunk) => trunk.load_torchvision(&weights)?,
+        _ => bail!("the report's network has a MobileNetV2 trunk"),
+    };
+    // Images are 320×240: no resizing, single scale, ImageNet normalisation.
+    let cfg = ExtractConfig {
+        max_side: usize::MAX,
+        ..ExtractConfig::default()
+    };
     let describe = |paths: &[PathBuf]| -> Result<Descriptors> {
-        let mut rows = Vec::with_capacity(paths.len());
-        for chunk in paths.chunks(16) {
-            let images = chunk.iter().map(load_rgb).collect::<Result<Vec<_>, _>>()?;
-            let x = Normalization::ImageNet.apply(to_tensor(&images, &device)?);
-            let d: Tensor<2> = l2n(gem_scalar(net.forward(x), 3.0, 1e-6), 1e-6);
-            let [n, dim] = d.dims();
-            let v = d.into_data().try_into_vec_as::<f32>()?;
-            rows.extend((0..n).map(|i| v[i * dim..(i + 1) * dim].to_vec()));
-        }
-        Ok(Descriptors::from_rows(&rows)?)
+        let d = extract_files(&net, paths, &cfg, &device)?;
+        let [n, dim] = d.dims();
+        Ok(Descriptors::new(
+            d.into_data().try_into_vec_as::<f32>()?,
+            n,
+            dim,
+        )?)
     };
 
     let root = out.join("vpr/images/test");
