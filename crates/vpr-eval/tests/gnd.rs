@@ -2,27 +2,14 @@
 //! protocols 2–5: revisited easy/hard/junk with float64 numpy `bbx`, old ok/junk with int32 numpy
 //! `bbx` and numpy index arrays, and the Tokyo 24/7 layout (bbx None, imlist == qimlist).
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 use vpr_eval::{EvalError, Gnd, GndProtocol};
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+mod common;
+use common::{fixture, ids, json_fixture};
 
 fn expected() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture("gnd_expected.json")).unwrap()).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    json_fixture("gnd_expected.json")
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use serde_json::Value;
 use vpr_eval::{Descriptors, EvalError, Ranks};
 
+mod common;
+
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/npy")
-        .join(name)
+    common::fixture("npy").join(name)
 }
 
 fn expected() -> Value {

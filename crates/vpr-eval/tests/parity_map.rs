@@ -6,25 +6,15 @@
 use serde_json::Value;
 use vpr_eval::{QueryGnd, Ranks, RevisitedGnd, compute_map, compute_map_revisited};
 
+mod common;
+use common::{ids, json_fixture};
+
 /// Both sides evaluate the same f64 expressions in the same order (trapezoid terms summed per
 /// query, APs summed over queries), so they agree to rounding; the issue asks for 1e-6.
 const TOL: f64 = 1e-12;
 
 fn cases() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/map_cases.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    json_fixture("map_cases.json")
 }
 
 fn ranks(v: &Value) -> Ranks {
