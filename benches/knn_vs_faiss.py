@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Exact top-k search: vpr-eval (burn, flex CPU backend) vs faiss-cpu IndexFlatIP vs numpy.
+"""Exact top-k search: vpr-eval (host kernel and burn device engine) vs faiss-cpu IndexFlatIP vs numpy.
 
 Same random L2-normalised float32 data for all three, in one run:
   (a) 75,984 database x 315 queries x 512-d (Tokyo 24/7 VPR size)
@@ -12,6 +12,8 @@ Setup (once; faiss-cpu comes from PyPI into a venv, nothing downloads at test ti
 Run from the workspace root:
     /tmp/venv-faiss/bin/python benches/knn_vs_faiss.py [--sizes a,b] [--k 20] [--threads 2]
 
+vpr-eval runs with both engines: `host` (packed index, fused score + top-k kernel; what `auto`
+picks on a CPU device) and `device` (blocked burn matmul + two-stage top-k, the path GPUs take).
 Timings are of the search only (best of --repeat runs; faiss `add` and our upload are reported
 separately). Neighbour lists are compared with each other and with an exact float64 ranking; rows
 that differ are classified as near ties (float32 rounding: the two lists' float64 scores agree within
@@ -99,6 +101,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--binary", default="target/release/examples/evaluate")
     ap.add_argument("--custom", default="", help="n_db,n_q,dim instead of --sizes")
+    ap.add_argument("--engines", default="host,device", help="vpr-eval engines to run")
     args = ap.parse_args()
     import faiss
 
@@ -114,14 +117,15 @@ def main():
             db_p, q_p, out_p = (os.path.join(tmp, f) for f in ("db.npy", "q.npy", "ours.npy"))
             np.save(db_p, db)
             np.save(q_p, q)
-            # ours (separate process; reads the same files)
-            res = subprocess.run(
-                [args.binary, "knn", "--db", db_p, "--queries", q_p, "--k", str(args.k),
-                 "--metric", "ip", "--out", out_p, "--repeat", str(args.repeat)],
-                check=True, capture_output=True, text=True)
-            info = json.loads(res.stdout.strip().splitlines()[-1])
-            ours = np.load(out_p)
-            t_ours = info["best_search_s"]
+            # ours (separate process per engine; reads the same files)
+            ours_runs = {}
+            for engine in args.engines.split(","):
+                res = subprocess.run(
+                    [args.binary, "knn", "--db", db_p, "--queries", q_p, "--k", str(args.k),
+                     "--metric", "ip", "--engine", engine, "--out", out_p, "--repeat", str(args.repeat)],
+                    check=True, capture_output=True, text=True)
+                info = json.loads(res.stdout.strip().splitlines()[-1])
+                ours_runs[engine] = (info["best_search_s"], info["upload_s"], np.load(out_p))
             # faiss
             index = faiss.IndexFlatIP(dim)
             t = time.perf_counter()
@@ -132,20 +136,26 @@ def main():
             # numpy
             t_np, npy = best_of(lambda: numpy_topk(db, q, args.k), 1 if n_db > 200_000 else args.repeat)
             ref = exact_f64(db, q, args.k)
-            print(f"\n({label}) search time, best of {args.repeat}: vpr-eval {t_ours:.3f} s "
-                  f"(upload {info['upload_s']:.2f} s), faiss IndexFlatIP {t_faiss:.3f} s (add {t_add:.2f} s), "
-                  f"numpy {t_np:.3f} s")
-            print(f"  ratios: faiss/vpr-eval = {t_faiss / t_ours:.2f}x, numpy/vpr-eval = {t_np / t_ours:.2f}x "
-                  f"(GEMM {2 * n_db * n_q * dim / t_ours / 1e9:.0f} GFLOP/s effective for vpr-eval)")
-            for name, got in (("vpr-eval", ours), ("faiss", fa), ("numpy", npy)):
+            print(f"\n({label}) search time, best of {args.repeat}: faiss IndexFlatIP {t_faiss:.3f} s "
+                  f"(add {t_add:.2f} s), numpy {t_np:.3f} s")
+            gflop = 2 * n_db * n_q * dim / 1e9
+            for engine, (t_ours, t_up, _) in ours_runs.items():
+                print(f"  vpr-eval {engine}: {t_ours:.3f} s (index build {t_up:.2f} s), "
+                      f"{gflop / t_ours:.0f} GFLOP/s effective; faiss/ours = {t_faiss / t_ours:.2f}x, "
+                      f"numpy/ours = {t_np / t_ours:.2f}x")
+            named = [(f"vpr-eval {e}", r[2]) for e, r in ours_runs.items()]
+            for name, got in named + [("faiss", fa), ("numpy", npy)]:
                 same, tie, bad = compare(name, got, ref, db, q)
-                print(f"  {name:8s} vs exact float64 ranking: {same}/{n_q} rows identical, {tie} differ only "
+                print(f"  {name:15s} vs exact float64 ranking: {same}/{n_q} rows identical, {tie} differ only "
                       f"by near ties (< {TIE_TOL}), {bad} real disagreements")
                 failed |= bad > 0
-            same, tie, bad = compare("ours-faiss", ours, fa, db, q)
-            print(f"  vpr-eval vs faiss: {same}/{n_q} rows identical, {tie} near-tie rows, {bad} real disagreements")
-            failed |= bad > 0
-            rows.append((label, t_ours, t_faiss, t_np))
+                if name.startswith("vpr-eval"):
+                    same, tie, bad = compare("ours-faiss", got, fa, db, q)
+                    print(f"  {name:15s} vs faiss: {same}/{n_q} rows identical, {tie} near-tie rows, "
+                          f"{bad} real disagreements")
+                    failed |= bad > 0
+            for engine, (t_ours, _, _) in ours_runs.items():
+                rows.append((f"{label} ({engine})", t_ours, t_faiss, t_np))
             del db, q
     print("\n| data | vpr-eval (s) | faiss IndexFlatIP (s) | numpy (s) | faiss / ours | numpy / ours |")
     print("|---|---|---|---|---|---|")

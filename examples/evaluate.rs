@@ -8,7 +8,8 @@
 //!        [--radius 25] [--metric l2|ip] [--tokyo-splits] [--report DIR --name METHOD]
 //! cargo run --release --example evaluate -- positives --gt tokyo247.npz [--radius 25]
 //! cargo run --release --example evaluate -- knn --db db.npy --queries q.npy --k 20 [--metric ip|l2]
-//!        --out neighbours.npy [--block-rows 32768] [--repeat 3]        # timing for benches/knn_vs_faiss.py
+//!        --out neighbours.npy [--engine auto|host|device] [--block-rows 32768] [--repeat 3]
+//!        # timing for benches/knn_vs_faiss.py
 //! ```
 //! Every verb prints one JSON object on stdout (mAP as a fraction, Recall@N in percent).
 
@@ -18,8 +19,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use nightvision::eval::{
-    Descriptors, DeviceDatabase, FirstHits, Gnd, GndProtocol, GroundTruth, KnnConfig, MapResult,
-    MethodResult, Metric, Ranks, Report, compute_map, compute_map_revisited, rank_all,
+    Descriptors, FirstHits, Gnd, GndProtocol, GroundTruth, KnnConfig, KnnEngine, KnnIndex,
+    MapResult, MethodResult, Metric, Ranks, Report, compute_map, compute_map_revisited, rank_all,
     tokyo_split_recall,
 };
 use serde_json::{Value, json};
@@ -125,7 +126,7 @@ fn main() -> Result<()> {
                 progress: db.rows() > 200_000,
                 ..KnnConfig::new(metric)
             };
-            let nn = DeviceDatabase::upload(&db, cfg, &device)?.search(&q, k)?;
+            let nn = KnnIndex::build(&db, &cfg, &device)?.search(&q, k)?;
             let hits = FirstHits::from_neighbours(&nn, &positives)?;
             let recall = hits.recall(&ns, None)?;
             let split_recall = if splits {
@@ -191,6 +192,9 @@ fn main() -> Result<()> {
                 .unwrap_or(Metric::InnerProduct);
             let out_path: Option<PathBuf> = args.opt_value_from_str("--out")?;
             let block_rows: Option<usize> = args.opt_value_from_str("--block-rows")?;
+            let engine: KnnEngine = args
+                .opt_value_from_str("--engine")?
+                .unwrap_or(KnnEngine::Auto);
             let repeat: usize = args.opt_value_from_str("--repeat")?.unwrap_or(1);
             finish(args)?;
             let t = Instant::now();
@@ -198,11 +202,12 @@ fn main() -> Result<()> {
             let q = Descriptors::read_npy(&q_path)?;
             let load_s = t.elapsed().as_secs_f64();
             let mut cfg = KnnConfig::new(metric);
+            cfg.engine = engine;
             if let Some(b) = block_rows {
                 cfg.block_rows = b;
             }
             let t = Instant::now();
-            let index = DeviceDatabase::upload(&db, cfg, &device)?;
+            let index = KnnIndex::build(&db, &cfg, &device)?;
             let upload_s = t.elapsed().as_secs_f64();
             let mut times = Vec::new();
             let mut nn = None;
@@ -218,7 +223,7 @@ fn main() -> Result<()> {
             }
             json!({
                 "n_db": db.rows(), "n_queries": q.rows(), "dim": db.dim(), "k": nn.k,
-                "metric": metric, "load_s": load_s, "upload_s": upload_s,
+                "metric": metric, "engine": index.engine(), "load_s": load_s, "upload_s": upload_s,
                 "search_s": times, "best_search_s": times.iter().copied().fold(f64::INFINITY, f64::min),
             })
         }

@@ -1,4 +1,5 @@
-//! Criterion benches of the hot paths: blocked exact k-NN on the default device and cirtorch mAP.
+//! Criterion benches of the hot paths: exact k-NN (host kernel and blocked device engine) and
+//! cirtorch mAP.
 //!
 //! `cargo bench -p vpr-eval --bench knn`. Seeded synthetic inputs; the large comparison against
 //! faiss and numpy is `benches/knn_vs_faiss.py` in the workspace root.
@@ -8,7 +9,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
-use vpr_eval::{Descriptors, DeviceDatabase, KnnConfig, Metric, QueryGnd, compute_map, rank_all};
+use vpr_eval::{
+    Descriptors, DeviceDatabase, HostIndex, KnnConfig, Metric, QueryGnd, compute_map, rank_all,
+};
 
 fn random(rows: usize, dim: usize, seed: u64) -> Descriptors {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -28,9 +31,15 @@ fn knn(c: &mut Criterion) {
         for metric in [Metric::InnerProduct, Metric::L2] {
             let index = DeviceDatabase::upload(&db, KnnConfig::new(metric), &device).unwrap();
             group.bench_with_input(
-                BenchmarkId::from_parameter(format!("{n_db}x{n_q}x{dim}/{metric:?}")),
+                BenchmarkId::from_parameter(format!("device/{n_db}x{n_q}x{dim}/{metric:?}")),
                 &q,
                 |b, q| b.iter(|| black_box(index.search(q, 20).unwrap())),
+            );
+            let host = HostIndex::new(&db, metric).unwrap();
+            group.bench_with_input(
+                BenchmarkId::from_parameter(format!("host/{n_db}x{n_q}x{dim}/{metric:?}")),
+                &q,
+                |b, q| b.iter(|| black_box(host.search(q, 20).unwrap())),
             );
         }
     }

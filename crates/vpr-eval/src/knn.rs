@@ -54,11 +54,63 @@ impl std::str::FromStr for Metric {
     }
 }
 
+/// Where an exact k-NN search runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum KnnEngine {
+    /// [`KnnEngine::Host`] on burn's CPU devices (Flex, NdArray), [`KnnEngine::Device`] on every
+    /// other device (GPUs).
+    #[default]
+    Auto,
+    /// Blocked `matmul` + two-stage top-k with burn ops on the given device
+    /// ([`DeviceDatabase`]): any backend, GPUs included.
+    Device,
+    /// The packed host index with a fused score + top-k CPU kernel ([`HostIndex`](crate::HostIndex)).
+    Host,
+}
+
+impl KnnEngine {
+    /// The engine this setting means on `device`.
+    pub fn resolve(self, device: &Device) -> KnnEngine {
+        match self {
+            KnnEngine::Auto if is_host_device(device) => KnnEngine::Host,
+            KnnEngine::Auto => KnnEngine::Device,
+            other => other,
+        }
+    }
+}
+
+impl std::str::FromStr for KnnEngine {
+    type Err = EvalError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(KnnEngine::Auto),
+            "device" => Ok(KnnEngine::Device),
+            "host" | "cpu" => Ok(KnnEngine::Host),
+            other => Err(EvalError::InvalidArgument {
+                name: "engine",
+                reason: format!("{other:?} is none of \"auto\", \"device\", \"host\""),
+            }),
+        }
+    }
+}
+
+/// Whether `device` is one of burn's host (CPU) devices. burn 0.22 hides the backend enum behind
+/// its features, so a library that enables none reads the device's `Debug` name
+/// (`Device<Flex(..)>`, `Device<NdArray(..)>`, possibly inside `Autodiff(..)`).
+fn is_host_device(device: &Device) -> bool {
+    let name = format!("{device:?}");
+    name.contains("Flex") || name.contains("NdArray")
+}
+
 /// Settings of the blocked search.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnnConfig {
     /// The similarity.
     pub metric: Metric,
+    /// Where the search runs ([`exact_knn`] and [`KnnIndex`]; [`DeviceDatabase`] is always the
+    /// device engine).
+    pub engine: KnnEngine,
     /// Database rows per block (the score block is `query_batch × block_rows` floats).
     pub block_rows: usize,
     /// Rows per chunk of the two-stage top-k (`k·chunk` candidates per query and block go to the
@@ -75,6 +127,7 @@ impl Default for KnnConfig {
     fn default() -> Self {
         Self {
             metric: Metric::L2,
+            engine: KnnEngine::Auto,
             block_rows: 32_768,
             chunk: 64,
             max_block_elements: 1 << 24,
@@ -230,7 +283,7 @@ struct DbBlock {
     sq_norms: Option<Tensor<2>>,
 }
 
-fn check_db(db: &Descriptors) -> Result<()> {
+pub(crate) fn check_db(db: &Descriptors) -> Result<()> {
     if db.is_empty() {
         return Err(EvalError::Empty {
             what: "database".into(),
@@ -246,7 +299,7 @@ fn check_db(db: &Descriptors) -> Result<()> {
     Ok(())
 }
 
-fn max_sq_norm(d: &Descriptors) -> f64 {
+pub(crate) fn max_sq_norm(d: &Descriptors) -> f64 {
     d.as_slice()
         .chunks_exact(d.dim())
         .map(|r| r.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
@@ -352,7 +405,43 @@ impl DeviceDatabase {
     }
 }
 
-/// Exact k-NN: uploads `db` once, then searches (see the module docs).
+/// A database prepared for repeated exact searches by the engine [`KnnConfig::engine`] selects.
+#[derive(Debug, Clone)]
+pub enum KnnIndex {
+    /// Packed on the host ([`KnnEngine::Host`]).
+    Host(crate::HostIndex),
+    /// Uploaded to the burn device ([`KnnEngine::Device`]).
+    Device(DeviceDatabase),
+}
+
+impl KnnIndex {
+    /// Packs or uploads `db` for `config.engine` resolved on `device`.
+    pub fn build(db: &Descriptors, config: &KnnConfig, device: &Device) -> Result<Self> {
+        config.validate()?;
+        Ok(match config.engine.resolve(device) {
+            KnnEngine::Host => KnnIndex::Host(crate::HostIndex::new(db, config.metric)?),
+            _ => KnnIndex::Device(DeviceDatabase::upload(db, config.clone(), device)?),
+        })
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> KnnEngine {
+        match self {
+            KnnIndex::Host(_) => KnnEngine::Host,
+            KnnIndex::Device(_) => KnnEngine::Device,
+        }
+    }
+
+    /// The `k` nearest database rows of every query.
+    pub fn search(&self, queries: &Descriptors, k: usize) -> Result<Neighbours> {
+        match self {
+            KnnIndex::Host(index) => index.search(queries, k),
+            KnnIndex::Device(index) => index.search(queries, k),
+        }
+    }
+}
+
+/// Exact k-NN: prepares `db` once for the engine of `config` (see [`KnnEngine`]), then searches.
 ///
 /// ```
 /// use burn::tensor::Device;
@@ -369,10 +458,10 @@ pub fn exact_knn(
     config: &KnnConfig,
     device: &Device,
 ) -> Result<Neighbours> {
-    DeviceDatabase::upload(db, config.clone(), device)?.search(queries, k)
+    KnnIndex::build(db, config, device)?.search(queries, k)
 }
 
-/// Exact k-NN that uploads one database block at a time, so device memory holds a single block
+/// Exact k-NN on the device engine that uploads one database block at a time, so device memory holds a single block
 /// (for databases larger than device memory: a 1M × 2048 float database is 8 GB on the host, but
 /// only `block_rows × 2048` floats on the device).
 pub fn exact_knn_streaming(
@@ -411,9 +500,9 @@ pub fn exact_knn_streaming(
 
 /// Running top-k of one query, ordered by (score descending, index ascending).
 #[derive(Debug, Clone)]
-struct TopK {
+pub(crate) struct TopK {
     k: usize,
-    items: Vec<(f32, u32)>,
+    pub(crate) items: Vec<(f32, u32)>,
 }
 
 #[inline]
@@ -422,15 +511,25 @@ fn better(a: (f32, u32), b: (f32, u32)) -> bool {
 }
 
 impl TopK {
-    fn new(k: usize) -> Self {
+    pub(crate) fn new(k: usize) -> Self {
         Self {
             k,
             items: Vec::with_capacity(k + 1),
         }
     }
 
+    /// The score a candidate must reach (`>=`) to possibly enter: the worst kept score once the
+    /// list is full, `−∞` before.
     #[inline]
-    fn push(&mut self, score: f32, idx: u32) {
+    pub(crate) fn threshold(&self) -> f32 {
+        match self.items.last() {
+            Some(&(s, _)) if self.items.len() == self.k => s,
+            _ => f32::NEG_INFINITY,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn push(&mut self, score: f32, idx: u32) {
         let item = (score, idx);
         if self.items.len() == self.k {
             match self.items.last() {
@@ -448,18 +547,13 @@ fn data_err(op: &'static str, source: burn::tensor::DataError) -> EvalError {
     EvalError::Device { op, source }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn search_impl(
+/// Checks `k`, the queries' emptiness, dimension and score range against a database.
+pub(crate) fn check_queries(
     queries: &Descriptors,
     k: usize,
-    n_db: usize,
     dim: usize,
     db_max_sq_norm: f64,
-    config: &KnnConfig,
-    device: &Device,
-    blocks: &[(usize, usize)],
-    get_block: impl Fn(usize) -> Result<DbBlock>,
-) -> Result<Neighbours> {
+) -> Result<()> {
     if k == 0 {
         return Err(EvalError::InvalidArgument {
             name: "k",
@@ -480,7 +574,60 @@ fn search_impl(
             path: None,
         });
     }
-    check_score_range(max_sq_norm(queries), db_max_sq_norm)?;
+    check_score_range(max_sq_norm(queries), db_max_sq_norm)
+}
+
+/// Turns the per-query top-k lists (ranking scores) into [`Neighbours`] (reported scores).
+pub(crate) fn finish(
+    queries: &Descriptors,
+    tops: Vec<TopK>,
+    k_eff: usize,
+    metric: Metric,
+) -> Result<Neighbours> {
+    let nq = queries.rows();
+    let mut indices = Vec::with_capacity(nq * k_eff);
+    let mut scores = Vec::with_capacity(nq * k_eff);
+    for (qi, t) in tops.into_iter().enumerate() {
+        let q_sq: f32 = queries.row(qi).iter().map(|v| v * v).sum();
+        for (s, i) in t.items {
+            if !s.is_finite() {
+                return Err(EvalError::NonFinite {
+                    what: "similarity scores".into(),
+                    row: qi,
+                    col: i as usize,
+                    value: s as f64,
+                    path: None,
+                });
+            }
+            indices.push(i);
+            scores.push(match metric {
+                Metric::InnerProduct => s,
+                Metric::L2 => (q_sq - s).max(0.0),
+            });
+        }
+    }
+    Ok(Neighbours {
+        k: k_eff,
+        n_queries: nq,
+        indices,
+        scores,
+        metric,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn search_impl(
+    queries: &Descriptors,
+    k: usize,
+    n_db: usize,
+    dim: usize,
+    db_max_sq_norm: f64,
+    config: &KnnConfig,
+    device: &Device,
+    blocks: &[(usize, usize)],
+    get_block: impl Fn(usize) -> Result<DbBlock>,
+) -> Result<Neighbours> {
+    check_queries(queries, k, dim, db_max_sq_norm)?;
     let metric = config.metric;
     let k_eff = k.min(n_db);
     let c = config.chunk;
@@ -520,34 +667,7 @@ fn search_impl(
     }
     bar.finish_and_clear();
 
-    let mut indices = Vec::with_capacity(nq * k_eff);
-    let mut scores = Vec::with_capacity(nq * k_eff);
-    for (qi, t) in tops.into_iter().enumerate() {
-        let q_sq: f32 = queries.row(qi).iter().map(|v| v * v).sum();
-        for (s, i) in t.items {
-            if !s.is_finite() {
-                return Err(EvalError::NonFinite {
-                    what: "similarity scores".into(),
-                    row: qi,
-                    col: i as usize,
-                    value: s as f64,
-                    path: None,
-                });
-            }
-            indices.push(i);
-            scores.push(match metric {
-                Metric::InnerProduct => s,
-                Metric::L2 => (q_sq - s).max(0.0),
-            });
-        }
-    }
-    Ok(Neighbours {
-        k: k_eff,
-        n_queries: nq,
-        indices,
-        scores,
-        metric,
-    })
+    finish(queries, tops, k_eff, metric)
 }
 
 /// Scores of a query batch against one block: `[qb, len]`, larger is better.

@@ -10,8 +10,10 @@
 //!   [`Ranks`]).
 //! * **Positives** within a radius (25 m, boundary included) through an exact grid index
 //!   ([`GroundTruth::positives`]).
-//! * **Exact k-NN** (inner product / L2) in blocks on the burn device with a two-stage top-k and
-//!   index-ordered tie breaking ([`exact_knn`], [`DeviceDatabase`], [`rank_all`]).
+//! * **Exact k-NN** (inner product / L2) with index-ordered tie breaking ([`exact_knn`],
+//!   [`KnnIndex`], [`rank_all`]): in blocks on any burn device with a two-stage top-k
+//!   ([`DeviceDatabase`]), or on the CPU with a packed index and a fused score + top-k kernel
+//!   ([`HostIndex`]).
 //! * **Metrics** — Recall@N with queries without positives counted as misses (VPR-methods-evaluation,
 //!   protocols.md 2.2), cirtorch trapezoid mAP / mP@k with junk on the old protocol and the revisited
 //!   Easy / Medium / Hard protocols (protocols.md 1.6), Tokyo 24/7 day / sunset / night splits.
@@ -49,6 +51,7 @@ mod error;
 mod folder;
 mod gnd;
 mod gt;
+mod host_knn;
 mod knn;
 mod metrics;
 pub mod npy;
@@ -61,8 +64,10 @@ pub use error::{BoxError, EvalError, Result};
 pub use folder::{VprDataset, VprFolder, VprImage, VprName, images_paths_file, parse_vpr_name};
 pub use gnd::{Gnd, GndEntry, GndProtocol};
 pub use gt::{DEFAULT_RADIUS, GroundTruth, Positives, PositivesSummary};
+pub use host_knn::{DEFAULT_QUERY_BLOCK_BYTES, HostIndex, MR, NR};
 pub use knn::{
-    DeviceDatabase, KnnConfig, Metric, Neighbours, Ranks, exact_knn, exact_knn_streaming, rank_all,
+    DeviceDatabase, KnnConfig, KnnEngine, KnnIndex, Metric, Neighbours, Ranks, exact_knn,
+    exact_knn_streaming, rank_all,
 };
 pub use metrics::{
     Difficulty, FirstHits, MapResult, QueryGnd, Recall, RevisitedGnd, RevisitedResult, SplitRecall,

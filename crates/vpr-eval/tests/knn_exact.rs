@@ -1,15 +1,17 @@
-//! The blocked device search is identical to a host brute force, including ties.
+//! Both exact engines — the blocked device search and the packed host kernel — are identical to a
+//! brute force, including ties.
 //!
 //! Descriptors hold small integers, so every inner product and squared norm is exact in f32 and
 //! equal scores are real ties: the lists must match bit for bit, with ties broken by the lower
-//! database index, for any block size, chunk size and k (property over seeded cases).
+//! database index, for any block size, chunk size, query block and k (property over seeded
+//! cases).
 
 use burn::tensor::Device;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use vpr_eval::{
-    Descriptors, DeviceDatabase, EvalError, KnnConfig, Metric, exact_knn, exact_knn_streaming,
-    rank_all,
+    Descriptors, DeviceDatabase, EvalError, HostIndex, KnnConfig, KnnEngine, KnnIndex, MR, Metric,
+    exact_knn, exact_knn_streaming, rank_all,
 };
 
 fn int_matrix(rng: &mut ChaCha8Rng, rows: usize, dim: usize, range: i32) -> Descriptors {
@@ -75,14 +77,23 @@ fn blocked_search_equals_brute_force_with_ties() {
         let k = rng.random_range(1..30);
         for metric in [Metric::InnerProduct, Metric::L2] {
             let want = brute(&db, &q, k, metric);
-            for (block_rows, chunk) in [(n_db.max(1), 8), (64, 8), (50, 16), (33, 4), (1024, 64)] {
+            let settings = [(n_db.max(1), 8), (64, 8), (50, 16), (33, 4), (1024, 64)];
+            for (si, (block_rows, chunk)) in settings.into_iter().enumerate() {
                 let cfg = KnnConfig {
                     block_rows,
                     chunk,
                     max_block_elements: 4096,
+                    engine: KnnEngine::Device,
                     ..KnnConfig::new(metric)
                 };
                 let nn = exact_knn(&db, &q, k, &cfg, &device).unwrap();
+                // the host kernel, with query blocks of 1..5 tiles
+                let host = HostIndex::new(&db, metric)
+                    .unwrap()
+                    .with_query_block_bytes((si + 1) * MR * dim * 4)
+                    .search(&q, k)
+                    .unwrap();
+                assert_eq!(host, nn, "case {case} {metric:?} host vs device");
                 assert_eq!(nn.k, k.min(n_db));
                 for qi in 0..n_q {
                     let ids: Vec<u32> = want[qi].iter().map(|x| x.0).collect();
@@ -146,6 +157,7 @@ fn reused_device_database_gives_the_same_result() {
     let cfg = KnnConfig {
         block_rows: 128,
         chunk: 16,
+        engine: KnnEngine::Device,
         ..KnnConfig::new(Metric::L2)
     };
     let index = DeviceDatabase::upload(&db, cfg.clone(), &device).unwrap();
@@ -154,12 +166,62 @@ fn reused_device_database_gives_the_same_result() {
     let b = index.search(&q, 5).unwrap();
     assert_eq!(a, b);
     assert_eq!(a, exact_knn(&db, &q, 5, &cfg, &device).unwrap());
+    let host = KnnIndex::build(&db, &KnnConfig::new(Metric::L2), &device).unwrap();
+    // burn's CPU device: `Auto` picks the host kernel
+    assert_eq!(host.engine(), KnnEngine::Host);
+    assert_eq!(host.search(&q, 5).unwrap(), a);
+}
+
+/// Unit-norm float descriptors (no exact ties): the two engines agree on a database that spans
+/// several host work chunks and device blocks, with as many queries as a Tokyo 24/7 split.
+#[test]
+fn engines_agree_on_float_descriptors() {
+    let device = Device::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let unit = |rng: &mut ChaCha8Rng, rows: usize, dim: usize| {
+        let data = (0..rows * dim)
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        Descriptors::new(data, rows, dim).unwrap().l2_normalised()
+    };
+    let db = unit(&mut rng, 5003, 64);
+    let q = unit(&mut rng, 105, 64);
+    for metric in [Metric::InnerProduct, Metric::L2] {
+        let device_nn = exact_knn(
+            &db,
+            &q,
+            20,
+            &KnnConfig {
+                engine: KnnEngine::Device,
+                block_rows: 1024,
+                ..KnnConfig::new(metric)
+            },
+            &device,
+        )
+        .unwrap();
+        let host_nn = HostIndex::new(&db, metric).unwrap().search(&q, 20).unwrap();
+        assert_eq!(host_nn.indices, device_nn.indices, "{metric:?}");
+        for (a, b) in host_nn.scores.iter().zip(&device_nn.scores) {
+            // different float32 summation orders of 64 products of unit vectors
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
 }
 
 #[test]
 fn bad_inputs_are_typed_errors() {
     let device = Device::default();
-    let cfg = KnnConfig::default();
+    for engine in [KnnEngine::Device, KnnEngine::Host] {
+        bad_inputs(&device, engine);
+    }
+}
+
+fn bad_inputs(device: &Device, engine: KnnEngine) {
+    let device = device.clone();
+    let cfg = KnnConfig {
+        engine,
+        ..KnnConfig::default()
+    };
     let db = Descriptors::new(vec![1.0; 12], 4, 3).unwrap();
     let q = Descriptors::new(vec![1.0; 4], 2, 2).unwrap();
     assert!(matches!(
@@ -186,7 +248,7 @@ fn bad_inputs_are_typed_errors() {
     ));
     let zero_block = KnnConfig {
         block_rows: 0,
-        ..KnnConfig::default()
+        ..cfg.clone()
     };
     assert!(matches!(
         exact_knn(&db, &q3, 1, &zero_block, &device),
