@@ -477,6 +477,11 @@ pub struct AugmentHooks {
     pub anchors: Option<AnchorSelection>,
     /// Apply to positives.
     pub positives: bool,
+    /// Similarity Min-Max for VPR (papers.md C.3, `train_night.py`): every tuple gets an
+    /// augmented copy of its query as an extra positive, right after the query (labels
+    /// `[-1, 1, 1, 0, …]`), so the contrastive loss pulls the darkened query towards the query.
+    /// The paper says the positive is darkened; the code darkens a query copy — we follow the code.
+    pub query_copy: bool,
 }
 
 /// Which anchors are augmented.
@@ -497,6 +502,7 @@ impl std::fmt::Debug for AugmentHooks {
             )
             .field("anchors", &self.anchors)
             .field("positives", &self.positives)
+            .field("query_copy", &self.query_copy)
             .finish()
     }
 }
@@ -508,6 +514,28 @@ impl AugmentHooks {
             augmentation: Some(Arc::new(a)),
             anchors: Some(AnchorSelection::All),
             positives: true,
+            query_copy: false,
+        }
+    }
+
+    /// Hooks that leave the tuple's own images untouched and add an `a`-augmented copy of every
+    /// query as an extra positive (Similarity Min-Max, papers.md C.3).
+    pub fn query_copy(a: impl Augmentation + 'static) -> Self {
+        Self {
+            augmentation: Some(Arc::new(a)),
+            anchors: None,
+            positives: false,
+            query_copy: true,
+        }
+    }
+
+    /// The hooks that augment the query copy: every anchor, nothing else.
+    pub(crate) fn for_query_copy(&self) -> Self {
+        Self {
+            augmentation: self.augmentation.clone(),
+            anchors: Some(AnchorSelection::All),
+            positives: false,
+            query_copy: false,
         }
     }
 
@@ -750,6 +778,7 @@ mod tests {
             augmentation: Some(Arc::new(|x: Tensor<4>| x.mul_scalar(0.5))),
             anchors: Some(AnchorSelection::Hashed(TranslationSubset::default())),
             positives: false,
+            query_copy: false,
         };
         assert!(!h.applies(ImageRole::Negative, "a.jpg"));
         assert!(!h.applies(ImageRole::Positive, "a.jpg"));

@@ -421,7 +421,15 @@ impl<'a> TupleTrainer<'a> {
             log = state.log;
             last_ckpt = Some(path);
         }
-        let labels_for = |negs: usize| TupleLayout::standard_labels(1, negs);
+        let copy = self.hooks.query_copy && self.hooks.augmentation.is_some();
+        let copy_hooks = self.hooks.for_query_copy();
+        let labels_for = |negs: usize| {
+            let mut l = TupleLayout::standard_labels(1, negs);
+            if copy {
+                l.insert(1, 1);
+            }
+            l
+        };
         for epoch in start..cfg.epochs {
             let t0 = Instant::now();
             let mut rng = derived(cfg.seed, epoch as u64);
@@ -452,6 +460,21 @@ impl<'a> TupleTrainer<'a> {
                             )
                         })
                         .collect::<crate::Result<Vec<_>>>()?;
+                    let mut xs = xs;
+                    if copy {
+                        let q = prepare(
+                            &self.db.images,
+                            t.query,
+                            ImageRole::Anchor,
+                            &copy_hooks,
+                            cfg.image_size,
+                            None,
+                            cfg.normalization,
+                            &mut rng,
+                            &self.device,
+                        )?;
+                        xs.insert(1, q);
+                    }
                     let desc = forward_grouped(|x| net.forward(x), xs);
                     let labels = labels_for(t.negatives.len());
                     let loss = match &cfg.loss {

@@ -172,6 +172,7 @@ fn nan_loss_stops_with_the_last_good_checkpoint_kept() {
         })),
         anchors: Some(AnchorSelection::All),
         positives: false,
+        query_copy: false,
     };
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
@@ -362,6 +363,7 @@ fn short_real_image_run_lowers_the_contrastive_loss() {
         })),
         anchors: None,
         positives: true,
+        query_copy: false,
     };
 
     let mut net = CirNetConfig::new(BackboneConfig::MobileNetV2(MobileNetV2Config::new()))
@@ -496,4 +498,41 @@ fn cosplace_classes_from_utm_names_feed_the_sampler() {
         ),
         "{e}"
     );
+}
+
+/// Similarity Min-Max's extra positive (papers.md C.3): an identity "darkening" adds a positive
+/// pair at distance 0, which the contrastive loss scores 0 — the epoch's losses equal those of a
+/// run without the copy; a real darkening adds a positive pair at a positive distance, so every
+/// step's loss grows.
+#[test]
+fn query_copy_is_an_extra_positive() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let mut c = cfg(1);
+    c.lr = 1e-20; // Adam moves weights by ±lr: below f32 resolution, the same network throughout
+    let run = |hooks: AugmentHooks| {
+        TupleTrainer::new(c.clone(), &db, hooks, &device)
+            .unwrap()
+            .train(init.clone(), None)
+            .unwrap()
+            .log
+            .epochs[0]
+            .step_losses
+            .clone()
+    };
+    let plain = run(AugmentHooks::default());
+    let identity = run(AugmentHooks::query_copy(|x: Tensor<4>| x));
+    let dark = run(AugmentHooks::query_copy(|x: Tensor<4>| {
+        x.powf_scalar(2.0).mul_scalar(0.3)
+    }));
+    // same images through the same frozen-BN network, summed in a different batch layout
+    const SUM_ORDER_TOL: f32 = 1e-5;
+    for ((p, i), d) in plain.iter().zip(&identity).zip(&dark) {
+        assert!(
+            (p - i).abs() <= SUM_ORDER_TOL * p.abs().max(1.0),
+            "{p} vs {i}"
+        );
+        assert!(*d > p + 1e-4, "darkened copy must add loss: {d} vs {p}");
+    }
 }
