@@ -33,7 +33,9 @@ use burn::optim::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleL
 use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use nightvision_core::Normalization;
-use nightvision_core::checkpoint::{CheckpointDir, module_from_bytes, module_to_bytes, save_json};
+use nightvision_core::checkpoint::{
+    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes, save_json,
+};
 use nightvision_core::image::{resize_bilinear, resize_max_side, to_tensor};
 use nightvision_core::rng::{ChaCha8Rng, derived};
 use serde::{Deserialize, Serialize};
@@ -415,8 +417,8 @@ impl<'a> TupleTrainer<'a> {
                     reason: format!("seed {} ≠ configured {}", state.log.seed, cfg.seed),
                 });
             }
-            net = load_module_part(net, &path, "model.bpk")?;
-            optim = load_optim_part(optim, &path, "optim.bpk")?;
+            net = load_module(net, path.join("model.bpk"))?;
+            optim = load_optimizer(optim, path.join("optim.bpk"))?;
             start = state.epoch;
             log = state.log;
             last_ckpt = Some(path);
@@ -516,7 +518,7 @@ impl<'a> TupleTrainer<'a> {
             if let Some(dir) = ckpt {
                 let parts = [
                     ("model.bpk", module_to_bytes(&net)?),
-                    ("optim.bpk", optim_bytes(&optim)?),
+                    ("optim.bpk", optimizer_to_bytes(&optim)?),
                 ];
                 let state = TupleState {
                     epoch: epoch + 1,
@@ -536,36 +538,6 @@ fn rng_for_describe(seed: u64) -> ChaCha8Rng {
     derived(seed ^ 0x5eed_a4c4_0000_0000, u64::MAX)
 }
 
-fn optim_bytes(optim: &ModuleOptimizer) -> crate::Result<Vec<u8>> {
-    optim.into_bytes().map(|b| b.to_vec()).map_err(|e| {
-        MetricError::Core(nightvision_core::CoreError::Record {
-            path: PathBuf::from("<optimizer>"),
-            message: format!("{e:?}"),
-        })
-    })
-}
-
-fn load_module_part<M: Module>(m: M, dir: &std::path::Path, name: &str) -> crate::Result<M> {
-    let p = dir.join(name);
-    let bytes = std::fs::read(&p).map_err(|e| nightvision_core::CoreError::io(&p, e))?;
-    Ok(module_from_bytes(m, bytes, &p)?)
-}
-
-fn load_optim_part(
-    o: ModuleOptimizer,
-    dir: &std::path::Path,
-    name: &str,
-) -> crate::Result<ModuleOptimizer> {
-    let p = dir.join(name);
-    let bytes = std::fs::read(&p).map_err(|e| nightvision_core::CoreError::io(&p, e))?;
-    o.from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-        .map_err(|e| {
-            MetricError::Core(nightvision_core::CoreError::Record {
-                path: p.clone(),
-                message: format!("{e:?}"),
-            })
-        })
-}
 
 /// Configuration of [`CosPlaceTrainer`] (defaults: CosPlace / NocPlace `parser.py`).
 #[derive(Debug, Clone)]
@@ -760,15 +732,15 @@ impl<'a> CosPlaceTrainer<'a> {
                     reason: format!("seed {} ≠ configured {}", state.log.seed, cfg.seed),
                 });
             }
-            net = load_module_part(net, &path, "model.bpk")?;
-            model_optim = load_optim_part(model_optim, &path, "optim.bpk")?;
+            net = load_module(net, path.join("model.bpk"))?;
+            model_optim = load_optimizer(model_optim, path.join("optim.bpk"))?;
             for (g, (c, o)) in classifiers
                 .iter_mut()
                 .zip(cls_optims.iter_mut())
                 .enumerate()
             {
-                *c = load_module_part(c.clone(), &path, &format!("classifier-{g}.bpk"))?;
-                *o = load_optim_part(o.clone(), &path, &format!("classifier-optim-{g}.bpk"))?;
+                *c = load_module(c.clone(), path.join(format!("classifier-{g}.bpk")))?;
+                *o = load_optimizer(o.clone(), path.join(format!("classifier-optim-{g}.bpk")))?;
             }
             start = state.epoch;
             log = state.log;
@@ -842,11 +814,11 @@ impl<'a> CosPlaceTrainer<'a> {
             if let Some(dir) = ckpt {
                 let mut parts: Vec<(String, Vec<u8>)> = vec![
                     ("model.bpk".into(), module_to_bytes(&net)?),
-                    ("optim.bpk".into(), optim_bytes(&model_optim)?),
+                    ("optim.bpk".into(), optimizer_to_bytes(&model_optim)?),
                 ];
                 for (i, (c, o)) in classifiers.iter().zip(&cls_optims).enumerate() {
                     parts.push((format!("classifier-{i}.bpk"), module_to_bytes(c)?));
-                    parts.push((format!("classifier-optim-{i}.bpk"), optim_bytes(o)?));
+                    parts.push((format!("classifier-optim-{i}.bpk"), optimizer_to_bytes(o)?));
                 }
                 let refs: Vec<(&str, Vec<u8>)> =
                     parts.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();

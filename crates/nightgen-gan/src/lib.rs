@@ -5,6 +5,32 @@
 //! 3.1–3.2), their losses, and the training steps.
 #![warn(missing_docs)]
 
+pub mod data;
+pub mod discriminator;
 mod error;
+pub mod generator;
+pub mod init;
+pub mod losses;
+pub mod patchnce;
+pub mod pool;
+pub mod schedule;
+pub mod train;
 
+pub use discriminator::{NLayerDiscriminator, NLayerDiscriminatorConfig};
 pub use error::{GanError, Result};
+pub use generator::{
+    BlurDownsample, BlurUpsample, Layer, MIN_TRANSLATE_SIDE, NormKind, ReflectionPad2d,
+    ResnetBlock, ResnetGenerator, ResnetGeneratorConfig, translate_images,
+};
+pub use init::{InitConfig, InitKind, init_weights};
+pub use losses::{GanMode, cycle_consistency_l1, edge_consistency_l1, identity_l1, l1_loss};
+pub use patchnce::{
+    NegativeGenerator, NegativeGeneratorConfig, PatchIds, PatchMlp, PatchNceLoss,
+    PatchNceLossConfig, PatchSampleF, PatchSampleFConfig, negative_diversity_loss,
+    negative_diversity_loss_layers,
+};
+pub use pool::ImagePool;
+pub use schedule::{LambdaP2p, LinearDecay};
+pub use train::{
+    GanEpochLog, GanTrainLog, HedNGan, HedNGanConfig, HedNGanTrainer, HedNWeights, StepLosses,
+};

@@ -25,6 +25,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::optim::ModuleOptimizer;
 use burn::store::ModuleRecord;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -125,6 +126,30 @@ pub fn load_module<M: Module>(module: M, path: impl AsRef<Path>) -> Result<M> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
     module_from_bytes(module, bytes, path)
+}
+
+/// An optimiser's state (moments, step counts, keyed by parameter id) as bytes.
+pub fn optimizer_to_bytes(optim: &ModuleOptimizer) -> Result<Vec<u8>> {
+    optim
+        .into_bytes()
+        .map(|b| b.to_vec())
+        .map_err(|e| CoreError::Record {
+            path: PathBuf::from("<optimizer>"),
+            message: format!("{e:?}"),
+        })
+}
+
+/// Restores an optimiser state saved by [`optimizer_to_bytes`] from the file `path` (the
+/// optimiser must have been built with the same configuration and groups).
+pub fn load_optimizer(optim: ModuleOptimizer, path: impl AsRef<Path>) -> Result<ModuleOptimizer> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| CoreError::io(path, e))?;
+    optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| CoreError::Record {
+            path: path.to_path_buf(),
+            message: format!("{e:?}"),
+        })
 }
 
 /// Numbered training checkpoints with an atomically switched `latest.json` pointer.

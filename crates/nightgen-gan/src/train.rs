@@ -1,0 +1,484 @@
+//! HEDN-GAN training: a day→night generator with edge consistency through a jointly trained HED
+//! (Dark Side Augmentation, papers.md A.4 `SupervisedHedNGanEpoch`, `train_hedngan.yml`).
+//!
+//! Networks: the generator G (ResNet, batch norm), the PatchGAN discriminator D_Y (batch norm),
+//! a trainable *student* HED H_s and a frozen *teacher* HED H_t, both from the same BSDS500
+//! weights. Every iteration draws an unpaired batch (day `x`, night `y`, [`UnpairedBatches`]) and
+//! runs the three steps in the order of A.4:
+//!
+//! 1. **D step**: `L_D = ½·[MSE(D(y), 1) + MSE(D(G(x)).detach, 0)]`, Adam 2e-4, β (0.5, 0.999).
+//! 2. **detector step**: `L_E = hed·[L1(H_s(x), H_t(x)) + L1(H_s(G(x).detach), H_t(x))]` on logits
+//!    (the student learns to see the *day* edges in the synthetic night image), Adam 1e-6,
+//!    β (0.9, 0.999), weight decay 2e-4, HED's Caffe learning-rate / decay multipliers.
+//! 3. **G step**: `L_G = MSE(D(G(x)), 1) + edge·L1(σ H_s(G(x)), σ H_t(x))`, only G stepped.
+//!
+//! All three learning rates follow gandtr's `lambda_p2p` schedule per epoch ([`LambdaP2p`]).
+//! Images enter G in `[-1, 1]` and HED in `[0, 1]` (HED normalises inside). Every host-side random
+//! draw of iteration `i` comes from `derived(seed, i)`, so a run resumed from a checkpoint
+//! ([`CheckpointDir`]: G, D, H_s, the three optimiser states, the log) continues exactly as an
+//! uninterrupted one.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::tensor::{Device, Tensor};
+use hed_edges::{Hed, HedNLossConfig, caffe_lr_scheduler, caffe_optimizer};
+use nightvision_core::checkpoint::{
+    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes, save_json,
+};
+use nightvision_core::rng::derived;
+use serde::{Deserialize, Serialize};
+
+use crate::data::UnpairedBatches;
+use crate::discriminator::{NLayerDiscriminator, NLayerDiscriminatorConfig};
+use crate::error::{GanError, Result};
+use crate::generator::{ResnetGenerator, ResnetGeneratorConfig};
+use crate::losses::GanMode;
+use crate::schedule::LambdaP2p;
+
+/// Configuration of [`HedNGanTrainer`] (defaults: gandtr `train_hedngan.yml`, papers.md A.4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HedNGanConfig {
+    /// The adversarial objective (LSGAN).
+    pub gan_mode: GanMode,
+    /// Weight of the generator's adversarial term (1).
+    pub adversarial_weight: f64,
+    /// Weights of the student's distillation terms (`hed`, 1) and of the generator's edge
+    /// consistency (`edge`, 5).
+    pub hed_n: HedNWeights,
+    /// Adam learning rate of G and D (2e-4).
+    pub lr: f64,
+    /// Adam β₁ of G and D (0.5).
+    pub beta1: f32,
+    /// Adam learning rate of the student HED (1e-6; times the Caffe multipliers).
+    pub detector_lr: f64,
+    /// Adam weight decay of the student HED (2e-4; times the Caffe decay multipliers).
+    pub detector_weight_decay: f32,
+    /// Epoch schedule of all three learning rates (50 epochs, the last 25 decaying).
+    pub schedule: LambdaP2p,
+    /// Iterations per epoch (gandtr: 10 000 pairs / batch 10 = 1000).
+    pub iterations_per_epoch: usize,
+    /// Save a checkpoint every this many iterations (and at the end).
+    pub checkpoint_every: usize,
+    /// Seed of every host-side random draw.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// The HED^N loss weights, serialisable (see [`HedNLossConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HedNWeights {
+    /// Weight of each student distillation term (1).
+    pub hed: f64,
+    /// Weight of the generator's edge-consistency term (5).
+    pub edge: f64,
+}
+
+impl Default for HedNGanConfig {
+    fn default() -> Self {
+        Self {
+            gan_mode: GanMode::Lsgan,
+            adversarial_weight: 1.0,
+            hed_n: HedNWeights {
+                hed: 1.0,
+                edge: 5.0,
+            },
+            lr: 2e-4,
+            beta1: 0.5,
+            detector_lr: 1e-6,
+            detector_weight_decay: 2e-4,
+            schedule: LambdaP2p::gandtr(),
+            iterations_per_epoch: 1000,
+            checkpoint_every: 1000,
+            seed: 0,
+            progress: false,
+        }
+    }
+}
+
+impl HedNGanConfig {
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`GanError::Config`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.schedule.validate()?;
+        let positive = [
+            ("lr", self.lr),
+            ("detector_lr", self.detector_lr),
+            ("adversarial_weight", self.adversarial_weight),
+        ];
+        for (name, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(GanError::Config {
+                    name,
+                    reason: format!("{v} must be finite and positive"),
+                });
+            }
+        }
+        for (name, v) in [("hed", self.hed_n.hed), ("edge", self.hed_n.edge)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(GanError::Config {
+                    name,
+                    reason: format!("loss weight {v} must be finite and non-negative"),
+                });
+            }
+        }
+        if self.iterations_per_epoch == 0 || self.checkpoint_every == 0 {
+            return Err(GanError::Config {
+                name: "iterations_per_epoch / checkpoint_every",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn total_iterations(&self) -> usize {
+        self.schedule.epochs * self.iterations_per_epoch
+    }
+}
+
+/// The trained (or training) networks of HEDN-GAN.
+#[derive(Debug, Clone)]
+pub struct HedNGan {
+    /// The day→night generator G.
+    pub generator: ResnetGenerator,
+    /// The night discriminator D_Y.
+    pub discriminator: NLayerDiscriminator,
+    /// The student edge detector H_s.
+    pub student: Hed,
+}
+
+impl HedNGan {
+    /// gandtr's networks (batch norm, `kaiming_p2p`) at full size, with the student `student`
+    /// (load it from the same weights as the teacher).
+    pub fn gandtr(student: Hed, device: &Device) -> Self {
+        Self {
+            generator: ResnetGeneratorConfig::gandtr_hedngan().init(device),
+            discriminator: NLayerDiscriminatorConfig::gandtr_hedngan().init(device),
+            student,
+        }
+    }
+}
+
+/// Losses of one iteration.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepLosses {
+    /// The discriminator loss `L_D`.
+    pub discriminator: f32,
+    /// The student HED loss `L_E` (weighted).
+    pub detector: f32,
+    /// The generator's adversarial term (weighted).
+    pub generator_adversarial: f32,
+    /// The generator's edge-consistency term (weighted).
+    pub generator_edge: f32,
+}
+
+impl StepLosses {
+    fn add(&mut self, o: &StepLosses) {
+        self.discriminator += o.discriminator;
+        self.detector += o.detector;
+        self.generator_adversarial += o.generator_adversarial;
+        self.generator_edge += o.generator_edge;
+    }
+
+    fn scaled(mut self, f: f32) -> Self {
+        self.discriminator *= f;
+        self.detector *= f;
+        self.generator_adversarial *= f;
+        self.generator_edge *= f;
+        self
+    }
+
+    fn check(&self, iteration: usize, checkpoint: &Option<PathBuf>) -> Result<()> {
+        for (what, v) in [
+            ("discriminator loss", self.discriminator),
+            ("detector loss", self.detector),
+            ("generator adversarial loss", self.generator_adversarial),
+            ("generator edge loss", self.generator_edge),
+        ] {
+            if !v.is_finite() {
+                return Err(GanError::NonFinite {
+                    what,
+                    value: v,
+                    iteration,
+                    checkpoint: checkpoint.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What one epoch did (means over its iterations).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GanEpochLog {
+    /// Epoch index.
+    pub epoch: usize,
+    /// Learning-rate factor of the schedule.
+    pub lr_factor: f64,
+    /// Iterations run in this epoch.
+    pub iterations: usize,
+    /// Mean losses.
+    pub mean: StepLosses,
+    /// Wall time (s).
+    pub seconds: f64,
+}
+
+/// The log of a run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GanTrainLog {
+    /// The seed of the run.
+    pub seed: u64,
+    /// Completed (or partially completed, for the last) epochs.
+    pub epochs: Vec<GanEpochLog>,
+    /// Losses of every iteration.
+    pub iterations: Vec<StepLosses>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct HedNGanState {
+    iteration: usize,
+    log: GanTrainLog,
+}
+
+/// Trains HEDN-GAN (see the [module docs](self)).
+#[derive(Debug)]
+pub struct HedNGanTrainer<'a> {
+    cfg: HedNGanConfig,
+    data: &'a UnpairedBatches,
+    teacher: Hed,
+    device: Device,
+}
+
+impl<'a> HedNGanTrainer<'a> {
+    /// A trainer on `device` (an autodiff device, e.g. `Device::default().autodiff()`) with the
+    /// frozen `teacher`. Load the teacher and the student from the weights file separately (do
+    /// not clone a never-loaded HED: burn shares lazy parameters between clones).
+    ///
+    /// # Errors
+    /// [`GanError::Config`] for an invalid configuration, a non-autodiff device, or crops below
+    /// HED's 16-pixel minimum or not multiples of 4.
+    pub fn new(
+        cfg: HedNGanConfig,
+        data: &'a UnpairedBatches,
+        teacher: Hed,
+        device: &Device,
+    ) -> Result<Self> {
+        cfg.validate()?;
+        if !device.is_autodiff() {
+            return Err(GanError::Config {
+                name: "device",
+                reason: "training needs an autodiff device (`device.autodiff()`)".into(),
+            });
+        }
+        let size = data.crop().size;
+        if size < hed_edges::MIN_INPUT_SIDE || !size.is_multiple_of(4) {
+            return Err(GanError::Config {
+                name: "crop size",
+                reason: format!(
+                    "{size}: HEDN-GAN needs a multiple of 4 (the generator) of at least {} (HED)",
+                    hed_edges::MIN_INPUT_SIDE
+                ),
+            });
+        }
+        Ok(Self {
+            cfg,
+            data,
+            teacher: on_device(teacher, device).no_grad(),
+            device: device.clone(),
+        })
+    }
+
+    fn optimizers(&self) -> Result<[ModuleOptimizer; 3]> {
+        let adam = AdamConfig::new()
+            .with_beta_1(self.cfg.beta1)
+            .with_beta_2(0.999);
+        let detector = caffe_optimizer(
+            &AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999),
+            self.cfg.detector_weight_decay,
+        )?;
+        Ok([adam.init(), adam.init(), detector])
+    }
+
+    /// Trains `nets` for the configured epochs, resuming from `ckpt`'s latest checkpoint if there
+    /// is one.
+    ///
+    /// # Errors
+    /// Data errors (naming the file), checkpoint I/O, a resumed checkpoint of another seed, a
+    /// non-finite loss ([`GanError::NonFinite`], naming the last good checkpoint).
+    pub fn train(
+        &self,
+        nets: HedNGan,
+        ckpt: Option<&CheckpointDir>,
+    ) -> Result<(HedNGan, GanTrainLog)> {
+        let cfg = &self.cfg;
+        let d = &self.device;
+        let mut g = on_device(nets.generator, d);
+        let mut disc = on_device(nets.discriminator, d);
+        let mut student = on_device(nets.student, d);
+        let [mut opt_g, mut opt_d, mut opt_h] = self.optimizers()?;
+        let mut log = GanTrainLog {
+            seed: cfg.seed,
+            ..GanTrainLog::default()
+        };
+        let mut start = 0;
+        let mut last_ckpt: Option<PathBuf> = None;
+        if let Some(dir) = ckpt
+            && let Some((_, state, path)) = dir.latest::<HedNGanState>()?
+        {
+            if state.log.seed != cfg.seed {
+                return Err(GanError::Resume {
+                    path,
+                    reason: format!("seed {} ≠ configured {}", state.log.seed, cfg.seed),
+                });
+            }
+            g = load_module(g, path.join("generator.bpk"))?;
+            disc = load_module(disc, path.join("discriminator.bpk"))?;
+            student = load_module(student, path.join("student.bpk"))?;
+            opt_g = load_optimizer(opt_g, path.join("optim_generator.bpk"))?;
+            opt_d = load_optimizer(opt_d, path.join("optim_discriminator.bpk"))?;
+            opt_h = load_optimizer(opt_h, path.join("optim_student.bpk"))?;
+            start = state.iteration;
+            log = state.log;
+            last_ckpt = Some(path);
+        }
+        let total = cfg.total_iterations();
+        let losses = HedNLossConfig::new()
+            .with_hed(cfg.hed_n.hed)
+            .with_edge(cfg.hed_n.edge);
+        let bar = progress_bar(total as u64, start as u64, cfg.progress);
+        let mut epoch_t0 = Instant::now();
+        for it in start..total {
+            let epoch = it / cfg.iterations_per_epoch;
+            let factor = cfg.schedule.factor(epoch);
+            let mut rng = derived(cfg.seed, it as u64);
+            let (day, night) = self.data.sample(&mut rng, d)?;
+            let real_x = day.clone().mul_scalar(2.0).sub_scalar(1.0);
+            let real_y = night.mul_scalar(2.0).sub_scalar(1.0);
+            let fake_y = g.forward(real_x);
+            // the D and detector steps see the translation as a constant
+            let fake_const = fake_y.clone().detach();
+            let fake01 = fake_y.clone().add_scalar(1.0).mul_scalar(0.5);
+
+            // 1. discriminator
+            let loss_d = cfg
+                .gan_mode
+                .discriminator_loss(disc.forward(real_y), disc.forward(fake_const.clone()));
+            let grads = GradientsParams::from_grads(loss_d.backward(), &disc);
+            disc = opt_d.step(cfg.lr * factor, disc, grads);
+
+            // 2. student detector (teacher's day logits shared with the G step)
+            let teacher_day = self.teacher.forward_logits(day.clone()).detach();
+            let loss_e = losses.detector_loss_from_logits(
+                student.forward_logits(day),
+                student.forward_logits(fake_const.add_scalar(1.0).mul_scalar(0.5)),
+                teacher_day.clone(),
+            )?;
+            let grads = GradientsParams::from_grads(loss_e.backward(), &student);
+            let lrs = caffe_lr_scheduler(cfg.detector_lr * factor)?.step();
+            student = opt_h.step(lrs, student, grads);
+
+            // 3. generator
+            let adv = cfg
+                .gan_mode
+                .generator_loss(disc.forward(fake_y))
+                .mul_scalar(cfg.adversarial_weight);
+            let edge = losses.edge_loss_from_logits(student.forward_logits(fake01), teacher_day)?;
+            let step = StepLosses {
+                discriminator: scalar(&loss_d),
+                detector: scalar(&loss_e),
+                generator_adversarial: scalar(&adv),
+                generator_edge: scalar(&edge),
+            };
+            step.check(it, &last_ckpt)?;
+            let grads = GradientsParams::from_grads((adv + edge).backward(), &g);
+            g = opt_g.step(cfg.lr * factor, g, grads);
+            log.iterations.push(step);
+            bar.inc(1);
+
+            let done = it + 1;
+            let epoch_end = done % cfg.iterations_per_epoch == 0 || done == total;
+            if epoch_end {
+                let first = epoch * cfg.iterations_per_epoch;
+                let its = &log.iterations[first..done];
+                let mut mean = StepLosses::default();
+                its.iter().for_each(|s| mean.add(s));
+                let entry = GanEpochLog {
+                    epoch,
+                    lr_factor: factor,
+                    iterations: its.len(),
+                    mean: mean.scaled(1.0 / its.len() as f32),
+                    seconds: epoch_t0.elapsed().as_secs_f64(),
+                };
+                log.epochs.retain(|e| e.epoch != epoch);
+                log.epochs.push(entry);
+                epoch_t0 = Instant::now();
+            }
+            if let Some(dir) = ckpt
+                && (done % cfg.checkpoint_every == 0 || done == total)
+            {
+                let parts = [
+                    ("generator.bpk", module_to_bytes(&g)?),
+                    ("discriminator.bpk", module_to_bytes(&disc)?),
+                    ("student.bpk", module_to_bytes(&student)?),
+                    ("optim_generator.bpk", optimizer_to_bytes(&opt_g)?),
+                    ("optim_discriminator.bpk", optimizer_to_bytes(&opt_d)?),
+                    ("optim_student.bpk", optimizer_to_bytes(&opt_h)?),
+                ];
+                let state = HedNGanState {
+                    iteration: done,
+                    log: log.clone(),
+                };
+                last_ckpt = Some(dir.save(done as u64, &parts, &state)?);
+                save_json(dir.root().join("log.json"), &log)?;
+            }
+        }
+        bar.finish_and_clear();
+        Ok((
+            HedNGan {
+                generator: g,
+                discriminator: disc,
+                student,
+            },
+            log,
+        ))
+    }
+}
+
+/// The generator for inference (off the autodiff graph, BatchNorm with running statistics).
+pub fn inference_generator(generator: &ResnetGenerator) -> ResnetGenerator {
+    generator.valid()
+}
+
+/// Moves `m` to `device` unless it is already there: burn 0.22's `to_device` onto the same
+/// autodiff device records a transfer node above every parameter, and a backward through one
+/// such module then fails ("graph tape has already been consumed").
+fn on_device<M: Module>(m: M, device: &Device) -> M {
+    if m.devices().iter().all(|x| x == device) {
+        m
+    } else {
+        m.to_device(device)
+    }
+}
+
+fn scalar(t: &Tensor<1>) -> f32 {
+    t.clone().into_scalar()
+}
+
+fn progress_bar(total: u64, start: u64, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed}<{eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("HEDN-GAN");
+    bar.set_position(start);
+    bar
+}
