@@ -1,0 +1,346 @@
+//! Stage-1 training (papers.md C.2): a few steps against a tiny frozen feature extractor lower
+//! the similarity loss; a run resumed from a checkpoint continues exactly like an uninterrupted
+//! one; bad inputs and non-finite losses are errors.
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use darkening_minmax::{
+    DarkeningError, DarkeningLossConfig, DarkeningLossWeights, DarkeningNet, DarkeningNetConfig,
+    DarkeningTrainer, DarkeningTrainerConfig, StepLog, frozen,
+};
+use nightvision_core::checkpoint::CheckpointDir;
+use nightvision_core::rng::{Rng, derived};
+
+/// A frozen two-conv extractor (3 → 8 → 16 channels, stride 4 overall).
+struct Extractor {
+    c1: Conv2d,
+    c2: Conv2d,
+}
+
+impl Extractor {
+    fn new(device: &Device) -> Self {
+        let conv = |i, o| {
+            Conv2dConfig::new([i, o], [3, 3])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        Self {
+            c1: frozen(host_seeded(conv(3, 8), 100)),
+            c2: frozen(host_seeded(conv(8, 16), 101)),
+        }
+    }
+
+    fn closure(self) -> impl Fn(Tensor<4>) -> Tensor<4> {
+        move |x| self.c2.forward(relu(self.c1.forward(x)))
+    }
+}
+
+/// Seeded images of step `step`: smooth-ish random RGB in [0, 1].
+fn images(step: u64, device: &Device) -> Tensor<4> {
+    let mut rng = derived(42, step);
+    let v: Vec<f32> = (0..2 * 3 * 16 * 16).map(|_| rng.random::<f32>()).collect();
+    Tensor::from_data(TensorData::new(v, [2, 3, 16, 16]), device)
+}
+
+fn net(seed: u64, device: &Device) -> DarkeningNet {
+    host_seeded(
+        DarkeningNetConfig::new().with_channels(8).init(device),
+        seed,
+    )
+}
+
+/// Replaces every parameter with host-seeded values, `U(±1/√fan_in)` (biases `U(±0.1)`): the
+/// device generator is shared by the tests running in parallel, so `device.seed` is not enough
+/// for two identical networks.
+fn host_seeded<M: Module>(m: M, seed: u64) -> M {
+    struct Seeded(nightvision_core::rng::ChaCha8Rng);
+    impl ModuleMapper for Seeded {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let rng = &mut self.0;
+            p.map(|t| {
+                let dims = t.dims();
+                let n: usize = dims.iter().product();
+                let bound = if D == 1 {
+                    0.1
+                } else {
+                    1.0 / ((n / dims[0]) as f32).sqrt()
+                };
+                let v: Vec<f32> = (0..n)
+                    .map(|_| (rng.random::<f32>() * 2.0 - 1.0) * bound)
+                    .collect();
+                Tensor::<D>::from_data(TensorData::new(v, dims), &t.device())
+                    .set_require_grad(t.is_require_grad())
+            })
+        }
+    }
+    m.map(&mut Seeded(nightvision_core::rng::seeded(seed)))
+}
+
+/// Every parameter value of a module, in visiting order.
+fn params<M: Module>(m: &M) -> Vec<Vec<f32>> {
+    struct V(Vec<Vec<f32>>);
+    impl ModuleVisitor for V {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.push(p.val().into_data().try_into_vec_as().unwrap());
+        }
+    }
+    let mut v = V(Vec::new());
+    m.visit(&mut v);
+    v.0
+}
+
+#[test]
+fn training_steps_lower_the_similarity_loss() {
+    let device = Device::default().autodiff();
+    // L_sim alone, a fixed batch and exposure, a larger learning rate: only the minimisation of
+    // the day/dark feature similarity is at work.
+    let cfg = DarkeningTrainerConfig::new()
+        .with_lr(3e-3)
+        .with_min_exposure(0.1)
+        .with_max_exposure(0.1)
+        .with_loss(
+            DarkeningLossConfig::new().with_weights(
+                DarkeningLossWeights::new()
+                    .with_exposure(0.0)
+                    .with_colour(0.0)
+                    .with_tv(0.0)
+                    .with_flex(0.0)
+                    .with_sim(1.0),
+            ),
+        );
+    let mut t = DarkeningTrainer::new(
+        cfg,
+        net(1, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    let x = images(0, &device);
+    let logs: Vec<StepLog> = (0..12).map(|_| t.step(x.clone()).unwrap()).collect();
+    let first = logs[0].losses.sim;
+    let last = logs[11].losses.sim;
+    println!(
+        "L_sim: {:?}",
+        logs.iter().map(|l| l.losses.sim).collect::<Vec<_>>()
+    );
+    assert!(last < first - 1e-3, "L_sim {first} → {last}");
+    assert_eq!(t.steps_done(), 12);
+    assert!(logs.iter().all(|l| l.exposures == vec![0.1, 0.1]));
+}
+
+#[test]
+fn default_loss_terms_are_logged_and_weighted() {
+    let device = Device::default().autodiff();
+    let cfg = DarkeningTrainerConfig::new();
+    let weights = cfg.loss.weights.clone();
+    let mut t = DarkeningTrainer::new(
+        cfg,
+        net(2, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    let log = t.step(images(0, &device)).unwrap();
+    let l = log.losses;
+    for v in [l.sim, l.exposure, l.colour, l.tv, l.flex, l.total] {
+        assert!(v.is_finite());
+    }
+    // The total is the weighted sum of the logged terms (f32 sums of five terms).
+    let want = weights.weigh(&l);
+    assert!((f64::from(l.total) - want).abs() < 1e-5 * want.abs().max(1.0));
+    assert!(log.exposures.iter().all(|e| (0.0..0.5).contains(e)));
+    assert_eq!(log.lr, 1e-4);
+    assert!(log.grad_norm > 0.0);
+}
+
+/// Runs steps `from..to` of the seeded schedule.
+fn run(
+    t: &mut DarkeningTrainer<impl darkening_minmax::FeatureExtractor>,
+    from: u64,
+    to: u64,
+    device: &Device,
+) -> Vec<StepLog> {
+    (from..to)
+        .map(|s| t.step(images(s, device)).unwrap())
+        .collect()
+}
+
+#[test]
+fn resume_equals_continuous_training_bit_for_bit() {
+    let device = Device::default().autodiff();
+    let cfg = || {
+        DarkeningTrainerConfig::new()
+            .with_lr(1e-3)
+            .with_milestones(vec![2, 4]) // the schedule crosses a milestone after the resume
+            .with_seed(9)
+    };
+    let mut continuous = DarkeningTrainer::new(
+        cfg(),
+        net(3, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    let all = run(&mut continuous, 0, 6, &device);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path().join("run")).unwrap();
+    let mut first = DarkeningTrainer::new(
+        cfg(),
+        net(3, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    let head = run(&mut first, 0, 3, &device);
+    first.save_checkpoint(&ckpt).unwrap();
+    drop(first);
+
+    // A fresh trainer with other initial weights: everything comes from the checkpoint.
+    let mut resumed = DarkeningTrainer::new(
+        cfg(),
+        net(77, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    assert!(resumed.resume(&ckpt).unwrap());
+    assert_eq!(resumed.steps_done(), 3);
+    let tail = run(&mut resumed, 3, 6, &device);
+
+    assert_eq!(head[..], all[..3]);
+    assert_eq!(tail[..], all[3..], "logs after the resume differ");
+    // Milestones 2 and 4: step 3 runs at 1e-3 · 0.1, step 4 at 1e-3 · 0.1².
+    assert!((tail[0].lr - 1e-4).abs() < 1e-15 && (tail[1].lr - 1e-5).abs() < 1e-15);
+    assert_eq!(
+        params(continuous.net()),
+        params(resumed.net()),
+        "parameters differ"
+    );
+}
+
+#[test]
+fn train_loop_checkpoints_and_resumes() {
+    let device = Device::default().autodiff();
+    let cfg = || {
+        DarkeningTrainerConfig::new()
+            .with_iterations(5)
+            .with_checkpoint_every(2)
+            .with_seed(4)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    // Interrupted after 3 batches (the provider runs dry), then resumed to 5.
+    let mut a = DarkeningTrainer::new(
+        cfg(),
+        net(5, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    a.train(
+        |s| (s < 3).then(|| images(s, &device)),
+        Some(&ckpt),
+        |l| seen.push(l.step),
+    )
+    .unwrap();
+    assert_eq!(seen, [0, 1, 2]);
+    assert_eq!(
+        ckpt.latest::<serde::de::IgnoredAny>().unwrap().unwrap().0,
+        3
+    );
+    let mut b = DarkeningTrainer::new(
+        cfg(),
+        net(6, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    b.train(
+        |s| Some(images(s, &device)),
+        Some(&ckpt),
+        |l| seen.push(l.step),
+    )
+    .unwrap();
+    assert_eq!(seen, [3, 4]);
+    assert_eq!(b.steps_done(), 5);
+    assert_eq!(
+        ckpt.latest::<serde::de::IgnoredAny>().unwrap().unwrap().0,
+        5
+    );
+
+    // Uninterrupted, without checkpoints: the same network.
+    let mut c = DarkeningTrainer::new(
+        cfg(),
+        net(5, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    c.train(|s| Some(images(s, &device)), None, |_| {}).unwrap();
+    assert_eq!(params(b.net()), params(c.net()));
+
+    // Another seed cannot resume this run.
+    let mut d = DarkeningTrainer::new(
+        cfg().with_seed(5),
+        net(5, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    assert!(matches!(
+        d.resume(&ckpt),
+        Err(DarkeningError::Resume { .. })
+    ));
+}
+
+#[test]
+fn bad_inputs_and_non_finite_losses_are_errors() {
+    let device = Device::default().autodiff();
+    let mut t = DarkeningTrainer::new(
+        DarkeningTrainerConfig::new(),
+        net(8, &device),
+        Extractor::new(&device).closure(),
+        &device,
+    )
+    .unwrap();
+    assert!(matches!(
+        t.step(Tensor::zeros([2, 1, 16, 16], &device)),
+        Err(DarkeningError::Shape { .. })
+    ));
+    assert!(matches!(
+        t.step(Tensor::zeros([2, 3, 1, 16], &device)),
+        Err(DarkeningError::Shape { .. })
+    ));
+    let before = params(t.net());
+    let nan = Tensor::<4>::full([2, 3, 16, 16], f32::NAN, &device);
+    assert!(matches!(
+        t.step(nan),
+        Err(DarkeningError::NonFinite {
+            what: "loss",
+            step: 0,
+            ..
+        })
+    ));
+    assert_eq!(t.steps_done(), 0);
+    assert_eq!(
+        params(t.net()),
+        before,
+        "a failed step must not change the network"
+    );
+    assert!(matches!(
+        DarkeningTrainer::new(
+            DarkeningTrainerConfig::new().with_lr(-1.0),
+            net(8, &device),
+            Extractor::new(&device).closure(),
+            &device,
+        ),
+        Err(DarkeningError::Config { name: "lr", .. })
+    ));
+}
