@@ -482,6 +482,9 @@ pub struct AugmentHooks {
     /// `[-1, 1, 1, 0, …]`), so the contrastive loss pulls the darkened query towards the query.
     /// The paper says the positive is darkened; the code darkens a query copy — we follow the code.
     pub query_copy: bool,
+    /// Applied to every image after the augmentation, before normalisation (Dark Side
+    /// Augmentation, papers.md A.6: CLAHE on all images, translated or not).
+    pub post: Option<Arc<dyn Augmentation>>,
 }
 
 /// Which anchors are augmented.
@@ -503,6 +506,7 @@ impl std::fmt::Debug for AugmentHooks {
             .field("anchors", &self.anchors)
             .field("positives", &self.positives)
             .field("query_copy", &self.query_copy)
+            .field("post", &self.post.as_ref().map(|_| "<dyn Augmentation>"))
             .finish()
     }
 }
@@ -515,7 +519,14 @@ impl AugmentHooks {
             anchors: Some(AnchorSelection::All),
             positives: true,
             query_copy: false,
+            post: None,
         }
+    }
+
+    /// These hooks with `post` applied to every image after the augmentation.
+    pub fn with_post(mut self, post: impl Augmentation + 'static) -> Self {
+        self.post = Some(Arc::new(post));
+        self
     }
 
     /// Hooks that leave the tuple's own images untouched and add an `a`-augmented copy of every
@@ -526,6 +537,7 @@ impl AugmentHooks {
             anchors: None,
             positives: false,
             query_copy: true,
+            post: None,
         }
     }
 
@@ -536,6 +548,7 @@ impl AugmentHooks {
             anchors: Some(AnchorSelection::All),
             positives: false,
             query_copy: false,
+            post: self.post.clone(),
         }
     }
 
@@ -555,7 +568,8 @@ impl AugmentHooks {
         }
     }
 
-    /// Applies the augmentation to a `[1, 3, h, w]` image in `[0, 1]` if it is selected.
+    /// Applies the augmentation to a `[1, 3, h, w]` image in `[0, 1]` if it is selected, then
+    /// `post` (if any).
     pub fn apply(
         &self,
         x: Tensor<4>,
@@ -563,9 +577,13 @@ impl AugmentHooks {
         name: &str,
         rng: &mut dyn RngCore,
     ) -> Tensor<4> {
-        match (&self.augmentation, self.applies(role, name)) {
+        let x = match (&self.augmentation, self.applies(role, name)) {
             (Some(a), true) => a.augment(x, rng),
             _ => x,
+        };
+        match &self.post {
+            Some(p) => p.augment(x, rng),
+            None => x,
         }
     }
 }
@@ -779,6 +797,7 @@ mod tests {
             anchors: Some(AnchorSelection::Hashed(TranslationSubset::default())),
             positives: false,
             query_copy: false,
+            post: None,
         };
         assert!(!h.applies(ImageRole::Negative, "a.jpg"));
         assert!(!h.applies(ImageRole::Positive, "a.jpg"));

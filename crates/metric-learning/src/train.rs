@@ -538,7 +538,6 @@ fn rng_for_describe(seed: u64) -> ChaCha8Rng {
     derived(seed ^ 0x5eed_a4c4_0000_0000, u64::MAX)
 }
 
-
 /// Configuration of [`CosPlaceTrainer`] (defaults: CosPlace / NocPlace `parser.py`).
 #[derive(Debug, Clone)]
 pub struct CosPlaceTrainerConfig {

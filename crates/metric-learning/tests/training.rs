@@ -173,6 +173,7 @@ fn nan_loss_stops_with_the_last_good_checkpoint_kept() {
         anchors: Some(AnchorSelection::All),
         positives: false,
         query_copy: false,
+        post: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
@@ -364,6 +365,7 @@ fn short_real_image_run_lowers_the_contrastive_loss() {
         anchors: None,
         positives: true,
         query_copy: false,
+        post: None,
     };
 
     let mut net = CirNetConfig::new(BackboneConfig::MobileNetV2(MobileNetV2Config::new()))
@@ -535,4 +537,36 @@ fn query_copy_is_an_extra_positive() {
         );
         assert!(*d > p + 1e-4, "darkened copy must add loss: {d} vs {p}");
     }
+}
+
+/// `post` runs on every image (A.6's CLAHE): a post that poisons everything with NaN must stop
+/// training even when no image is otherwise augmented.
+#[test]
+fn post_applies_to_every_image() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let hooks = AugmentHooks::default().with_post(|x: Tensor<4>| x.mul_scalar(f32::NAN));
+    let err = TupleTrainer::new(cfg(1), &db, hooks, &device)
+        .unwrap()
+        .train(init.clone(), None);
+    assert!(err.is_err(), "a NaN post must reach the loss");
+    // and an identity post changes nothing
+    let plain = TupleTrainer::new(cfg(1), &db, AugmentHooks::default(), &device)
+        .unwrap()
+        .train(init.clone(), None)
+        .unwrap();
+    let ident = TupleTrainer::new(
+        cfg(1),
+        &db,
+        AugmentHooks::default().with_post(|x: Tensor<4>| x),
+        &device,
+    )
+    .unwrap()
+    .train(init.clone(), None)
+    .unwrap();
+    assert_eq!(
+        timeless(&plain.log).epochs[0].step_losses,
+        timeless(&ident.log).epochs[0].step_losses
+    );
 }
