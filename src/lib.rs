@@ -15,6 +15,7 @@
 //! | [`anchors`] | `anchor-mining` | random/diverse anchors, translation subset, CosPlace classes |
 //! | [`eval`] | `vpr-eval` | readers, exact k-NN, Recall@N, mAP, reports |
 //! | [`places`] | `synthetic-places` | the embedded procedural day/night world |
+//! | [`pipeline`] | (here) | the parts the three paper pipelines share |
 //!
 //! The backend is chosen by Cargo feature (`flex` by default, `wgpu`, `cuda`) and at run time by
 //! `burn::tensor::Device` (`BURN_DEVICE` overrides `Device::default()`); the model code is the same
@@ -30,3 +31,5 @@ pub use nightgen_gan as gan;
 pub use nightvision_core as core;
 pub use synthetic_places as places;
 pub use vpr_eval as eval;
+
+pub mod pipeline;

@@ -16,6 +16,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use nightvision_core::Normalization;
+use nightvision_core::clahe::{ClaheConfig, clahe_lab_f32};
 use nightvision_core::image::{Rgb32FImage, load_rgb, resize_max_side, to_tensor};
 
 use crate::error::MetricError;
@@ -166,6 +167,9 @@ pub struct ExtractConfig {
     pub scales: Vec<f64>,
     /// Input normalisation after resizing.
     pub normalization: Normalization,
+    /// CLAHE on every image after resizing, before normalisation (Dark Side Augmentation's
+    /// released models take CLAHE input, papers.md A.8).
+    pub clahe: Option<ClaheConfig>,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -176,6 +180,7 @@ impl Default for ExtractConfig {
             max_side: 1024,
             scales: vec![1.0],
             normalization: Normalization::ImageNet,
+            clahe: None,
             progress: false,
         }
     }
@@ -249,7 +254,11 @@ fn extract_iter<N: DescriptorNet + ?Sized>(
     let p = net.multiscale_power();
     let mut out = Vec::with_capacity(len);
     for img in images {
-        let x = prepare_image(&img?, cfg.max_side, cfg.normalization, device)?;
+        let img = match &cfg.clahe {
+            Some(c) => clahe_lab_f32(&resize_max_side(&img?, cfg.max_side), c)?,
+            None => img?,
+        };
+        let x = prepare_image(&img, cfg.max_side, cfg.normalization, device)?;
         let v = if cfg.scales == [1.0] {
             net.describe(x)
         } else {

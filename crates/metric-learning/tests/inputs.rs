@@ -246,3 +246,34 @@ fn bad_scales_and_images_are_rejected() {
         })
     ));
 }
+
+/// `ExtractConfig::clahe` describes the CLAHE'd image: the same descriptors as extracting images
+/// that were passed through CLAHE beforehand (sizes within `max_side`, so no resize in between).
+#[test]
+fn extraction_with_clahe_equals_clahe_then_extraction() {
+    use metric_learning::multiscale::{ExtractConfig, extract_images};
+    use nightvision_core::clahe::{ClaheConfig, clahe_lab_f32};
+    use nightvision_core::image::Rgb32FImage;
+    let device = Device::default();
+    let net = CirNetConfig::new(BackboneConfig::ResNet(
+        ResNetConfig::resnet18().with_base_width(4),
+    ))
+    .init(&device)
+    .unwrap();
+    let img = Rgb32FImage::from_fn(40, 32, |x, y| {
+        let v = 0.05 + 0.1 * ((x as f32 * 0.3).sin() * (y as f32 * 0.2).cos()).abs();
+        image::Rgb([v, v * 0.8, v * 1.2])
+    });
+    let cfg = ExtractConfig {
+        clahe: Some(ClaheConfig::default()),
+        ..ExtractConfig::default()
+    };
+    let a = extract_images(&net, std::slice::from_ref(&img), &cfg, &device).unwrap();
+    let pre = clahe_lab_f32(&img, &ClaheConfig::default()).unwrap();
+    let b = extract_images(&net, &[pre], &ExtractConfig::default(), &device).unwrap();
+    let c = extract_images(&net, &[img], &ExtractConfig::default(), &device).unwrap();
+    assert_eq!(a.to_data(), b.to_data());
+    // and CLAHE changed the descriptor of this dark image
+    let diff: f32 = (a - c).abs().max().into_scalar();
+    assert!(diff > 1e-4, "{diff}");
+}
