@@ -15,13 +15,16 @@
 //! ```text
 //! cargo run --release --example dark_side -- [--data WORLD_DIR] [--out out/dark_side]
 //!     [--gan-iterations 150] [--gan-batch 2] [--crop 64] [--gan-lr 1e-3] [--ngf 16] [--blocks 6]
-//!     [--epochs 2] [--tuples 40] [--lr 1e-5] [--image-size 160] [--no-baseline] [--seed 0]
+//!     [--norm instance|batch] [--epochs 2] [--tuples 40] [--lr 1e-5] [--image-size 160]
+//!     [--no-baseline] [--gan-only] [--seed 0]
 //! ```
 //! Without `--data` the default world is rendered into `OUT/world`. GAN and fine-tuning
 //! checkpoint into `OUT/gan` and `OUT/finetune*` and resume from there. The schedule is a CPU-sized
 //! sketch of the paper's (50 GAN epochs of 1000 iterations of batch 10 at 256², 40 fine-tuning
 //! epochs of 2000 tuples at 362 px): the generator is narrower (`--ngf 16 --blocks 6` instead of 64
-//! and 9) and its learning rate higher, so that a few minutes on two cores show the mechanism.
+//! and 9), its learning rate higher, and its normalisation instance norm by default: gandtr's
+//! HEDN-GAN uses batch norm with batches of 10, whose running statistics are not usable after a
+//! few hundred iterations of batch 2 (`--norm batch` restores it).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -35,7 +38,7 @@ use nightvision::core::clahe::ClaheConfig;
 use nightvision::eval::Report;
 use nightvision::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use nightvision::gan::{
-    HedNGan, HedNGanConfig, HedNGanTrainer, LambdaP2p, NLayerDiscriminatorConfig,
+    HedNGan, HedNGanConfig, HedNGanTrainer, LambdaP2p, NLayerDiscriminatorConfig, NormKind,
     ResnetGeneratorConfig,
 };
 use nightvision::hed::{Hed, HedConfig};
@@ -60,6 +63,8 @@ struct Args {
     lr: f64,
     image_size: usize,
     baseline: bool,
+    norm: NormKind,
+    gan_only: bool,
     seed: u64,
 }
 
@@ -81,6 +86,12 @@ fn parse() -> Result<Args> {
         lr: a.opt_value_from_str("--lr")?.unwrap_or(1e-5),
         image_size: a.opt_value_from_str("--image-size")?.unwrap_or(160),
         baseline: !a.contains("--no-baseline"),
+        norm: match a.opt_value_from_str::<_, String>("--norm")?.as_deref() {
+            None | Some("instance") => NormKind::Instance,
+            Some("batch") => NormKind::Batch,
+            Some(other) => bail!("--norm {other:?}: instance or batch"),
+        },
+        gan_only: a.contains("--gan-only"),
         seed: a.opt_value_from_str("--seed")?.unwrap_or(0),
     };
     let rest = a.finish();
@@ -129,10 +140,12 @@ fn main() -> Result<()> {
     };
     let nets = HedNGan {
         generator: ResnetGeneratorConfig::gandtr_hedngan()
+            .with_norm(args.norm)
             .with_ngf(args.ngf)
             .with_n_blocks(args.blocks)
             .init(&train_device),
         discriminator: NLayerDiscriminatorConfig::gandtr_hedngan()
+            .with_norm(args.norm)
             .with_ndf(args.ngf)
             .init(&train_device),
         student: hed(&hed_weights, &train_device)?,
@@ -172,6 +185,9 @@ fn main() -> Result<()> {
         &mut nightvision::core::rng::seeded(0),
     );
     pipeline::image_grid(&[sample, fake, clahe], args.out.join("translations.png"))?;
+    if args.gan_only {
+        return Ok(());
+    }
 
     // 2. fine-tuning with synthetic night anchors (and the baseline without)
     let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");

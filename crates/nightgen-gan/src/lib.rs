@@ -15,6 +15,8 @@ pub mod patchnce;
 pub mod pool;
 pub mod schedule;
 pub mod train;
+pub mod train_cut;
+pub mod train_cyclegan;
 
 pub use discriminator::{NLayerDiscriminator, NLayerDiscriminatorConfig};
 pub use error::{GanError, Result};
@@ -32,5 +34,10 @@ pub use patchnce::{
 pub use pool::ImagePool;
 pub use schedule::{LambdaP2p, LinearDecay};
 pub use train::{
-    GanEpochLog, GanTrainLog, HedNGan, HedNGanConfig, HedNGanTrainer, HedNWeights, StepLosses,
+    GanEpochLog, GanTrainLog, HedNGan, HedNGanConfig, HedNGanTrainer, HedNWeights, IterationLosses,
+    StepLosses,
 };
+pub use train_cut::{
+    CutConfig, CutGan, CutLosses, CutMode, CutTrainer, NegCutNets, NegativeObjective,
+};
+pub use train_cyclegan::{CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer};

@@ -34,9 +34,10 @@ use serde::{Deserialize, Serialize};
 use crate::data::UnpairedBatches;
 use crate::discriminator::{NLayerDiscriminator, NLayerDiscriminatorConfig};
 use crate::error::{GanError, Result};
+use crate::generator::Layer;
 use crate::generator::{ResnetGenerator, ResnetGeneratorConfig};
 use crate::losses::GanMode;
-use crate::schedule::LambdaP2p;
+use crate::schedule::{LambdaP2p, LinearDecay};
 
 /// Configuration of [`HedNGanTrainer`] (defaults: gandtr `train_hedngan.yml`, papers.md A.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -177,7 +178,16 @@ pub struct StepLosses {
     pub generator_edge: f32,
 }
 
-impl StepLosses {
+impl IterationLosses for StepLosses {
+    fn named(&self) -> Vec<(&'static str, f32)> {
+        vec![
+            ("discriminator loss", self.discriminator),
+            ("detector loss", self.detector),
+            ("generator adversarial loss", self.generator_adversarial),
+            ("generator edge loss", self.generator_edge),
+        ]
+    }
+
     fn add(&mut self, o: &StepLosses) {
         self.discriminator += o.discriminator;
         self.detector += o.detector;
@@ -192,30 +202,42 @@ impl StepLosses {
         self.generator_edge *= f;
         self
     }
+}
 
-    fn check(&self, iteration: usize, checkpoint: &Option<PathBuf>) -> Result<()> {
-        for (what, v) in [
-            ("discriminator loss", self.discriminator),
-            ("detector loss", self.detector),
-            ("generator adversarial loss", self.generator_adversarial),
-            ("generator edge loss", self.generator_edge),
-        ] {
-            if !v.is_finite() {
-                return Err(GanError::NonFinite {
-                    what,
-                    value: v,
-                    iteration,
-                    checkpoint: checkpoint.clone(),
-                });
-            }
+/// The losses of one training iteration of a trainer ([`StepLosses`] for HEDN-GAN,
+/// [`CycleGanLosses`](crate::train_cyclegan::CycleGanLosses),
+/// [`CutLosses`](crate::train_cut::CutLosses)); [`GanTrainLog`] keeps them and their epoch means.
+pub trait IterationLosses: Copy + Default + PartialEq {
+    /// Every loss with its name (the name is what [`GanError::NonFinite`] reports).
+    fn named(&self) -> Vec<(&'static str, f32)>;
+    /// Adds `other` loss by loss.
+    fn add(&mut self, other: &Self);
+    /// Multiplies every loss by `factor`.
+    fn scaled(self, factor: f32) -> Self;
+}
+
+/// [`GanError::NonFinite`] for the first loss of `step` that is NaN or infinite.
+pub(crate) fn check_finite<S: IterationLosses>(
+    step: &S,
+    iteration: usize,
+    checkpoint: &Option<PathBuf>,
+) -> Result<()> {
+    for (what, value) in step.named() {
+        if !value.is_finite() {
+            return Err(GanError::NonFinite {
+                what,
+                value,
+                iteration,
+                checkpoint: checkpoint.clone(),
+            });
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// What one epoch did (means over its iterations).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GanEpochLog {
+pub struct GanEpochLog<S = StepLosses> {
     /// Epoch index.
     pub epoch: usize,
     /// Learning-rate factor of the schedule.
@@ -223,26 +245,116 @@ pub struct GanEpochLog {
     /// Iterations run in this epoch.
     pub iterations: usize,
     /// Mean losses.
-    pub mean: StepLosses,
+    pub mean: S,
     /// Wall time (s).
     pub seconds: f64,
 }
 
-/// The log of a run.
+/// The log of a run (`S`: the per-iteration losses of the trainer, [`StepLosses`] for HEDN-GAN).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct GanTrainLog {
+pub struct GanTrainLog<S = StepLosses> {
     /// The seed of the run.
     pub seed: u64,
     /// Completed (or partially completed, for the last) epochs.
-    pub epochs: Vec<GanEpochLog>,
+    pub epochs: Vec<GanEpochLog<S>>,
     /// Losses of every iteration.
-    pub iterations: Vec<StepLosses>,
+    pub iterations: Vec<S>,
 }
 
+impl<S: IterationLosses> GanTrainLog<S> {
+    /// An empty log of a run with `seed`.
+    pub(crate) fn with_seed(seed: u64) -> Self {
+        Self {
+            seed,
+            epochs: Vec::new(),
+            iterations: Vec::new(),
+        }
+    }
+
+    /// Appends the losses of iteration `it` and, when it ends an epoch (or the run of `total`
+    /// iterations), replaces that epoch's entry by the means of its iterations.
+    pub(crate) fn record(
+        &mut self,
+        step: S,
+        it: usize,
+        iterations_per_epoch: usize,
+        total: usize,
+        lr_factor: f64,
+        epoch_t0: &mut Instant,
+    ) {
+        self.iterations.push(step);
+        let epoch = it / iterations_per_epoch;
+        let done = it + 1;
+        if done.is_multiple_of(iterations_per_epoch) || done == total {
+            let first = epoch * iterations_per_epoch;
+            let its = &self.iterations[first..done];
+            let mut mean = S::default();
+            its.iter().for_each(|s| mean.add(s));
+            let entry = GanEpochLog {
+                epoch,
+                lr_factor,
+                iterations: its.len(),
+                mean: mean.scaled(1.0 / its.len() as f32),
+                seconds: epoch_t0.elapsed().as_secs_f64(),
+            };
+            self.epochs.retain(|e| e.epoch != epoch);
+            self.epochs.push(entry);
+            *epoch_t0 = Instant::now();
+        }
+    }
+}
+
+/// What a trainer's `state.json` holds besides the module and optimiser files.
 #[derive(Serialize, Deserialize)]
-struct HedNGanState {
-    iteration: usize,
-    log: GanTrainLog,
+pub(crate) struct RunState<S> {
+    /// Iterations completed.
+    pub(crate) iteration: usize,
+    /// The log so far.
+    pub(crate) log: GanTrainLog<S>,
+}
+
+/// The newest checkpoint of `ckpt` (none without a folder or for a fresh one), checked to come
+/// from a run with `seed`.
+///
+/// # Errors
+/// Checkpoint I/O; [`GanError::Resume`] for another seed.
+pub(crate) fn resume_point<S: serde::de::DeserializeOwned>(
+    ckpt: Option<&CheckpointDir>,
+    seed: u64,
+) -> Result<Option<(RunState<S>, PathBuf)>> {
+    let Some(dir) = ckpt else {
+        return Ok(None);
+    };
+    let Some((_, state, path)) = dir.latest::<RunState<S>>()? else {
+        return Ok(None);
+    };
+    if state.log.seed != seed {
+        return Err(GanError::Resume {
+            path,
+            reason: format!("seed {} ≠ configured {}", state.log.seed, seed),
+        });
+    }
+    Ok(Some((state, path)))
+}
+
+/// Saves checkpoint `done` (the files `parts` and the state) and the run's `log.json`; returns
+/// the checkpoint folder.
+///
+/// # Errors
+/// Checkpoint I/O.
+pub(crate) fn save_checkpoint<S: Serialize + Clone>(
+    dir: &CheckpointDir,
+    done: usize,
+    parts: &[(&str, Vec<u8>)],
+    log: &GanTrainLog<S>,
+) -> Result<PathBuf> {
+    let state = RunState {
+        iteration: done,
+        log: log.clone(),
+    };
+    let path = dir.save(done as u64, parts, &state)?;
+    save_json(dir.root().join("log.json"), log)?;
+    Ok(path)
 }
 
 /// Trains HEDN-GAN (see the [module docs](self)).
@@ -294,11 +406,16 @@ impl<'a> HedNGanTrainer<'a> {
     }
 
     fn optimizers(&self) -> Result<[ModuleOptimizer; 3]> {
+        // PyTorch's Adam ε (1e-8; burn's default is 1e-5)
         let adam = AdamConfig::new()
             .with_beta_1(self.cfg.beta1)
-            .with_beta_2(0.999);
+            .with_beta_2(0.999)
+            .with_epsilon(1e-8);
         let detector = caffe_optimizer(
-            &AdamConfig::new().with_beta_1(0.9).with_beta_2(0.999),
+            &AdamConfig::new()
+                .with_beta_1(0.9)
+                .with_beta_2(0.999)
+                .with_epsilon(1e-8),
             self.cfg.detector_weight_decay,
         )?;
         Ok([adam.init(), adam.init(), detector])
@@ -321,21 +438,10 @@ impl<'a> HedNGanTrainer<'a> {
         let mut disc = on_device(nets.discriminator, d);
         let mut student = on_device(nets.student, d);
         let [mut opt_g, mut opt_d, mut opt_h] = self.optimizers()?;
-        let mut log = GanTrainLog {
-            seed: cfg.seed,
-            ..GanTrainLog::default()
-        };
+        let mut log = GanTrainLog::with_seed(cfg.seed);
         let mut start = 0;
         let mut last_ckpt: Option<PathBuf> = None;
-        if let Some(dir) = ckpt
-            && let Some((_, state, path)) = dir.latest::<HedNGanState>()?
-        {
-            if state.log.seed != cfg.seed {
-                return Err(GanError::Resume {
-                    path,
-                    reason: format!("seed {} ≠ configured {}", state.log.seed, cfg.seed),
-                });
-            }
+        if let Some((state, path)) = resume_point::<StepLosses>(ckpt, cfg.seed)? {
             g = load_module(g, path.join("generator.bpk"))?;
             disc = load_module(disc, path.join("discriminator.bpk"))?;
             student = load_module(student, path.join("student.bpk"))?;
@@ -350,7 +456,7 @@ impl<'a> HedNGanTrainer<'a> {
         let losses = HedNLossConfig::new()
             .with_hed(cfg.hed_n.hed)
             .with_edge(cfg.hed_n.edge);
-        let bar = progress_bar(total as u64, start as u64, cfg.progress);
+        let bar = progress_bar(total as u64, start as u64, cfg.progress, "HEDN-GAN");
         let mut epoch_t0 = Instant::now();
         for it in start..total {
             let epoch = it / cfg.iterations_per_epoch;
@@ -394,30 +500,20 @@ impl<'a> HedNGanTrainer<'a> {
                 generator_adversarial: scalar(&adv),
                 generator_edge: scalar(&edge),
             };
-            step.check(it, &last_ckpt)?;
+            check_finite(&step, it, &last_ckpt)?;
             let grads = GradientsParams::from_grads((adv + edge).backward(), &g);
             g = opt_g.step(cfg.lr * factor, g, grads);
-            log.iterations.push(step);
+            log.record(
+                step,
+                it,
+                cfg.iterations_per_epoch,
+                total,
+                factor,
+                &mut epoch_t0,
+            );
             bar.inc(1);
 
             let done = it + 1;
-            let epoch_end = done % cfg.iterations_per_epoch == 0 || done == total;
-            if epoch_end {
-                let first = epoch * cfg.iterations_per_epoch;
-                let its = &log.iterations[first..done];
-                let mut mean = StepLosses::default();
-                its.iter().for_each(|s| mean.add(s));
-                let entry = GanEpochLog {
-                    epoch,
-                    lr_factor: factor,
-                    iterations: its.len(),
-                    mean: mean.scaled(1.0 / its.len() as f32),
-                    seconds: epoch_t0.elapsed().as_secs_f64(),
-                };
-                log.epochs.retain(|e| e.epoch != epoch);
-                log.epochs.push(entry);
-                epoch_t0 = Instant::now();
-            }
             if let Some(dir) = ckpt
                 && (done % cfg.checkpoint_every == 0 || done == total)
             {
@@ -429,12 +525,7 @@ impl<'a> HedNGanTrainer<'a> {
                     ("optim_discriminator.bpk", optimizer_to_bytes(&opt_d)?),
                     ("optim_student.bpk", optimizer_to_bytes(&opt_h)?),
                 ];
-                let state = HedNGanState {
-                    iteration: done,
-                    log: log.clone(),
-                };
-                last_ckpt = Some(dir.save(done as u64, &parts, &state)?);
-                save_json(dir.root().join("log.json"), &log)?;
+                last_ckpt = Some(save_checkpoint(dir, done, &parts, &log)?);
             }
         }
         bar.finish_and_clear();
@@ -449,6 +540,68 @@ impl<'a> HedNGanTrainer<'a> {
     }
 }
 
+/// The number of epochs of a [`LinearDecay`] run (CycleGAN's `range(epoch_count, n_epochs +
+/// n_epochs_decay + 1)`): `n_epochs + n_epochs_decay + 1 − epoch_count`. Epoch `e` (0-based)
+/// trains at `factor(e)`, so the last one has `1 / (n_epochs_decay + 1)` of the base rate.
+pub(crate) fn linear_decay_epochs(schedule: &LinearDecay) -> usize {
+    (schedule.n_epochs + schedule.n_epochs_decay + 1).saturating_sub(schedule.epoch_count)
+}
+
+/// Checks a training crop side for the ResNet generator: a multiple of 4 (two stride-2 stages
+/// and back, so the output has the input's size) and at least 8 (the residual blocks' reflection
+/// padding needs 2 pixels after the two downsamplings).
+///
+/// # Errors
+/// [`GanError::Config`] naming `crop size`.
+pub(crate) fn check_generator_crop(size: usize) -> Result<()> {
+    if size < 8 || !size.is_multiple_of(4) {
+        return Err(GanError::Config {
+            name: "crop size",
+            reason: format!("{size}: the generator needs a multiple of 4 of at least 8"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `disc` yields a non-empty logit map for `side × side` inputs (walking its
+/// convolutions and blur downsamplings), so that a too-small crop is an error rather than a
+/// panic inside a convolution.
+///
+/// # Errors
+/// [`GanError::Config`] naming `crop size`.
+pub(crate) fn check_discriminator_crop(disc: &NLayerDiscriminator, side: usize) -> Result<()> {
+    let mut s = Some(side);
+    for layer in &disc.model {
+        s = s.and_then(|s| match layer {
+            Layer::Conv(c) => {
+                let (before, after) = match c.padding {
+                    burn::nn::PaddingConfig2d::Explicit(top, _, bottom, _) => (top, bottom),
+                    burn::nn::PaddingConfig2d::Valid => (0, 0),
+                    burn::nn::PaddingConfig2d::Same => return Some(s),
+                };
+                let span = c.dilation[0] * (c.kernel_size[0].max(1) - 1) + 1;
+                (s + before + after)
+                    .checked_sub(span)
+                    .map(|r| r / c.stride[0].max(1) + 1)
+            }
+            // reflection pad 1 (needs 2 pixels), then a 3×3 stride-2 blur
+            Layer::Downsample(_) => (s >= 2).then(|| (s - 1) / 2 + 1),
+            Layer::ReflectionPad(p) => (s > p.padding).then_some(s + 2 * p.padding),
+            _ => Some(s),
+        });
+        if s == Some(0) {
+            s = None;
+        }
+    }
+    match s {
+        Some(_) => Ok(()),
+        None => Err(GanError::Config {
+            name: "crop size",
+            reason: format!("{side}: too small for the discriminator (empty logit map)"),
+        }),
+    }
+}
+
 /// The generator for inference (off the autodiff graph, BatchNorm with running statistics).
 pub fn inference_generator(generator: &ResnetGenerator) -> ResnetGenerator {
     generator.valid()
@@ -457,7 +610,7 @@ pub fn inference_generator(generator: &ResnetGenerator) -> ResnetGenerator {
 /// Moves `m` to `device` unless it is already there: burn 0.22's `to_device` onto the same
 /// autodiff device records a transfer node above every parameter, and a backward through one
 /// such module then fails ("graph tape has already been consumed").
-fn on_device<M: Module>(m: M, device: &Device) -> M {
+pub(crate) fn on_device<M: Module>(m: M, device: &Device) -> M {
     if m.devices().iter().all(|x| x == device) {
         m
     } else {
@@ -465,11 +618,18 @@ fn on_device<M: Module>(m: M, device: &Device) -> M {
     }
 }
 
-fn scalar(t: &Tensor<1>) -> f32 {
+/// The value of a one-element loss on the host.
+pub(crate) fn scalar(t: &Tensor<1>) -> f32 {
     t.clone().into_scalar()
 }
 
-fn progress_bar(total: u64, start: u64, show: bool) -> indicatif::ProgressBar {
+/// A progress bar named `name` at `start` of `total` iterations (hidden unless `show`).
+pub(crate) fn progress_bar(
+    total: u64,
+    start: u64,
+    show: bool,
+    name: &'static str,
+) -> indicatif::ProgressBar {
     if !show {
         return indicatif::ProgressBar::hidden();
     }
@@ -478,7 +638,7 @@ fn progress_bar(total: u64, start: u64, show: bool) -> indicatif::ProgressBar {
         indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} [{elapsed}<{eta}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message("HEDN-GAN");
+    bar.set_message(name);
     bar.set_position(start);
     bar
 }

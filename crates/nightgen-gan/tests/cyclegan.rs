@@ -1,0 +1,269 @@
+//! CycleGAN training (papers.md A.4 "CycleGAN baseline", protocols.md 3.1): exact resume, the
+//! cycle loss decreasing, learning on a toy day/night task, typed configuration errors.
+
+use burn::module::Module;
+use burn::tensor::Device;
+use metric_learning::data::ImageSource;
+use nightgen_gan::data::{ScaleCrop, UnpairedBatches};
+use nightgen_gan::schedule::LinearDecay;
+use nightgen_gan::{
+    CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer, GanError, GanTrainLog,
+    NLayerDiscriminatorConfig, ResnetGenerator, ResnetGeneratorConfig, translate_images,
+};
+use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
+use nightvision_core::image::Rgb32FImage;
+
+/// Day: bright textured images; night: the same kind of textures, dark and bluish.
+fn domains() -> (ImageSource, ImageSource) {
+    let tex = |k: u32, gain: f32, blue: f32| {
+        Rgb32FImage::from_fn(40, 36, move |x, y| {
+            let v = 0.5 + 0.5 * ((x as f32 * 0.4 + k as f32).sin() * (y as f32 * 0.3).cos());
+            image::Rgb([v * gain, v * gain, (v * gain + blue).min(1.0)])
+        })
+    };
+    let day = (0..4).map(|k| tex(k, 0.9, 0.0)).collect();
+    let night = (0..4).map(|k| tex(k + 7, 0.15, 0.1)).collect();
+    (ImageSource::memory(day), ImageSource::memory(night))
+}
+
+fn data(batch: usize) -> UnpairedBatches {
+    let (day, night) = domains();
+    UnpairedBatches::new(
+        day,
+        night,
+        ScaleCrop {
+            size: 32,
+            min_scale: 0.8,
+        },
+        batch,
+    )
+    .unwrap()
+}
+
+/// gandtr's networks at toy size: ngf 4, one residual block, ndf 4, two PatchGAN layers.
+fn tiny_nets(device: &Device) -> CycleGan {
+    CycleGan::with_configs(
+        ResnetGeneratorConfig::gandtr_cyclegan()
+            .with_ngf(4)
+            .with_n_blocks(1),
+        NLayerDiscriminatorConfig::new()
+            .with_ndf(4)
+            .with_n_layers(2),
+        device,
+    )
+}
+
+/// `epochs` epochs (one of them decaying) of `iterations_per_epoch`, a pool of 3 so that the
+/// pool is full and swapping within a few iterations.
+fn cfg(epochs: usize, iterations_per_epoch: usize) -> CycleGanConfig {
+    CycleGanConfig {
+        schedule: LinearDecay::new(epochs - 1, 1),
+        iterations_per_epoch,
+        checkpoint_every: iterations_per_epoch,
+        pool_size: 3,
+        seed: 11,
+        ..CycleGanConfig::gandtr()
+    }
+}
+
+fn weights(n: &CycleGan) -> Vec<Vec<u8>> {
+    vec![
+        module_to_bytes(&n.day_to_night).unwrap(),
+        module_to_bytes(&n.night_to_day).unwrap(),
+        module_to_bytes(&n.night_discriminator).unwrap(),
+        module_to_bytes(&n.day_discriminator).unwrap(),
+    ]
+}
+
+fn strip(mut l: GanTrainLog<CycleGanLosses>) -> GanTrainLog<CycleGanLosses> {
+    l.epochs.iter_mut().for_each(|e| e.seconds = 0.0);
+    l
+}
+
+#[test]
+fn resumed_run_equals_uninterrupted_run() {
+    let device = Device::default().autodiff();
+    let data = data(1);
+    let init = tiny_nets(&device);
+    // identity on, so that every loss term is exercised
+    let c = CycleGanConfig {
+        lambda_identity: 0.5,
+        ..cfg(2, 3)
+    };
+
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight_ckpt = CheckpointDir::new(straight_dir.path()).unwrap();
+    let (straight, straight_log) = CycleGanTrainer::new(c.clone(), &data, &device)
+        .unwrap()
+        .train(init.clone(), Some(&straight_ckpt))
+        .unwrap();
+
+    // A run killed after its first checkpoint: train, then drop the final checkpoint so that the
+    // newest one left is the epoch-1 checkpoint (CheckpointDir keeps the previous one). The pool
+    // of 3 is full at iteration 3, so iterations 4–6 swap pooled images restored from disk.
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    let trainer = CycleGanTrainer::new(c.clone(), &data, &device).unwrap();
+    let _ = trainer.train(init.clone(), Some(&ckpt)).unwrap();
+    let latest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("latest.json")).unwrap()).unwrap();
+    assert_eq!(latest["step"], 6);
+    assert!(dir.path().join("step-000003/pool_night.bin").exists());
+    std::fs::remove_dir_all(dir.path().join("step-000006")).unwrap();
+    std::fs::write(
+        dir.path().join("latest.json"),
+        r#"{"step":3,"dir":"step-000003"}"#,
+    )
+    .unwrap();
+    let (resumed, resumed_log) = CycleGanTrainer::new(c, &data, &device)
+        .unwrap()
+        .train(init, Some(&ckpt))
+        .unwrap();
+
+    assert_eq!(straight_log.iterations.len(), 6);
+    assert!(straight_log.iterations.iter().all(|s| s.identity > 0.0));
+    assert_eq!(strip(resumed_log), strip(straight_log));
+    for (a, b) in weights(&straight).into_iter().zip(weights(&resumed)) {
+        assert!(a == b, "weights differ after resuming");
+    }
+}
+
+/// λ = 10 makes the cycle term dominate the generators' objective, so it must fall: the mean
+/// over the last 5 of 30 iterations must be below 80 % of the mean over the first 5 (measured:
+/// 12.8 → 8.8, 69 %; the sequence falls almost monotonically).
+#[test]
+fn cycle_loss_decreases() {
+    let device = Device::default().autodiff();
+    let data = data(1);
+    let mut c = cfg(1, 30);
+    c.schedule = LinearDecay::new(1, 0);
+    c.lr = 2e-3;
+    let (_, log) = CycleGanTrainer::new(c, &data, &device)
+        .unwrap()
+        .train(tiny_nets(&device), None)
+        .unwrap();
+    let cycle = |s: &CycleGanLosses| s.cycle_day + s.cycle_night;
+    let first: f32 = log.iterations[..5].iter().map(cycle).sum::<f32>() / 5.0;
+    let last: f32 = log.iterations[25..].iter().map(cycle).sum::<f32>() / 5.0;
+    assert!(last < 0.8 * first, "cycle loss {first} → {last}");
+    assert_eq!(log.epochs.len(), 1);
+    assert_eq!(log.epochs[0].iterations, 30);
+}
+
+/// The day→night generator must learn to output dark images: its adversarial term pulls the
+/// output towards the night domain's mean brightness (≈ 0.1) while the cycle term keeps the
+/// texture recoverable.
+#[test]
+fn day_to_night_learns_to_darken() {
+    let device = Device::default().autodiff();
+    let data = data(2);
+    let mut c = cfg(1, 40);
+    c.schedule = LinearDecay::new(1, 0);
+    c.lr = 2e-3;
+    let probe = nightvision_core::image::to_tensor(
+        &[Rgb32FImage::from_fn(32, 32, |x, y| {
+            let v = 0.5 + 0.5 * ((x as f32 * 0.4).sin() * (y as f32 * 0.3).cos());
+            image::Rgb([0.9 * v, 0.9 * v, 0.9 * v])
+        })],
+        &Device::default(),
+    )
+    .unwrap();
+    let brightness = |g: &ResnetGenerator| -> f32 {
+        translate_images(g, probe.clone())
+            .unwrap()
+            .mean()
+            .into_scalar()
+    };
+    let init = tiny_nets(&device);
+    let before = brightness(&init.day_to_night.valid());
+    let (trained, _) = CycleGanTrainer::new(c, &data, &device)
+        .unwrap()
+        .train(init, None)
+        .unwrap();
+    let after = brightness(&trained.day_to_night.valid());
+    println!("brightness {before} → {after}");
+    assert!(before > 0.3, "untrained output mean {before}");
+    assert!(after < 0.2, "trained output mean {after} (before {before})");
+}
+
+#[test]
+fn bad_settings_are_typed_errors() {
+    let device = Device::default().autodiff();
+    let (day, night) = domains();
+    let odd = UnpairedBatches::new(
+        day,
+        night,
+        ScaleCrop {
+            size: 30,
+            min_scale: 0.8,
+        },
+        1,
+    )
+    .unwrap();
+    assert!(matches!(
+        CycleGanTrainer::new(CycleGanConfig::default(), &odd, &device),
+        Err(GanError::Config {
+            name: "crop size",
+            ..
+        })
+    ));
+    let ok = data(1);
+    assert!(matches!(
+        CycleGanTrainer::new(CycleGanConfig::default(), &ok, &Device::default()),
+        Err(GanError::Config { name: "device", .. })
+    ));
+    for (bad, field) in [
+        (
+            CycleGanConfig {
+                lr: f64::NAN,
+                ..CycleGanConfig::default()
+            },
+            "lr",
+        ),
+        (
+            CycleGanConfig {
+                lambda_identity: -0.5,
+                ..CycleGanConfig::cyclegan()
+            },
+            "lambda_identity",
+        ),
+        (
+            CycleGanConfig {
+                schedule: LinearDecay::new(0, 0).with_epoch_count(1),
+                ..CycleGanConfig::default()
+            },
+            "schedule",
+        ),
+    ] {
+        match CycleGanTrainer::new(bad, &ok, &device) {
+            Err(GanError::Config { name, .. }) => assert_eq!(name, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    // The default 70×70 PatchGAN (three stride-2 stages) has an empty output map on 16×16
+    // crops: an error before training, not a panic inside a convolution.
+    let (day, night) = domains();
+    let small = UnpairedBatches::new(
+        day,
+        night,
+        ScaleCrop {
+            size: 16,
+            min_scale: 0.8,
+        },
+        1,
+    )
+    .unwrap();
+    let nets = CycleGan::with_configs(
+        ResnetGeneratorConfig::new().with_ngf(2).with_n_blocks(1),
+        NLayerDiscriminatorConfig::new().with_ndf(2),
+        &device,
+    );
+    let trainer = CycleGanTrainer::new(cfg(1, 1), &small, &device).unwrap();
+    assert!(matches!(
+        trainer.train(nets, None),
+        Err(GanError::Config {
+            name: "crop size",
+            ..
+        })
+    ));
+}
