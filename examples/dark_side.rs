@@ -15,7 +15,7 @@
 //! ```text
 //! cargo run --release --example dark_side -- [--data WORLD_DIR] [--out out/dark_side]
 //!     [--gan-iterations 150] [--gan-batch 2] [--crop 64] [--gan-lr 1e-3] [--ngf 16] [--blocks 6]
-//!     [--norm instance|batch] [--epochs 2] [--tuples 40] [--lr 1e-5] [--image-size 160]
+//!     [--norm instance|batch] [--init normal|gandtr] [--epochs 2] [--tuples 40] [--lr 1e-5] [--image-size 160]
 //!     [--no-baseline] [--gan-only] [--seed 0]
 //! ```
 //! Without `--data` the default world is rendered into `OUT/world`. GAN and fine-tuning
@@ -24,7 +24,9 @@
 //! epochs of 2000 tuples at 362 px): the generator is narrower (`--ngf 16 --blocks 6` instead of 64
 //! and 9), its learning rate higher, and its normalisation instance norm by default: gandtr's
 //! HEDN-GAN uses batch norm with batches of 10, whose running statistics are not usable after a
-//! few hundred iterations of batch 2 (`--norm batch` restores it).
+//! few hundred iterations of batch 2 (`--norm batch` restores it); and the initialisation is
+//! CycleGAN's N(0, 0.02), whose near-grey start a short run can learn from, instead of mdir's
+//! Kaiming (`--init gandtr`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -38,8 +40,8 @@ use nightvision::core::clahe::ClaheConfig;
 use nightvision::eval::Report;
 use nightvision::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use nightvision::gan::{
-    HedNGan, HedNGanConfig, HedNGanTrainer, LambdaP2p, NLayerDiscriminatorConfig, NormKind,
-    ResnetGeneratorConfig,
+    HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, NLayerDiscriminatorConfig,
+    NormKind, ResnetGeneratorConfig,
 };
 use nightvision::hed::{Hed, HedConfig};
 use nightvision::metric::data::{
@@ -64,6 +66,7 @@ struct Args {
     image_size: usize,
     baseline: bool,
     norm: NormKind,
+    init: InitConfig,
     gan_only: bool,
     seed: u64,
 }
@@ -90,6 +93,11 @@ fn parse() -> Result<Args> {
             None | Some("instance") => NormKind::Instance,
             Some("batch") => NormKind::Batch,
             Some(other) => bail!("--norm {other:?}: instance or batch"),
+        },
+        init: match a.opt_value_from_str::<_, String>("--init")?.as_deref() {
+            None | Some("normal") => InitConfig::cyclegan(),
+            Some("gandtr") => InitConfig::gandtr_kaiming(),
+            Some(other) => bail!("--init {other:?}: normal or gandtr"),
         },
         gan_only: a.contains("--gan-only"),
         seed: a.opt_value_from_str("--seed")?.unwrap_or(0),
@@ -141,11 +149,13 @@ fn main() -> Result<()> {
     let nets = HedNGan {
         generator: ResnetGeneratorConfig::gandtr_hedngan()
             .with_norm(args.norm)
+            .with_init_scheme(args.init)
             .with_ngf(args.ngf)
             .with_n_blocks(args.blocks)
             .init(&train_device),
         discriminator: NLayerDiscriminatorConfig::gandtr_hedngan()
             .with_norm(args.norm)
+            .with_init_scheme(args.init)
             .with_ndf(args.ngf)
             .init(&train_device),
         student: hed(&hed_weights, &train_device)?,

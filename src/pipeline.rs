@@ -30,7 +30,7 @@ use crate::eval::{
 };
 use crate::gan::{ResnetGenerator, translate_images};
 use crate::metric::data::Augmentation;
-use crate::metric::multiscale::{ExtractConfig, extract_files};
+use crate::metric::multiscale::{DescriptorNet, ExtractConfig, extract_files};
 use crate::metric::{Backbone, BackboneConfig, CirNet, CirNetConfig};
 
 /// Errors of the pipelines: those of every crate, and missing real weights.
@@ -136,8 +136,8 @@ pub fn mobilenet_v2_gem(device: &Device) -> Result<CirNet> {
 }
 
 /// Descriptors of image files (single scale unless `cfg` says otherwise) as host [`Descriptors`].
-pub fn describe(
-    net: &CirNet,
+pub fn describe<N: DescriptorNet + ?Sized>(
+    net: &N,
     paths: &[PathBuf],
     cfg: &ExtractConfig,
     device: &Device,
@@ -157,8 +157,8 @@ pub fn describe(
 /// Recall@`ns` at 25 m of the day queries (`queries/`) and the night queries (`queries_night/`)
 /// against the day database of a VPR folder (`…/images/test`), one [`MethodResult`] each, named
 /// `"{label}, day queries"` / `"{label}, night queries"`. The database is described once.
-pub fn day_night_recall(
-    net: &CirNet,
+pub fn day_night_recall<N: DescriptorNet + ?Sized>(
+    net: &N,
     vpr_root: &Path,
     ns: &[usize],
     label: &str,
@@ -215,6 +215,21 @@ impl Translator {
             generator: Mutex::new(generator.valid().fork(device)),
             device: device.clone(),
         }
+    }
+
+    /// Translates image files into memory (NocPlace translates a whole day dataset once, B.1),
+    /// keeping their names.
+    ///
+    /// # Errors
+    /// Image decoding errors naming the file; [`PipelineError::Gan`] for images below 5 px.
+    pub fn translate_files(&self, paths: &[PathBuf]) -> Result<Vec<Rgb32FImage>> {
+        let mut out = Vec::with_capacity(paths.len());
+        for p in paths {
+            let img = crate::core::image::load_rgb(p)?;
+            let x = to_tensor(std::slice::from_ref(&img), &self.device)?;
+            out.extend(to_images(self.translate(x)?));
+        }
+        Ok(out)
     }
 
     /// Translates `[B, 3, H, W]` images in `[0, 1]` (any size ≥ 5 px) on the translator's device.
