@@ -14,7 +14,7 @@
 //!
 //! ```text
 //! cargo run --release --example dark_side -- [--data WORLD_DIR] [--out out/dark_side]
-//!     [--gan-iterations 150] [--gan-batch 2] [--crop 64] [--gan-lr 1e-3] [--ngf 16] [--blocks 6]
+//!     [--gan-iterations 150] [--gan-batch 2] [--crop 64] [--gan-lr 5e-4] [--ngf 16] [--blocks 6]
 //!     [--norm instance|batch] [--init normal|gandtr] [--epochs 2] [--tuples 40] [--lr 1e-5] [--image-size 160]
 //!     [--no-baseline] [--gan-only] [--seed 0]
 //! ```
@@ -48,7 +48,7 @@ use nightvision::metric::data::{
     AnchorSelection, AugmentHooks, ImageSource, MiningConfig, TupleDatabase,
 };
 use nightvision::metric::multiscale::ExtractConfig;
-use nightvision::metric::train::{TupleTrainer, TupleTrainerConfig};
+use nightvision::metric::train::TupleTrainerConfig;
 use nightvision::pipeline::{self, Clahe, Translator};
 
 struct Args {
@@ -81,7 +81,7 @@ fn parse() -> Result<Args> {
         gan_iterations: a.opt_value_from_str("--gan-iterations")?.unwrap_or(150),
         gan_batch: a.opt_value_from_str("--gan-batch")?.unwrap_or(2),
         crop: a.opt_value_from_str("--crop")?.unwrap_or(64),
-        gan_lr: a.opt_value_from_str("--gan-lr")?.unwrap_or(1e-3),
+        gan_lr: a.opt_value_from_str("--gan-lr")?.unwrap_or(5e-4),
         ngf: a.opt_value_from_str("--ngf")?.unwrap_or(16),
         blocks: a.opt_value_from_str("--blocks")?.unwrap_or(6),
         epochs: a.opt_value_from_str("--epochs")?.unwrap_or(2),
@@ -242,23 +242,13 @@ fn main() -> Result<()> {
             progress: true,
             ..TupleTrainerConfig::default()
         };
-        let t = Instant::now();
-        let trained = TupleTrainer::new(cfg, &db, hooks, &device)?.train(
-            pipeline::mobilenet_v2_gem(&device)?,
-            Some(&CheckpointDir::new(args.out.join(dir))?),
-        )?;
-        let losses: Vec<String> = trained
-            .log
-            .epochs
-            .iter()
-            .map(|e| format!("{:.4}", e.mean_loss))
-            .collect();
-        println!(
-            "fine-tuning ({dir}): mean loss per epoch [{}] in {:.0} s",
-            losses.join(", "),
-            t.elapsed().as_secs_f64()
-        );
-        Ok(trained.net.valid())
+        Ok(pipeline::finetune_gem(
+            &db,
+            hooks,
+            cfg,
+            &args.out.join(dir),
+            &device,
+        )?)
     };
     if args.baseline {
         let net = finetune(
@@ -296,10 +286,7 @@ fn main() -> Result<()> {
         "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
         methods,
     );
-    report.write_json(args.out.join("report.json"))?;
-    std::fs::write(args.out.join("report.md"), report.to_markdown())?;
-    report.plot_recall(args.out.join("recall.png"), 900, 520)?;
-    println!("{}", report.to_markdown());
+    pipeline::write_report(&report, &args.out)?;
     println!(
         "dark_side done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png,gan/log.json}}",
         t0.elapsed().as_secs_f64(),

@@ -384,10 +384,7 @@ fn main() -> Result<()> {
         "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
         methods,
     );
-    report.write_json(args.out.join("report.json"))?;
-    std::fs::write(args.out.join("report.md"), report.to_markdown())?;
-    report.plot_recall(args.out.join("recall.png"), 900, 520)?;
-    println!("{}", report.to_markdown());
+    pipeline::write_report(&report, &args.out)?;
     println!(
         "nocplace done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png}}",
         t0.elapsed().as_secs_f64(),

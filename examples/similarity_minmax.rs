@@ -36,7 +36,7 @@ use nightvision::eval::Report;
 use nightvision::gan::data::{ScaleCrop, image_files};
 use nightvision::metric::data::{AugmentHooks, MiningConfig, TupleDatabase};
 use nightvision::metric::multiscale::ExtractConfig;
-use nightvision::metric::train::{TupleLoss, TupleTrainer, TupleTrainerConfig};
+use nightvision::metric::train::{TupleLoss, TupleTrainerConfig};
 use nightvision::metric::{CirNet, ContrastiveLossConfig};
 use nightvision::pipeline::{self, Darkening};
 
@@ -210,23 +210,13 @@ fn main() -> Result<()> {
             progress: true,
             ..TupleTrainerConfig::default()
         };
-        let t = Instant::now();
-        let trained = TupleTrainer::new(cfg, &db, hooks, &device)?.train(
-            pipeline::mobilenet_v2_gem(&device)?,
-            Some(&CheckpointDir::new(args.out.join(dir))?),
-        )?;
-        let losses: Vec<String> = trained
-            .log
-            .epochs
-            .iter()
-            .map(|e| format!("{:.4}", e.mean_loss))
-            .collect();
-        println!(
-            "fine-tuning ({dir}): mean loss per epoch [{}] in {:.0} s",
-            losses.join(", "),
-            t.elapsed().as_secs_f64()
-        );
-        Ok(trained.net.valid())
+        Ok(pipeline::finetune_gem(
+            &db,
+            hooks,
+            cfg,
+            &args.out.join(dir),
+            &device,
+        )?)
     };
     if args.baseline {
         let net = finetune(AugmentHooks::default(), "finetune-baseline")?;
@@ -254,10 +244,7 @@ fn main() -> Result<()> {
         "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
         methods,
     );
-    report.write_json(args.out.join("report.json"))?;
-    std::fs::write(args.out.join("report.md"), report.to_markdown())?;
-    report.plot_recall(args.out.join("recall.png"), 900, 520)?;
-    println!("{}", report.to_markdown());
+    pipeline::write_report(&report, &args.out)?;
     println!(
         "similarity_minmax done in {:.0} s → {}/{{report.json,report.md,recall.png,darkened.png,darkening/log.json}}",
         t0.elapsed().as_secs_f64(),

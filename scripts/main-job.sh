@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
-# The README's main job, on the embedded default data: render the synthetic day/night world
-# (synthetic-places, default configuration) into out/synthetic-places in the real datasets'
-# formats, then measure the night gap with a real pretrained backbone — MobileNetV2-GeM with the
-# real torchvision ImageNet weights — as Recall@1/5/10 of day and of night queries against the
-# day database (report.json, report.md, recall.png, contact-sheet.png in the same folder).
+# The README's main job, on the embedded default data:
+# 1. render the synthetic day/night world (synthetic-places, default configuration) into
+#    out/synthetic-places in the real datasets' formats and measure its night gap with a real
+#    pretrained backbone (MobileNetV2-GeM, real torchvision ImageNet weights): Recall@1/5/10 of day
+#    and night queries against the day database (report.json, report.md, recall.png,
+#    contact-sheet.png in the same folder);
+# 2. run the three papers' pipelines on that world, on CPU-sized schedules (shorter than the
+#    examples' defaults so that the whole job takes about ten minutes on two cores):
+#    out/dark_side, out/nocplace, out/similarity_minmax (report.json, report.md, recall.png and
+#    pictures of the synthetic night each); out/summary.md collects the four tables.
 # The real weights come from the real-data cache, filled here if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${NIGHTVISION_DATA:-$HOME/.cache/nightvision/real}"
 [[ -f "$DATA/MANIFEST.txt" ]] || bash ../shared/fetch-real-data.sh
-OUT="${1:-out/synthetic-places}"
-cargo run --example synthetic_places -- --out "$OUT" --overwrite --no-progress \
-  --contact-sheet "$OUT/contact-sheet.png" --report
+ROOT="${1:-out}"
+WORLD="$ROOT/synthetic-places"
+cargo run --example synthetic_places -- --out "$WORLD" --overwrite --no-progress \
+  --contact-sheet "$WORLD/contact-sheet.png" --report
+# pipelines restart from scratch (their checkpoints would otherwise resume a finished run)
+rm -rf "$ROOT/dark_side" "$ROOT/nocplace" "$ROOT/similarity_minmax"
+cargo run --example dark_side -- --data "$WORLD" --out "$ROOT/dark_side" \
+  --gan-iterations 100 --tuples 30 --epochs 1
+cargo run --example nocplace -- --data "$WORLD" --out "$ROOT/nocplace" \
+  --gan-iterations 100 --day-iterations 20 --night-iterations 20
+cargo run --example similarity_minmax -- --data "$WORLD" --out "$ROOT/similarity_minmax" \
+  --d-iterations 60 --tuples 30 --epochs 1
+{
+  echo "# nightvision main job"
+  for r in "$WORLD" "$ROOT/dark_side" "$ROOT/nocplace" "$ROOT/similarity_minmax"; do
+    echo
+    cat "$r/report.md"
+  done
+} > "$ROOT/summary.md"
+cat "$ROOT/summary.md"

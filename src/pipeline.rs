@@ -22,15 +22,18 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::RngCore;
 
+use crate::core::checkpoint::CheckpointDir;
 use crate::core::clahe::{ClaheConfig, clahe_lab_f32};
 use crate::core::image::{Rgb32FImage, f32_to_rgb8, save_rgb8, to_images, to_tensor};
 use crate::darkening::DarkView;
 use crate::eval::{
-    Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric, VprDataset, exact_knn,
+    Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric, Report, VprDataset,
+    exact_knn,
 };
 use crate::gan::{ResnetGenerator, translate_images};
-use crate::metric::data::Augmentation;
+use crate::metric::data::{AugmentHooks, Augmentation, TupleDatabase};
 use crate::metric::multiscale::{DescriptorNet, ExtractConfig, extract_files};
+use crate::metric::train::{TupleTrainer, TupleTrainerConfig};
 use crate::metric::{Backbone, BackboneConfig, CirNet, CirNetConfig};
 
 /// Errors of the pipelines: those of every crate, and missing real weights.
@@ -193,6 +196,51 @@ pub fn day_night_recall<N: DescriptorNet + ?Sized>(
         });
     }
     Ok(out)
+}
+
+/// Writes `report.json`, `report.md` and `recall.png` into `out` and prints the Markdown table.
+///
+/// # Errors
+/// I/O and plotting errors naming the file.
+pub fn write_report(report: &Report, out: &Path) -> Result<()> {
+    report.write_json(out.join("report.json"))?;
+    let md = report.to_markdown();
+    std::fs::write(out.join("report.md"), &md)
+        .map_err(|e| crate::core::CoreError::io(out.join("report.md"), e))?;
+    report.plot_recall(out.join("recall.png"), 900, 520)?;
+    println!("{md}");
+    Ok(())
+}
+
+/// Fine-tunes [`mobilenet_v2_gem`] with cirtorch tuples (the metric-learning stage of Dark Side
+/// Augmentation and of Similarity Min-Max), checkpointing into (and resuming from) `ckpt`, and
+/// prints the mean loss of every epoch. Returns the network in inference mode.
+///
+/// # Errors
+/// Missing weights, training and checkpoint errors.
+pub fn finetune_gem(
+    db: &TupleDatabase,
+    hooks: AugmentHooks,
+    cfg: TupleTrainerConfig,
+    ckpt: &Path,
+    device: &Device,
+) -> Result<CirNet> {
+    let t = std::time::Instant::now();
+    let trained = TupleTrainer::new(cfg, db, hooks, device)?
+        .train(mobilenet_v2_gem(device)?, Some(&CheckpointDir::new(ckpt)?))?;
+    let losses: Vec<String> = trained
+        .log
+        .epochs
+        .iter()
+        .map(|e| format!("{:.4}", e.mean_loss))
+        .collect();
+    println!(
+        "fine-tuning ({}): mean loss per epoch [{}] in {:.0} s",
+        ckpt.display(),
+        losses.join(", "),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(trained.net.valid())
 }
 
 /// `x`'s values as a tensor on `device` (a host round trip: an augmentation runs its own network

@@ -178,31 +178,12 @@ pub struct StepLosses {
     pub generator_edge: f32,
 }
 
-impl IterationLosses for StepLosses {
-    fn named(&self) -> Vec<(&'static str, f32)> {
-        vec![
-            ("discriminator loss", self.discriminator),
-            ("detector loss", self.detector),
-            ("generator adversarial loss", self.generator_adversarial),
-            ("generator edge loss", self.generator_edge),
-        ]
-    }
-
-    fn add(&mut self, o: &StepLosses) {
-        self.discriminator += o.discriminator;
-        self.detector += o.detector;
-        self.generator_adversarial += o.generator_adversarial;
-        self.generator_edge += o.generator_edge;
-    }
-
-    fn scaled(mut self, f: f32) -> Self {
-        self.discriminator *= f;
-        self.detector *= f;
-        self.generator_adversarial *= f;
-        self.generator_edge *= f;
-        self
-    }
-}
+crate::train::iteration_losses!(StepLosses {
+    discriminator => "discriminator loss",
+    detector => "detector loss",
+    generator_adversarial => "generator adversarial loss",
+    generator_edge => "generator edge loss",
+});
 
 /// The losses of one training iteration of a trainer ([`StepLosses`] for HEDN-GAN,
 /// [`CycleGanLosses`](crate::train_cyclegan::CycleGanLosses),
@@ -215,6 +196,28 @@ pub trait IterationLosses: Copy + Default + PartialEq {
     /// Multiplies every loss by `factor`.
     fn scaled(self, factor: f32) -> Self;
 }
+
+/// Implements [`IterationLosses`] for a struct of `f32` loss fields, each with the name
+/// [`GanError::NonFinite`] reports.
+macro_rules! iteration_losses {
+    ($ty:ty { $($field:ident => $name:literal),+ $(,)? }) => {
+        impl $crate::train::IterationLosses for $ty {
+            fn named(&self) -> Vec<(&'static str, f32)> {
+                vec![$(($name, self.$field)),+]
+            }
+
+            fn add(&mut self, o: &Self) {
+                $(self.$field += o.$field;)+
+            }
+
+            fn scaled(mut self, f: f32) -> Self {
+                $(self.$field *= f;)+
+                self
+            }
+        }
+    };
+}
+pub(crate) use iteration_losses;
 
 /// [`GanError::NonFinite`] for the first loss of `step` that is NaN or infinite.
 pub(crate) fn check_finite<S: IterationLosses>(

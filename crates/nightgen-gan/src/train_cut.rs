@@ -101,8 +101,8 @@ use crate::patchnce::{
 use crate::schedule::LambdaP2p;
 use crate::schedule::LinearDecay;
 use crate::train::{
-    GanTrainLog, IterationLosses, check_discriminator_crop, check_finite, check_generator_crop,
-    linear_decay_epochs, on_device, progress_bar, resume_point, save_checkpoint, scalar,
+    GanTrainLog, check_discriminator_crop, check_finite, check_generator_crop, linear_decay_epochs,
+    on_device, progress_bar, resume_point, save_checkpoint, scalar,
 };
 use crate::train_cyclegan::ADAM_EPSILON;
 
@@ -453,37 +453,14 @@ pub struct CutLosses {
     pub diversity: f32,
 }
 
-impl IterationLosses for CutLosses {
-    fn named(&self) -> Vec<(&'static str, f32)> {
-        vec![
-            ("discriminator loss", self.discriminator),
-            ("adversarial loss", self.adversarial),
-            ("NCE loss", self.nce),
-            ("identity NCE loss", self.nce_identity),
-            ("negative generator NCE", self.negative_nce),
-            ("negative diversity loss", self.diversity),
-        ]
-    }
-
-    fn add(&mut self, o: &Self) {
-        self.discriminator += o.discriminator;
-        self.adversarial += o.adversarial;
-        self.nce += o.nce;
-        self.nce_identity += o.nce_identity;
-        self.negative_nce += o.negative_nce;
-        self.diversity += o.diversity;
-    }
-
-    fn scaled(mut self, f: f32) -> Self {
-        self.discriminator *= f;
-        self.adversarial *= f;
-        self.nce *= f;
-        self.nce_identity *= f;
-        self.negative_nce *= f;
-        self.diversity *= f;
-        self
-    }
-}
+crate::train::iteration_losses!(CutLosses {
+    discriminator => "discriminator loss",
+    adversarial => "adversarial loss",
+    nce => "NCE loss",
+    nce_identity => "identity NCE loss",
+    negative_nce => "negative generator NCE",
+    diversity => "negative diversity loss",
+});
 
 /// The terms of NEG-CUT's N step on one batch ([`CutTrainer::negative_objective`]).
 #[derive(Debug, Clone)]

@@ -85,8 +85,8 @@ use crate::losses::{GanMode, cycle_consistency_l1, identity_l1};
 use crate::pool::ImagePool;
 use crate::schedule::LinearDecay;
 use crate::train::{
-    GanTrainLog, IterationLosses, check_discriminator_crop, check_finite, check_generator_crop,
-    linear_decay_epochs, on_device, progress_bar, resume_point, save_checkpoint, scalar,
+    GanTrainLog, check_discriminator_crop, check_finite, check_generator_crop, linear_decay_epochs,
+    on_device, progress_bar, resume_point, save_checkpoint, scalar,
 };
 
 /// PyTorch's Adam ε (burn's default is 1e-5).
@@ -283,40 +283,15 @@ pub struct CycleGanLosses {
     pub identity: f32,
 }
 
-impl IterationLosses for CycleGanLosses {
-    fn named(&self) -> Vec<(&'static str, f32)> {
-        vec![
-            ("night discriminator loss", self.discriminator_night),
-            ("day discriminator loss", self.discriminator_day),
-            ("day→night adversarial loss", self.adversarial_day_to_night),
-            ("night→day adversarial loss", self.adversarial_night_to_day),
-            ("day cycle loss", self.cycle_day),
-            ("night cycle loss", self.cycle_night),
-            ("identity loss", self.identity),
-        ]
-    }
-
-    fn add(&mut self, o: &Self) {
-        self.discriminator_night += o.discriminator_night;
-        self.discriminator_day += o.discriminator_day;
-        self.adversarial_day_to_night += o.adversarial_day_to_night;
-        self.adversarial_night_to_day += o.adversarial_night_to_day;
-        self.cycle_day += o.cycle_day;
-        self.cycle_night += o.cycle_night;
-        self.identity += o.identity;
-    }
-
-    fn scaled(mut self, f: f32) -> Self {
-        self.discriminator_night *= f;
-        self.discriminator_day *= f;
-        self.adversarial_day_to_night *= f;
-        self.adversarial_night_to_day *= f;
-        self.cycle_day *= f;
-        self.cycle_night *= f;
-        self.identity *= f;
-        self
-    }
-}
+crate::train::iteration_losses!(CycleGanLosses {
+    discriminator_night => "night discriminator loss",
+    discriminator_day => "day discriminator loss",
+    adversarial_day_to_night => "day→night adversarial loss",
+    adversarial_night_to_day => "night→day adversarial loss",
+    cycle_day => "day cycle loss",
+    cycle_night => "night cycle loss",
+    identity => "identity loss",
+});
 
 /// Trains CycleGAN (see the [module docs](self)).
 #[derive(Debug)]

@@ -2,47 +2,19 @@
 //! learning on a toy day/night task, NEG-CUT's N step and F′ momentum update, typed
 //! configuration errors.
 
+mod common;
+use common::{brightness, data};
+
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
-use metric_learning::data::ImageSource;
-use nightgen_gan::data::{ScaleCrop, UnpairedBatches};
 use nightgen_gan::schedule::LinearDecay;
 use nightgen_gan::{
     CutConfig, CutGan, CutLosses, CutMode, CutTrainer, GanError, GanTrainLog,
-    NLayerDiscriminatorConfig, PatchSampleF, ResnetGenerator, ResnetGeneratorConfig,
-    translate_images,
+    NLayerDiscriminatorConfig, PatchSampleF, ResnetGeneratorConfig,
 };
 use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
-use nightvision_core::image::Rgb32FImage;
 use nightvision_core::rng::seeded;
-
-/// Day: bright textured images; night: the same kind of textures, dark and bluish.
-fn domains() -> (ImageSource, ImageSource) {
-    let tex = |k: u32, gain: f32, blue: f32| {
-        Rgb32FImage::from_fn(40, 36, move |x, y| {
-            let v = 0.5 + 0.5 * ((x as f32 * 0.4 + k as f32).sin() * (y as f32 * 0.3).cos());
-            image::Rgb([v * gain, v * gain, (v * gain + blue).min(1.0)])
-        })
-    };
-    let day = (0..4).map(|k| tex(k, 0.9, 0.0)).collect();
-    let night = (0..4).map(|k| tex(k + 7, 0.15, 0.1)).collect();
-    (ImageSource::memory(day), ImageSource::memory(night))
-}
-
-fn data(batch: usize) -> UnpairedBatches {
-    let (day, night) = domains();
-    UnpairedBatches::new(
-        day,
-        night,
-        ScaleCrop {
-            size: 32,
-            min_scale: 0.8,
-        },
-        batch,
-    )
-    .unwrap()
-}
 
 /// Toy settings: CUT's loss weights (λ_NCE = λ_idt = 1) on gandtr's generator layout (no
 /// anti-aliasing) with ngf 4 and one residual block, NCE on the encoder layers 4 (16×16), 8 (8×8)
@@ -153,20 +125,6 @@ fn generator_learns_to_darken() {
     let mut c = cfg(CutMode::Cut, 1, 40);
     c.schedule = LinearDecay::new(1, 0);
     c.lr = 2e-3;
-    let probe = nightvision_core::image::to_tensor(
-        &[Rgb32FImage::from_fn(32, 32, |x, y| {
-            let v = 0.5 + 0.5 * ((x as f32 * 0.4).sin() * (y as f32 * 0.3).cos());
-            image::Rgb([0.9 * v, 0.9 * v, 0.9 * v])
-        })],
-        &Device::default(),
-    )
-    .unwrap();
-    let brightness = |g: &ResnetGenerator| -> f32 {
-        translate_images(g, probe.clone())
-            .unwrap()
-            .mean()
-            .into_scalar()
-    };
     let init = tiny_nets(&c, &device);
     let before = brightness(&init.generator.valid());
     let (trained, log) = CutTrainer::new(c, &data, &device)

@@ -1,44 +1,18 @@
 //! CycleGAN training (papers.md A.4 "CycleGAN baseline", protocols.md 3.1): exact resume, the
 //! cycle loss decreasing, learning on a toy day/night task, typed configuration errors.
 
+mod common;
+use common::{brightness, data, domains};
+
 use burn::module::Module;
 use burn::tensor::Device;
-use metric_learning::data::ImageSource;
 use nightgen_gan::data::{ScaleCrop, UnpairedBatches};
 use nightgen_gan::schedule::LinearDecay;
 use nightgen_gan::{
     CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer, GanError, GanTrainLog,
-    NLayerDiscriminatorConfig, ResnetGenerator, ResnetGeneratorConfig, translate_images,
+    NLayerDiscriminatorConfig, ResnetGeneratorConfig,
 };
 use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
-use nightvision_core::image::Rgb32FImage;
-
-/// Day: bright textured images; night: the same kind of textures, dark and bluish.
-fn domains() -> (ImageSource, ImageSource) {
-    let tex = |k: u32, gain: f32, blue: f32| {
-        Rgb32FImage::from_fn(40, 36, move |x, y| {
-            let v = 0.5 + 0.5 * ((x as f32 * 0.4 + k as f32).sin() * (y as f32 * 0.3).cos());
-            image::Rgb([v * gain, v * gain, (v * gain + blue).min(1.0)])
-        })
-    };
-    let day = (0..4).map(|k| tex(k, 0.9, 0.0)).collect();
-    let night = (0..4).map(|k| tex(k + 7, 0.15, 0.1)).collect();
-    (ImageSource::memory(day), ImageSource::memory(night))
-}
-
-fn data(batch: usize) -> UnpairedBatches {
-    let (day, night) = domains();
-    UnpairedBatches::new(
-        day,
-        night,
-        ScaleCrop {
-            size: 32,
-            min_scale: 0.8,
-        },
-        batch,
-    )
-    .unwrap()
-}
 
 /// gandtr's networks at toy size: ngf 4, one residual block, ndf 4, two PatchGAN layers.
 fn tiny_nets(device: &Device) -> CycleGan {
@@ -160,20 +134,6 @@ fn day_to_night_learns_to_darken() {
     let mut c = cfg(1, 40);
     c.schedule = LinearDecay::new(1, 0);
     c.lr = 2e-3;
-    let probe = nightvision_core::image::to_tensor(
-        &[Rgb32FImage::from_fn(32, 32, |x, y| {
-            let v = 0.5 + 0.5 * ((x as f32 * 0.4).sin() * (y as f32 * 0.3).cos());
-            image::Rgb([0.9 * v, 0.9 * v, 0.9 * v])
-        })],
-        &Device::default(),
-    )
-    .unwrap();
-    let brightness = |g: &ResnetGenerator| -> f32 {
-        translate_images(g, probe.clone())
-            .unwrap()
-            .mean()
-            .into_scalar()
-    };
     let init = tiny_nets(&device);
     let before = brightness(&init.day_to_night.valid());
     let (trained, _) = CycleGanTrainer::new(c, &data, &device)

@@ -1,30 +1,18 @@
 //! HEDN-GAN training (papers.md A.4): exact resume, learning on a toy day/night task, typed
 //! configuration errors.
 
+mod common;
+use common::{brightness, domains};
+
 use burn::module::Module;
 use burn::tensor::Device;
 use hed_edges::{Hed, HedConfig};
-use metric_learning::data::ImageSource;
 use nightgen_gan::data::{ScaleCrop, UnpairedBatches};
 use nightgen_gan::{
     GanError, HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, InitKind, LambdaP2p,
-    NLayerDiscriminatorConfig, NormKind, ResnetGeneratorConfig, init_weights, translate_images,
+    NLayerDiscriminatorConfig, NormKind, ResnetGeneratorConfig, init_weights,
 };
 use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
-use nightvision_core::image::Rgb32FImage;
-
-/// Day: bright textured images; night: the same textures, dark and bluish.
-fn domains() -> (ImageSource, ImageSource) {
-    let tex = |k: u32, gain: f32, blue: f32| {
-        Rgb32FImage::from_fn(40, 36, move |x, y| {
-            let v = 0.5 + 0.5 * ((x as f32 * 0.4 + k as f32).sin() * (y as f32 * 0.3).cos());
-            image::Rgb([v * gain, v * gain, (v * gain + blue).min(1.0)])
-        })
-    };
-    let day = (0..4).map(|k| tex(k, 0.9, 0.0)).collect();
-    let night = (0..4).map(|k| tex(k + 7, 0.15, 0.1)).collect();
-    (ImageSource::memory(day), ImageSource::memory(night))
-}
 
 /// A small HED with host-seeded weights (Kaiming normal): independent of the device generator,
 /// which tests running in parallel share.
@@ -147,20 +135,6 @@ fn generator_learns_to_darken() {
     let mut c = cfg(1, 60);
     c.schedule = LambdaP2p::new().with_epochs(1).with_decay_epochs(0);
     c.lr = 2e-3;
-    let probe = nightvision_core::image::to_tensor(
-        &[Rgb32FImage::from_fn(32, 32, |x, y| {
-            let v = 0.5 + 0.5 * ((x as f32 * 0.4).sin() * (y as f32 * 0.3).cos());
-            image::Rgb([0.9 * v, 0.9 * v, 0.9 * v])
-        })],
-        &Device::default(),
-    )
-    .unwrap();
-    let brightness = |g: &nightgen_gan::ResnetGenerator| -> f32 {
-        translate_images(g, probe.clone())
-            .unwrap()
-            .mean()
-            .into_scalar()
-    };
     let before = brightness(&init.generator.valid());
     let (trained, log) = HedNGanTrainer::new(c, &data, teacher, &device)
         .unwrap()
