@@ -2,10 +2,12 @@
 //!
 //! 1. **The translator** (B.1): CUT's anti-aliased generator and PatchGAN with PatchNCE, trained
 //!    on the unpaired `gan/trainA` (day) and `gan/trainB` (night) images. `--translator negcut`
-//!    switches to NEG-CUT's learned hard negatives, NocPlace's choice; on this CPU-sized schedule
-//!    (64² crops, 64 patches, narrow networks) its NCE collapses to 0 after the first iteration —
-//!    the negative generator's outputs converge to one direction, which F then separates from
-//!    every query, and N's gradient vanishes — so plain CUT is the default here.
+//!    switches to NEG-CUT's learned hard negatives, NocPlace's choice. NEG-CUT's NCE underflows to
+//!    0 after its first iteration (F starts at xavier gain 0.02 and Adam's first step aligns every
+//!    query away from the negatives) and comes back after ~30 iterations — in this trainer as in a
+//!    PyTorch re-implementation of the reference (`crates/nightgen-gan/scripts/negcut_dynamics.py`)
+//!    — and costs 3× CUT's time per iteration, so on this CPU-sized schedule plain CUT is the
+//!    default.
 //! 2. **The night dataset** (B.1, NPR): every image of the CosPlace training folder
 //!    (`cosplace/train`) is translated once, keeping its UTM name.
 //! 3. **The daytime model** (B.2, B.3): a CosPlace network (MobileNetV2 with the real ImageNet
