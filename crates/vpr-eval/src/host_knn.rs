@@ -41,6 +41,11 @@ pub const DEFAULT_QUERY_BLOCK_BYTES: usize = 768 * 1024;
 
 /// A database packed for the host kernel (faiss's `IndexFlat` on the CPU, in spirit).
 ///
+/// The index holds its own copy of the descriptors (padded to a multiple of [`NR`] rows), so the
+/// [`Descriptors`] it was built from can be dropped: a 1M × 2048 float database needs 8 GB either
+/// way; for a database larger than memory use the streaming device engine
+/// ([`exact_knn_streaming`](crate::exact_knn_streaming)).
+///
 /// ```
 /// use vpr_eval::{Descriptors, HostIndex, Metric};
 /// let db = Descriptors::new(vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8], 3, 2).unwrap();
