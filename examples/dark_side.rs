@@ -152,12 +152,12 @@ fn main() -> Result<()> {
             .with_init_scheme(args.init)
             .with_ngf(args.ngf)
             .with_n_blocks(args.blocks)
-            .init(&train_device),
+            .try_init(&train_device)?,
         discriminator: NLayerDiscriminatorConfig::gandtr_hedngan()
             .with_norm(args.norm)
             .with_init_scheme(args.init)
             .with_ndf(args.ngf)
-            .init(&train_device),
+            .try_init(&train_device)?,
         student: hed(&hed_weights, &train_device)?,
     };
     let teacher = hed(&hed_weights, &train_device)?;
