@@ -107,33 +107,13 @@ impl HedNGanConfig {
     /// [`GanError::Config`] naming the field.
     pub fn validate(&self) -> Result<()> {
         self.schedule.validate()?;
-        let positive = [
+        check_positive(&[
             ("lr", self.lr),
             ("detector_lr", self.detector_lr),
             ("adversarial_weight", self.adversarial_weight),
-        ];
-        for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(GanError::Config {
-                    name,
-                    reason: format!("{v} must be finite and positive"),
-                });
-            }
-        }
-        for (name, v) in [("hed", self.hed_n.hed), ("edge", self.hed_n.edge)] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(GanError::Config {
-                    name,
-                    reason: format!("loss weight {v} must be finite and non-negative"),
-                });
-            }
-        }
-        if self.iterations_per_epoch == 0 || self.checkpoint_every == 0 {
-            return Err(GanError::Config {
-                name: "iterations_per_epoch / checkpoint_every",
-                reason: "must be at least 1".into(),
-            });
-        }
+        ])?;
+        check_weights(&[("hed", self.hed_n.hed), ("edge", self.hed_n.edge)])?;
+        check_iterations(self.iterations_per_epoch, self.checkpoint_every)?;
         Ok(())
     }
 
@@ -409,16 +389,15 @@ impl<'a> HedNGanTrainer<'a> {
     }
 
     fn optimizers(&self) -> Result<[ModuleOptimizer; 3]> {
-        // PyTorch's Adam ε (1e-8; burn's default is 1e-5)
         let adam = AdamConfig::new()
             .with_beta_1(self.cfg.beta1)
             .with_beta_2(0.999)
-            .with_epsilon(1e-8);
+            .with_epsilon(ADAM_EPSILON);
         let detector = caffe_optimizer(
             &AdamConfig::new()
                 .with_beta_1(0.9)
                 .with_beta_2(0.999)
-                .with_epsilon(1e-8),
+                .with_epsilon(ADAM_EPSILON),
             self.cfg.detector_weight_decay,
         )?;
         Ok([adam.init(), adam.init(), detector])
@@ -541,6 +520,68 @@ impl<'a> HedNGanTrainer<'a> {
             log,
         ))
     }
+}
+
+/// Adam's ε in every GAN trainer: PyTorch's 1e-8 (burn's default is 1e-5).
+pub(crate) const ADAM_EPSILON: f32 = 1e-8;
+
+/// [`GanError::Config`] for the first value that is not finite and positive.
+pub(crate) fn check_positive(values: &[(&'static str, f64)]) -> Result<()> {
+    for &(name, v) in values {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(GanError::config(
+                name,
+                format!("{v} must be finite and positive"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`GanError::Config`] for the first loss weight that is not finite and non-negative.
+pub(crate) fn check_weights(values: &[(&'static str, f64)]) -> Result<()> {
+    for &(name, v) in values {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(GanError::config(
+                name,
+                format!("loss weight {v} must be finite and non-negative"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`GanError::Config`] unless Adam's β₁ is in `[0, 1)`.
+pub(crate) fn check_beta1(beta1: f32) -> Result<()> {
+    if !(beta1.is_finite() && (0.0..1.0).contains(&beta1)) {
+        return Err(GanError::config(
+            "beta1",
+            format!("{beta1} is not in [0, 1)"),
+        ));
+    }
+    Ok(())
+}
+
+/// [`GanError::Config`] for zero iterations per epoch or between checkpoints.
+pub(crate) fn check_iterations(iterations_per_epoch: usize, checkpoint_every: usize) -> Result<()> {
+    if iterations_per_epoch == 0 || checkpoint_every == 0 {
+        return Err(GanError::config(
+            "iterations_per_epoch / checkpoint_every",
+            "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// [`GanError::Config`] for a linear-decay schedule without a single epoch to run.
+pub(crate) fn check_linear_decay(schedule: &LinearDecay) -> Result<()> {
+    if linear_decay_epochs(schedule) == 0 {
+        return Err(GanError::config(
+            "schedule",
+            "n_epochs + n_epochs_decay + 1 − epoch_count must be at least 1",
+        ));
+    }
+    Ok(())
 }
 
 /// The number of epochs of a [`LinearDecay`] run (CycleGAN's `range(epoch_count, n_epochs +

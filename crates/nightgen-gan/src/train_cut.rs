@@ -101,10 +101,10 @@ use crate::patchnce::{
 use crate::schedule::LambdaP2p;
 use crate::schedule::LinearDecay;
 use crate::train::{
-    GanTrainLog, check_discriminator_crop, check_finite, check_generator_crop, linear_decay_epochs,
-    on_device, progress_bar, resume_point, save_checkpoint, scalar,
+    ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
+    check_generator_crop, check_iterations, check_linear_decay, check_positive, check_weights,
+    linear_decay_epochs, on_device, progress_bar, resume_point, save_checkpoint, scalar,
 };
-use crate::train_cyclegan::ADAM_EPSILON;
 
 /// Which contrastive objective [`CutTrainer`] optimises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -231,38 +231,17 @@ impl CutConfig {
     /// # Errors
     /// [`GanError::Config`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        let positive = [
+        check_positive(&[
             ("lr", self.lr),
             ("lambda_nce", self.lambda_nce),
             ("temperature", self.temperature),
-        ];
-        for (name, v) in positive {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(GanError::config(
-                    name,
-                    format!("{v} must be finite and positive"),
-                ));
-            }
-        }
-        let weights = [
+        ])?;
+        check_weights(&[
             ("lambda_gan", self.lambda_gan),
             ("lambda_nce_idt", self.lambda_nce_idt),
             ("lambda_diversity", self.lambda_diversity),
-        ];
-        for (name, v) in weights {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(GanError::config(
-                    name,
-                    format!("loss weight {v} must be finite and non-negative"),
-                ));
-            }
-        }
-        if !(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1)) {
-            return Err(GanError::config(
-                "beta1",
-                format!("{} is not in [0, 1)", self.beta1),
-            ));
-        }
+        ])?;
+        check_beta1(self.beta1)?;
         if !(0.0..=1.0).contains(&self.ema_decay) {
             return Err(GanError::config(
                 "ema_decay",
@@ -293,18 +272,8 @@ impl CutConfig {
                 return Err(GanError::config("noise_dim", "must be at least 1"));
             }
         }
-        if linear_decay_epochs(&self.schedule) == 0 {
-            return Err(GanError::config(
-                "schedule",
-                "n_epochs + n_epochs_decay + 1 − epoch_count must be at least 1",
-            ));
-        }
-        if self.iterations_per_epoch == 0 || self.checkpoint_every == 0 {
-            return Err(GanError::config(
-                "iterations_per_epoch / checkpoint_every",
-                "must be at least 1",
-            ));
-        }
+        check_linear_decay(&self.schedule)?;
+        check_iterations(self.iterations_per_epoch, self.checkpoint_every)?;
         Ok(())
     }
 

@@ -85,12 +85,10 @@ use crate::losses::{GanMode, cycle_consistency_l1, identity_l1};
 use crate::pool::ImagePool;
 use crate::schedule::LinearDecay;
 use crate::train::{
-    GanTrainLog, check_discriminator_crop, check_finite, check_generator_crop, linear_decay_epochs,
-    on_device, progress_bar, resume_point, save_checkpoint, scalar,
+    ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
+    check_generator_crop, check_iterations, check_linear_decay, check_positive, check_weights,
+    linear_decay_epochs, on_device, progress_bar, resume_point, save_checkpoint, scalar,
 };
-
-/// PyTorch's Adam ε (burn's default is 1e-5).
-pub(crate) const ADAM_EPSILON: f32 = 1e-8;
 
 /// Configuration of [`CycleGanTrainer`] (defaults: gandtr `train_cyclegan.yml`, papers.md A.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -160,41 +158,14 @@ impl CycleGanConfig {
     /// # Errors
     /// [`GanError::Config`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(GanError::config(
-                "lr",
-                format!("{} must be finite and positive", self.lr),
-            ));
-        }
-        if !(self.beta1.is_finite() && (0.0..1.0).contains(&self.beta1)) {
-            return Err(GanError::config(
-                "beta1",
-                format!("{} is not in [0, 1)", self.beta1),
-            ));
-        }
-        for (name, v) in [
+        check_positive(&[("lr", self.lr)])?;
+        check_beta1(self.beta1)?;
+        check_weights(&[
             ("lambda_cycle", self.lambda_cycle),
             ("lambda_identity", self.lambda_identity),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(GanError::config(
-                    name,
-                    format!("loss weight {v} must be finite and non-negative"),
-                ));
-            }
-        }
-        if linear_decay_epochs(&self.schedule) == 0 {
-            return Err(GanError::config(
-                "schedule",
-                "n_epochs + n_epochs_decay + 1 − epoch_count must be at least 1",
-            ));
-        }
-        if self.iterations_per_epoch == 0 || self.checkpoint_every == 0 {
-            return Err(GanError::config(
-                "iterations_per_epoch / checkpoint_every",
-                "must be at least 1",
-            ));
-        }
+        ])?;
+        check_linear_decay(&self.schedule)?;
+        check_iterations(self.iterations_per_epoch, self.checkpoint_every)?;
         Ok(())
     }
 
