@@ -2,7 +2,7 @@
 //! configuration errors.
 
 mod common;
-use common::{brightness, domains};
+use common::{brightness, data, domains};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -48,17 +48,7 @@ fn cfg(epochs: usize, iterations_per_epoch: usize) -> HedNGanConfig {
 #[test]
 fn resumed_run_equals_uninterrupted_run() {
     let device = Device::default().autodiff();
-    let (day, night) = domains();
-    let data = UnpairedBatches::new(
-        day,
-        night,
-        ScaleCrop {
-            size: 32,
-            min_scale: 0.8,
-        },
-        2,
-    )
-    .unwrap();
+    let data = data(2);
     let teacher = tiny_hed(&device, 3);
     let init = tiny_nets(&device);
 
@@ -119,17 +109,7 @@ fn resumed_run_equals_uninterrupted_run() {
 #[test]
 fn generator_learns_to_darken() {
     let device = Device::default().autodiff();
-    let (day, night) = domains();
-    let data = UnpairedBatches::new(
-        day,
-        night,
-        ScaleCrop {
-            size: 32,
-            min_scale: 0.8,
-        },
-        2,
-    )
-    .unwrap();
+    let data = data(2);
     let teacher = tiny_hed(&device, 3);
     let init = tiny_nets(&device);
     let mut c = cfg(1, 60);
