@@ -93,74 +93,34 @@ fn main() -> Result<()> {
 /// Recall@N of day and night queries against the day database with the real MobileNetV2-GeM.
 fn calibration_report(out: &std::path::Path) -> Result<()> {
     use burn::tensor::Device;
-    use nightvision::eval::{
-        Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric, Report, VprDataset,
-        exact_knn,
-    };
-    use nightvision::metric::multiscale::{ExtractConfig, extract_files};
-    use nightvision::metric::{Backbone, BackboneConfig, CirNetConfig};
+    use nightvision::eval::Report;
+    use nightvision::metric::multiscale::ExtractConfig;
+    use nightvision::pipeline;
 
-    let weights = nightvision::core::real_data_file("weights/mobilenet_v2_imagenet.safetensors")
-        .map_err(|reason| {
-            anyhow::anyhow!("--report needs the real MobileNetV2 weights: {reason}")
-        })?;
     let device = Device::default();
     // cirtorch's network: MobileNetV2 trunk → GeM (p = 3) → L2N.
-    let mut net = CirNetConfig::new(BackboneConfig::mobilenet_v2()).init(&device)?;
-    match &mut net.backbone {
-        Backbone::MobileNetV2(trunk) => trunk.load_torchvision(&weights)?,
-        _ => bail!("the report's network has a MobileNetV2 trunk"),
-    };
+    let net = pipeline::mobilenet_v2_gem(&device)?;
     // Images are 320×240: no resizing, single scale, ImageNet normalisation.
     let cfg = ExtractConfig {
         max_side: usize::MAX,
         ..ExtractConfig::default()
     };
-    let describe = |paths: &[PathBuf]| -> Result<Descriptors> {
-        let d = extract_files(&net, paths, &cfg, &device)?;
-        let [n, dim] = d.dims();
-        Ok(Descriptors::new(
-            d.into_data().try_into_vec_as::<f32>()?,
-            n,
-            dim,
-        )?)
-    };
-
-    let root = out.join("vpr/images/test");
     let t = std::time::Instant::now();
-    let mut methods = Vec::new();
-    let mut db_desc: Option<Descriptors> = None;
-    for (name, folder) in [
-        ("day queries", "queries"),
-        ("night queries", "queries_night"),
-    ] {
-        let ds = VprDataset::open(&root, folder)?;
-        let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
-        if db_desc.is_none() {
-            let paths: Vec<PathBuf> = ds.database.images.iter().map(|i| i.path.clone()).collect();
-            db_desc = Some(describe(&paths)?);
+    let methods = pipeline::day_night_recall(
+        &net,
+        &out.join("vpr/images/test"),
+        &[1, 5, 10],
+        "MobileNetV2-GeM",
+        &cfg,
+        &device,
+    )?;
+    for m in &methods {
+        if let Some(r) = &m.recall {
+            println!("{:<32} ({} queries): {}", m.name, r.n_queries, r.to_line());
         }
-        let db = db_desc.as_ref().context("database descriptors")?;
-        let q_paths: Vec<PathBuf> = ds.queries.images.iter().map(|i| i.path.clone()).collect();
-        let q = describe(&q_paths)?;
-        let nn = exact_knn(db, &q, 10, &KnnConfig::new(Metric::InnerProduct), &device)?;
-        let recall = FirstHits::from_neighbours(&nn, &positives)?.recall(&[1, 5, 10], None)?;
-        println!(
-            "{name:<14} ({} queries): {}",
-            recall.n_queries,
-            recall.to_line()
-        );
-        methods.push(MethodResult {
-            name: format!("MobileNetV2-GeM, {name}"),
-            recall: Some(recall),
-            ..Default::default()
-        });
     }
     let report = Report::new("synthetic-places (day database)", methods);
-    report.write_json(out.join("report.json"))?;
-    std::fs::write(out.join("report.md"), report.to_markdown())?;
-    report.plot_recall(out.join("recall.png"), 800, 500)?;
-    println!("{}", report.to_markdown());
+    pipeline::write_report(&report, out)?;
     println!(
         "calibration in {:.1} s → {}/report.{{json,md}}, recall.png",
         t.elapsed().as_secs_f64(),
