@@ -400,7 +400,7 @@ impl<'a> TupleTrainer<'a> {
         ckpt: Option<&CheckpointDir>,
     ) -> crate::Result<Trained<CirNet>> {
         let cfg = &self.cfg;
-        let mut net = net.to_device(&self.device).train();
+        let mut net = nightvision_core::on_device(net, &self.device).train();
         let mut optim = tuple_optimizer(cfg);
         let mut log = TrainLog {
             seed: cfg.seed,
@@ -697,7 +697,7 @@ impl<'a> CosPlaceTrainer<'a> {
                 inh.dims()[1],
             ));
         }
-        let mut net = net.to_device(&self.device).train();
+        let mut net = nightvision_core::on_device(net, &self.device).train();
         let mut classifiers = self
             .groups
             .iter()

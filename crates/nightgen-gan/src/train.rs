@@ -28,6 +28,7 @@ use hed_edges::{Hed, HedNLossConfig, caffe_lr_scheduler, caffe_optimizer};
 use nightvision_core::checkpoint::{
     CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes, save_json,
 };
+use nightvision_core::on_device;
 use nightvision_core::rng::derived;
 use serde::{Deserialize, Serialize};
 
@@ -649,17 +650,6 @@ pub(crate) fn check_discriminator_crop(disc: &NLayerDiscriminator, side: usize) 
 /// The generator for inference (off the autodiff graph, BatchNorm with running statistics).
 pub fn inference_generator(generator: &ResnetGenerator) -> ResnetGenerator {
     generator.valid()
-}
-
-/// Moves `m` to `device` unless it is already there: burn 0.22's `to_device` onto the same
-/// autodiff device records a transfer node above every parameter, and a backward through one
-/// such module then fails ("graph tape has already been consumed").
-pub(crate) fn on_device<M: Module>(m: M, device: &Device) -> M {
-    if m.devices().iter().all(|x| x == device) {
-        m
-    } else {
-        m.to_device(device)
-    }
 }
 
 /// The value of a one-element loss on the host.

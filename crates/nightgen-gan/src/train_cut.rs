@@ -100,10 +100,12 @@ use crate::patchnce::{
 #[cfg(doc)]
 use crate::schedule::LambdaP2p;
 use crate::schedule::LinearDecay;
+use nightvision_core::on_device;
+
 use crate::train::{
     ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
     check_generator_crop, check_iterations, check_linear_decay, check_positive, check_weights,
-    linear_decay_epochs, on_device, progress_bar, resume_point, save_checkpoint, scalar,
+    linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
 };
 
 /// Which contrastive objective [`CutTrainer`] optimises.

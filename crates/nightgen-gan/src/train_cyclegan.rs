@@ -84,10 +84,12 @@ use crate::init::InitConfig;
 use crate::losses::{GanMode, cycle_consistency_l1, identity_l1};
 use crate::pool::ImagePool;
 use crate::schedule::LinearDecay;
+use nightvision_core::on_device;
+
 use crate::train::{
     ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
     check_generator_crop, check_iterations, check_linear_decay, check_positive, check_weights,
-    linear_decay_epochs, on_device, progress_bar, resume_point, save_checkpoint, scalar,
+    linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
 };
 
 /// Configuration of [`CycleGanTrainer`] (defaults: gandtr `train_cyclegan.yml`, papers.md A.4).

@@ -1,6 +1,30 @@
 //! Module-wide transformations.
 
 use burn::module::{Flag, Module, ModuleMapper, Param};
+use burn::tensor::Device;
+
+/// Moves `module` to `device` unless it already lives there. burn 0.22's `to_device` onto the
+/// autodiff device a module already lives on records a transfer above every parameter, and a later
+/// backward through that module panics ("graph tape has already been consumed"); trainers that
+/// accept networks built on either the plain or the autodiff device move them with this.
+///
+/// ```
+/// use burn::module::Module;
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::{Device, Tensor};
+///
+/// let device = Device::default().autodiff();
+/// let lin = nightvision_core::on_device(LinearConfig::new(2, 1).init(&device), &device);
+/// let x = Tensor::<2>::ones([1, 2], &device);
+/// let _grads = lin.forward(x).sum().backward(); // no stale transfer node in the graph
+/// ```
+pub fn on_device<M: Module>(module: M, device: &Device) -> M {
+    if module.devices().iter().all(|d| d == device) {
+        module
+    } else {
+        module.to_device(device)
+    }
+}
 
 /// Puts every `BatchNorm` inside `module` into inference mode for good: the running statistics are
 /// used (and no longer updated) even on an autodiff device, while `gamma`/`beta` stay trainable.
