@@ -135,6 +135,12 @@ pub enum EvalError {
         /// Number of valid items.
         len: usize,
     },
+    /// A numerical routine (an SVD or an eigendecomposition) did not converge.
+    #[error("{what} did not converge")]
+    NoConvergence {
+        /// The routine and its input, e.g. `"SVD of the Fréchet cross-covariance factor"`.
+        what: &'static str,
+    },
     /// A JSON file could not be (de)serialised.
     #[error("cannot (de)serialise JSON {path}: {source}")]
     Json {

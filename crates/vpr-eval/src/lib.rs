@@ -20,6 +20,11 @@
 //! * **Partial divide-and-conquer** (NocPlace, papers.md B.6): a database encoded once by one model
 //!   and cached under a key that detects staleness, queries encoded by another ([`pdc`]).
 //! * **Reports** — JSON, Markdown and a PNG of Recall@N curves ([`Report`]).
+//! * **Statistics** ([`stats`]) — Recall@N with 95 % bootstrap intervals over queries
+//!   ([`bootstrap_recall`]), the paired bootstrap of the difference between two methods with an
+//!   exact McNemar test ([`paired_bootstrap`]), both reproducible bit for bit from a documented
+//!   generator ([`SplitMix64`]); the Fréchet distance between feature sets ([`frechet_distance`],
+//!   [`FeatureStats`]).
 //!
 //! ```
 //! use burn::tensor::Device;
@@ -58,6 +63,7 @@ pub mod npy;
 pub mod pdc;
 pub mod pickle;
 mod report;
+pub mod stats;
 
 pub use descriptors::Descriptors;
 pub use error::{BoxError, EvalError, Result};
@@ -78,3 +84,7 @@ pub use pdc::{
     partial_divide_and_conquer,
 };
 pub use report::{MethodResult, Report};
+pub use stats::{
+    Bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED, FeatureStats, McNemar, PairedComparison, RecallCi,
+    SplitMix64, bootstrap_recall, frechet_distance, mcnemar_exact, paired_bootstrap,
+};

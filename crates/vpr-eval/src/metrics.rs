@@ -92,7 +92,7 @@ impl FirstHits {
     }
 }
 
-fn validate_ns(ns: &[usize]) -> Result<()> {
+pub(crate) fn validate_ns(ns: &[usize]) -> Result<()> {
     if ns.is_empty() || ns.contains(&0) {
         return Err(EvalError::InvalidArgument {
             name: "N list",
