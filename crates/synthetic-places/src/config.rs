@@ -82,12 +82,15 @@ pub struct WorldConfig {
     pub query_views: usize,
     /// Night query views per test place (`queries_night/`).
     pub night_query_views: usize,
-    /// Day views per training place in the cirtorch tuple set.
+    /// Day views per training place in the cirtorch tuple set (the first `tuple_views` of the
+    /// place's training views, shared with the CosPlace folder).
     pub tuple_views: usize,
     /// Views per training place in the CosPlace training folder (CosPlace drops classes with fewer
     /// than `min_images_per_class` = 10 images by default).
     pub cosplace_views: usize,
-    /// Images per domain (day, night) in the unpaired GAN folders.
+    /// Images per domain (day, night) in the unpaired GAN folders (day: training views of the
+    /// even training places, shared with the other training sets; night: own views of the odd
+    /// ones).
     pub gan_images: usize,
     /// Image format of all exported images.
     pub format: ImageFormat,
@@ -97,6 +100,19 @@ pub struct WorldConfig {
     pub datasets: DatasetSelection,
 }
 
+/// The default world, sized to measure methods on (issue 11): 200 test places on 25 streets and
+/// 125 training places (100 train + 25 val) on 16 others, 320 × 240 pixels.
+///
+/// | set | images |
+/// |---|---|
+/// | VPR test | 600 day database, 200 day queries, 200 night queries |
+/// | Tokyo-style test | the same 600 database images; 200 day, 200 sunset, 200 night queries |
+/// | GAN | 500 day (`trainA`), 500 night (`trainB`), unpaired |
+/// | cirtorch tuples | 1,000 train (100 places × 10) + 250 val (25 × 10) |
+/// | CosPlace | 1,000 train (100 classes × 10), val 75 database + 25 day + 25 night queries |
+///
+/// 3,475 distinct renders (database images and training views are rendered once and shared by
+/// the sets that use them): about 100 s on two idle cores (≈ 34 renders/s).
 impl Default for WorldConfig {
     fn default() -> Self {
         Self {
@@ -104,16 +120,16 @@ impl Default for WorldConfig {
             width: 320,
             height: 240,
             supersample: 2,
-            places: 40,
-            train_places: 20,
+            places: 200,
+            train_places: 125,
             places_per_street: 8,
             place_spacing_m: 60.0,
             db_views: 3,
             query_views: 1,
             night_query_views: 1,
-            tuple_views: 4,
+            tuple_views: 10,
             cosplace_views: 10,
-            gan_images: 32,
+            gan_images: 500,
             format: ImageFormat::Jpeg,
             jpeg_quality: 92,
             datasets: DatasetSelection::default(),
@@ -317,6 +333,6 @@ mod tests {
         assert!(err.to_string().contains("line 3"), "{err}");
         std::fs::write(&p, "{\"places\": 5, \"width\": 64, \"height\": 48}").unwrap();
         let cfg = WorldConfig::from_json_file(&p).unwrap();
-        assert_eq!((cfg.places, cfg.width, cfg.train_places), (5, 64, 20));
+        assert_eq!((cfg.places, cfg.width, cfg.train_places), (5, 64, 125));
     }
 }

@@ -19,12 +19,21 @@ pub(crate) fn seed_of(parts: &[u64]) -> u64 {
     })
 }
 
+const HASH_X: u32 = 0x8DA6_B343;
+const HASH_Y: u32 = 0xD816_3841;
+const HASH_S: u32 = 0xCB1A_B31F;
+
 /// A 32-bit integer hash of a lattice point and a seed.
 #[inline]
 pub(crate) fn hash3(x: i32, y: i32, s: u32) -> u32 {
-    let mut h = (x as u32).wrapping_mul(0x8DA6_B343)
-        ^ (y as u32).wrapping_mul(0xD816_3841)
-        ^ s.wrapping_mul(0xCB1A_B31F);
+    hash_mix(
+        (x as u32).wrapping_mul(HASH_X) ^ (y as u32).wrapping_mul(HASH_Y) ^ s.wrapping_mul(HASH_S),
+    )
+}
+
+/// The finaliser of [`hash3`].
+#[inline(always)]
+fn hash_mix(mut h: u32) -> u32 {
     h ^= h >> 15;
     h = h.wrapping_mul(0x2C1B_3C6D);
     h ^= h >> 12;
@@ -36,28 +45,54 @@ pub(crate) fn hash3(x: i32, y: i32, s: u32) -> u32 {
 /// [`hash3`] mapped to `[0, 1)`.
 #[inline]
 pub(crate) fn hash01(x: i32, y: i32, s: u32) -> f32 {
-    (hash3(x, y, s) >> 8) as f32 * (1.0 / 16_777_216.0)
+    unit(hash3(x, y, s))
+}
+
+#[inline(always)]
+fn unit(h: u32) -> f32 {
+    (h >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// `x.floor()`, bit for bit (sign of zero, NaN and huge values included), but inlined: on
+/// baseline x86-64 `f32::floor` is a call into libm, and the noise functions floor twice per
+/// lookup.
+#[inline]
+pub(crate) fn floor(x: f32) -> f32 {
+    if x.abs() < 8_388_608.0 {
+        // |x| < 2^23: the truncation fits an i32 and t - 1 is exact
+        let t = x as i32 as f32;
+        (if t > x { t - 1.0 } else { t }).copysign(x)
+    } else {
+        x.floor() // already an integer, or NaN
+    }
 }
 
 /// Smooth 2-D value noise in `[0, 1]`.
 #[inline]
 pub(crate) fn value_noise(x: f32, y: f32, s: u32) -> f32 {
-    let xf = x.floor();
-    let yf = y.floor();
+    let xf = floor(x);
+    let yf = floor(y);
     let (ix, iy) = (xf as i32, yf as i32);
     let (fx, fy) = (x - xf, y - yf);
     let ux = fx * fx * (3.0 - 2.0 * fx);
     let uy = fy * fy * (3.0 - 2.0 * fy);
-    let a = hash01(ix, iy, s);
-    let b = hash01(ix + 1, iy, s);
-    let c = hash01(ix, iy + 1, s);
-    let d = hash01(ix + 1, iy + 1, s);
+    // hash01 of the four corners, sharing the products ((ix + 1)·X = ix·X + X, wrapping)
+    let hs = s.wrapping_mul(HASH_S);
+    let x0 = (ix as u32).wrapping_mul(HASH_X);
+    let x1 = x0.wrapping_add(HASH_X);
+    let y0 = (iy as u32).wrapping_mul(HASH_Y) ^ hs;
+    let y1 = (iy as u32).wrapping_add(1).wrapping_mul(HASH_Y) ^ hs;
+    let a = unit(hash_mix(x0 ^ y0));
+    let b = unit(hash_mix(x1 ^ y0));
+    let c = unit(hash_mix(x0 ^ y1));
+    let d = unit(hash_mix(x1 ^ y1));
     let top = a + (b - a) * ux;
     let bottom = c + (d - c) * ux;
     top + (bottom - top) * uy
 }
 
 /// Fractal sum of `octaves` value-noise layers, normalised to `[0, 1]`.
+#[inline]
 pub(crate) fn fbm(x: f32, y: f32, s: u32, octaves: u32) -> f32 {
     let (mut sum, mut amp, mut norm, mut f) = (0.0, 0.5, 0.0, 1.0);
     for o in 0..octaves {
@@ -194,6 +229,71 @@ mod tests {
         let p = powf(0.5, 1.0 / 2.4) as f64;
         assert!((p - 0.5f64.powf(1.0 / 2.4)).abs() < 1e-6);
         assert_eq!(powf(0.0, 2.0), 0.0);
+    }
+
+    #[test]
+    fn value_noise_is_the_bilinear_blend_of_hash01() {
+        // the shared-product corner hashes are hash01 of the four lattice corners, exactly
+        let reference = |x: f32, y: f32, s: u32| {
+            let (xf, yf) = (x.floor(), y.floor());
+            let (ix, iy) = (xf as i32, yf as i32);
+            let (fx, fy) = (x - xf, y - yf);
+            let ux = fx * fx * (3.0 - 2.0 * fx);
+            let uy = fy * fy * (3.0 - 2.0 * fy);
+            let a = hash01(ix, iy, s);
+            let b = hash01(ix.wrapping_add(1), iy, s);
+            let c = hash01(ix, iy.wrapping_add(1), s);
+            let d = hash01(ix.wrapping_add(1), iy.wrapping_add(1), s);
+            let top = a + (b - a) * ux;
+            let bottom = c + (d - c) * ux;
+            top + (bottom - top) * uy
+        };
+        let mut h = 99u64;
+        for i in 0..100_000 {
+            h = splitmix64(h);
+            let x = (h as u32 as f32 / u32::MAX as f32 - 0.5) * 2e3 + i as f32 * 1e-3;
+            let y = ((h >> 32) as u32 as f32 / u32::MAX as f32 - 0.5) * 2e3;
+            let s = (h >> 13) as u32;
+            assert_eq!(value_noise(x, y, s).to_bits(), reference(x, y, s).to_bits());
+        }
+    }
+
+    #[test]
+    fn floor_is_bit_identical_to_std() {
+        let mut xs = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            -1e-40,
+            1e-40,
+            8_388_607.5,
+            -8_388_607.5,
+            8_388_608.0,
+            -8_388_609.0,
+            3e9,
+            -3e9,
+            f32::MAX,
+            f32::MIN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::EPSILON,
+            -f32::EPSILON,
+            1.0 - f32::EPSILON,
+            -(1.0 - f32::EPSILON),
+        ];
+        let mut h = 0x1234_5678_9abc_def0u64;
+        for i in 0..200_000 {
+            h = splitmix64(h);
+            xs.push(f32::from_bits(h as u32)); // every exponent, NaN payloads
+            xs.push((i as f32 - 100_000.0) * 0.013_7);
+        }
+        for x in xs {
+            assert_eq!(floor(x).to_bits(), x.floor().to_bits(), "floor({x:e})");
+        }
     }
 
     #[test]

@@ -215,6 +215,10 @@ impl<'w> Plan<'w> {
     }
 }
 
+/// The viewpoints of the day images of training places (CosPlace, cirtorch, GAN day): one set of
+/// renders serves all three training sets.
+const TRAIN_VIEW: Role = Role::CosPlace;
+
 /// Splits the training places into (train, val) for the tuple and CosPlace sets: every fifth
 /// place (at least one) is a validation place.
 fn train_val(world: &World) -> (Vec<usize>, Vec<usize>) {
@@ -315,20 +319,23 @@ fn plan(world: &World) -> Result<Plan<'_>> {
         }
     }
     let (train, val) = train_val(world);
+    // Day images of training places are the places' training views (`TRAIN_VIEW`, kept inside
+    // the CosPlace class cell): the CosPlace training folder, the cirtorch tuples and the GAN
+    // day folder draw from the same renders. Night GAN images have their own viewpoints.
     if ds.gan {
         let all: Vec<usize> = world.train_places().collect();
         let day: Vec<usize> = all.iter().copied().step_by(2).collect();
         let night: Vec<usize> = all.iter().copied().skip(1).step_by(2).collect();
-        for (places, cond, folder) in [
-            (&day, Condition::Day, "trainA"),
-            (&night, Condition::Night, "trainB"),
+        for (places, cond, role, folder) in [
+            (&day, Condition::Day, TRAIN_VIEW, "trainA"),
+            (&night, Condition::Night, Role::Gan, "trainB"),
         ] {
             let mut list = String::new();
             for i in 0..cfg.gan_images {
                 let p = places[i % places.len()];
                 let name = plan.add(
                     p,
-                    Role::Gan,
+                    role,
                     i / places.len(),
                     cond,
                     &format!("gan/{folder}"),
@@ -352,7 +359,7 @@ fn plan(world: &World) -> Result<Plan<'_>> {
             for (cluster, &p) in places.iter().enumerate() {
                 let first = split.cids.len();
                 for v in 0..cfg.tuple_views {
-                    let vp = world.viewpoint(p, Role::Tuple, v)?;
+                    let vp = world.viewpoint(p, TRAIN_VIEW, v)?;
                     let cid = cid_of(world, &vp);
                     let folder = format!(
                         "{root}/ims/{}/{}/{}",
@@ -360,14 +367,7 @@ fn plan(world: &World) -> Result<Plan<'_>> {
                         &cid[28..30],
                         &cid[26..28]
                     );
-                    plan.add(
-                        p,
-                        Role::Tuple,
-                        v,
-                        Condition::Day,
-                        &folder,
-                        Some(cid.clone()),
-                    )?;
+                    plan.add(p, TRAIN_VIEW, v, Condition::Day, &folder, Some(cid.clone()))?;
                     split.cids.push(cid);
                     split.cluster.push(cluster as i64);
                 }
@@ -396,7 +396,7 @@ fn plan(world: &World) -> Result<Plan<'_>> {
     if ds.cosplace {
         for &p in &train {
             for v in 0..cfg.cosplace_views {
-                plan.add(p, Role::CosPlace, v, Condition::Day, "cosplace/train", None)?;
+                plan.add(p, TRAIN_VIEW, v, Condition::Day, "cosplace/train", None)?;
             }
         }
         for &p in &val {
@@ -697,6 +697,105 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect()
+    }
+
+    /// Issue 11's minimum sizes of the default world: test places (and day / sunset / night
+    /// queries of each set), unpaired GAN images per domain, images of each training set.
+    const MIN_TEST_PLACES: usize = 200;
+    const MIN_GAN_IMAGES: usize = 500;
+    const MIN_TRAIN_IMAGES: usize = 1_000;
+    /// The default world must render in ≤ 2 minutes on two cores: at the ≈ 34 renders/s measured
+    /// with the crate's `export_world` example (two idle cores, 3,475 renders in 102 s), 120 s
+    /// hold ≈ 4,000 renders; this bound keeps some room for a slower machine.
+    const MAX_DEFAULT_RENDERS: usize = 3_600;
+
+    /// Counts the default world's planned files and renders (nothing is rendered): issue 11's
+    /// minimums, the render budget, and exactly one test place within 25 m of every query.
+    #[test]
+    fn default_world_plan_meets_the_minimum_sizes() {
+        let cfg = WorldConfig::default();
+        let world = World::new(&cfg).unwrap();
+        let plan = plan(&world).unwrap();
+        let n = |folder: &str| plan.files.get(folder).copied().unwrap_or(0);
+        assert!(cfg.places >= MIN_TEST_PLACES);
+        for folder in [
+            "vpr/images/test/database",
+            "vpr/images/test/queries",
+            "vpr/images/test/queries_night",
+            "tokyo/images/test/database",
+        ] {
+            assert!(n(folder) >= MIN_TEST_PLACES, "{folder}: {}", n(folder));
+        }
+        // Tokyo-style queries per condition
+        let mut tokyo = [0usize; 3];
+        for job in plan.jobs.values() {
+            for o in &job.outputs {
+                if o.starts_with("tokyo/images/test/queries") {
+                    tokyo[job.cond.code() as usize] += 1;
+                }
+            }
+        }
+        assert!(
+            tokyo.iter().all(|&k| k >= MIN_TEST_PLACES),
+            "day / sunset / night {tokyo:?}"
+        );
+        assert!(n("gan/trainA") >= MIN_GAN_IMAGES && n("gan/trainB") >= MIN_GAN_IMAGES);
+        assert!(
+            n("cosplace/train") >= MIN_TRAIN_IMAGES,
+            "{}",
+            n("cosplace/train")
+        );
+        // the cirtorch training split alone (the pickle's 'train' cids)
+        let (_, bytes) = &plan.pickles[0];
+        let v: serde_pickle::Value = serde_pickle::from_slice(bytes, Default::default()).unwrap();
+        let key = |s: &str| serde_pickle::HashableValue::String(s.into());
+        let serde_pickle::Value::Dict(top) = v else {
+            panic!("pickle top level is not a dict")
+        };
+        let serde_pickle::Value::Dict(train) = &top[&key("train")] else {
+            panic!("no train split")
+        };
+        let serde_pickle::Value::List(cids) = &train[&key("cids")] else {
+            panic!("no train cids")
+        };
+        assert!(
+            cids.len() >= MIN_TRAIN_IMAGES,
+            "{} cirtorch train images",
+            cids.len()
+        );
+        assert_eq!(
+            n("cirtorch/train/synthetic-places/ims"),
+            cfg.train_places * cfg.tuple_views
+        );
+        assert!(
+            plan.jobs.len() <= MAX_DEFAULT_RENDERS,
+            "{} renders",
+            plan.jobs.len()
+        );
+        // every VPR / Tokyo query has exactly its own place within 25 m of it among all
+        // database views (test and CosPlace val): place spacing and view jitter keep it unique
+        let db: Vec<&Viewpoint> = plan
+            .jobs
+            .values()
+            .filter(|j| j.vp.role == Role::Database)
+            .map(|j| &j.vp)
+            .collect();
+        let mut queries = 0;
+        for q in plan.jobs.values().map(|j| &j.vp).filter(|vp| {
+            vp.place < cfg.places && matches!(vp.role, Role::Query | Role::NightQuery | Role::Tokyo)
+        }) {
+            let near: BTreeSet<usize> = db
+                .iter()
+                .filter(|d| (d.east - q.east).hypot(d.north - q.north) <= 25.0)
+                .map(|d| d.place)
+                .collect();
+            assert_eq!(near, BTreeSet::from([q.place]), "{q:?}");
+            queries += 1;
+        }
+        assert_eq!(
+            queries,
+            cfg.places * (cfg.query_views + cfg.night_query_views + 3) // Tokyo: one per condition
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::detmath::{
-    cosd, exp64, fbm, gauss4, hash01, hash3, ln64, powf, seed_of, sind, splitmix64, tand,
-    value_noise,
+    cosd, exp64, fbm, floor as floorf, gauss4, hash01, hash3, ln64, powf, seed_of, sind,
+    splitmix64, tand, value_noise,
 };
 use crate::error::Result;
 use crate::geom::{V3, hit_box, hit_cyl, hit_sphere, srgb, v3};
@@ -23,6 +23,26 @@ const HFOV_DEG: f32 = 66.0;
 const VIEW_RANGE_M: f32 = 220.0;
 /// Screen tile size (samples) for object culling.
 const TILE: usize = 16;
+/// Margin (samples) around an object's projected bounding box inside which its rays are
+/// intersected. A ray that hits an object projects into the object's box to within rounding
+/// (≪ 0.01 sample), so skipping the rays outside this margin changes no pixel.
+const RECT_MARGIN: f32 = 2.0;
+/// The screen rectangle of an object tested on every ray.
+const FULL_SCREEN: [f32; 4] = [
+    f32::NEG_INFINITY,
+    f32::NEG_INFINITY,
+    f32::INFINITY,
+    f32::INFINITY,
+];
+/// Width (m, along the street) of the buckets that list the lights able to reach a point.
+const LIGHT_BUCKET_M: f32 = 2.0;
+/// A light is listed in a bucket when it is within its radius plus this margin (m) of the
+/// bucket, so a point of the bucket skips only lights whose `d2 > r2` test fails anyway (the
+/// margin dwarfs the rounding of the bucket index and of `d2`).
+const LIGHT_MARGIN_M: f32 = 1.0;
+/// Buckets cover the street from this far behind the camera to `VIEW_RANGE_M` + this far ahead
+/// (objects and lights are only instantiated in between); points outside test every light.
+const LIGHT_REACH_M: f32 = 110.0;
 
 // ---------------------------------------------------------------------------------------------
 // Lighting environment
@@ -33,6 +53,8 @@ const TILE: usize = 16;
 pub(crate) struct Env {
     cond: Condition,
     sun_dir: V3,
+    /// `sun_dir` projected on the ground plane and normalised (the sky's horizon tint).
+    sun_flat: V3,
     sun: V3,
     zenith: V3,
     horizon: V3,
@@ -77,6 +99,7 @@ impl Env {
         let base = Env {
             cond,
             sun_dir: v3(0.0, 0.0, 1.0),
+            sun_flat: V3::default(),
             sun: V3::default(),
             zenith: V3::default(),
             horizon: V3::default(),
@@ -103,7 +126,7 @@ impl Env {
             bloom: 0.02,
             noise_seed: rng.random(),
         };
-        match cond {
+        let env = match cond {
             Condition::Day => {
                 let overcast = rng.random::<f32>() < 0.3;
                 let el: f32 = rng.random_range(20.0..65.0);
@@ -215,6 +238,10 @@ impl Env {
                     ..base
                 }
             }
+        };
+        Env {
+            sun_flat: v3(env.sun_dir.x, env.sun_dir.y, 0.0).norm(),
+            ..env
         }
     }
 
@@ -225,8 +252,7 @@ impl Env {
         // horizon colour leans towards the sun's azimuth
         let hs = {
             let hd = v3(d.x, d.y, 0.0).norm();
-            let hsun = v3(self.sun_dir.x, self.sun_dir.y, 0.0).norm();
-            let c = (hd.dot(hsun) * 0.5 + 0.5).max(0.0);
+            let c = (hd.dot(self.sun_flat) * 0.5 + 0.5).max(0.0);
             c * c * c
         };
         let hor = self.horizon.lerp(self.horizon_sun, hs);
@@ -235,8 +261,11 @@ impl Env {
             let (px, py) = (d.x / e * 0.35, d.y / e * 0.35);
             let n = fbm(px, py, self.cloud_seed, 4);
             let c = ((n - (1.0 - self.cloud_cover)) * 3.0).clamp(0.0, 1.0);
-            let shade = 0.75 + 0.25 * value_noise(px * 3.0, py * 3.0, self.cloud_seed ^ 99);
-            col = col.lerp(self.cloud_col * shade, c * (e * 6.0).min(1.0));
+            // clear sky (c = 0) blends in nothing: col + (cloud − col) · 0 = col
+            if c > 0.0 {
+                let shade = 0.75 + 0.25 * value_noise(px * 3.0, py * 3.0, self.cloud_seed ^ 99);
+                col = col.lerp(self.cloud_col * shade, c * (e * 6.0).min(1.0));
+            }
         }
         if self.cond != Condition::Night {
             let c = d.dot(self.sun_dir).min(1.0);
@@ -358,23 +387,32 @@ struct Camera {
 }
 
 impl Camera {
-    fn ray(&self, sx: f32, sy: f32) -> V3 {
-        let a = (sx - self.w as f32 * 0.5) / self.f_px;
-        let b = (self.h as f32 * 0.5 - sy) / self.f_px;
-        (self.fwd + self.right * a + self.up * b).norm()
+    /// Horizontal image-plane coordinate of sample column `ix` (at its centre, `ix + 0.5`).
+    fn plane_a(&self, ix: usize) -> f32 {
+        (ix as f32 + 0.5 - self.w as f32 * 0.5) / self.f_px
     }
 
-    fn project(&self, p: V3) -> Option<(f32, f32)> {
-        let q = p - self.pos;
-        let zc = q.dot(self.fwd);
-        if zc < 0.05 {
-            return None;
-        }
-        Some((
-            self.w as f32 * 0.5 + self.f_px * q.dot(self.right) / zc,
-            self.h as f32 * 0.5 - self.f_px * q.dot(self.up) / zc,
-        ))
+    /// Vertical image-plane coordinate of sample row `iy`.
+    fn plane_b(&self, iy: usize) -> f32 {
+        (self.h as f32 * 0.5 - (iy as f32 + 0.5)) / self.f_px
     }
+
+    /// Unit ray through image-plane coordinates (a, b).
+    fn ray(&self, a: f32, b: f32) -> V3 {
+        (self.fwd + self.right * a + self.up * b).norm()
+    }
+}
+
+/// A halo with its camera-relative quantities (the camera never moves within a capture).
+#[derive(Debug, Clone, Copy)]
+struct GlowView {
+    /// `pos - camera`.
+    v: V3,
+    /// `v · v`.
+    vv: f32,
+    /// `size²`.
+    size2: f32,
+    col: V3,
 }
 
 struct Scene<'a> {
@@ -382,10 +420,26 @@ struct Scene<'a> {
     env: Env,
     cam: Camera,
     objs: Vec<Obj>,
+    /// Screen rectangle `[x0, y0, x1, y1]` (samples, with [`RECT_MARGIN`]) of each object.
+    rects: Vec<[f32; 4]>,
     tiles: Vec<Vec<u16>>,
     tiles_x: usize,
+    tiles_y: usize,
+    /// The foliage spheres (centre, radius) among `objs`, in order: the only sun occluders
+    /// besides the facades.
+    foliage: Vec<(V3, f32)>,
     lights: Vec<Light>,
+    /// Per [`LIGHT_BUCKET_M`] of street from `light_x0`: the lights (indices, in order) that
+    /// can reach a point there.
+    light_buckets: Vec<Vec<u16>>,
+    light_x0: f32,
+    /// `0..lights.len()`, for points outside the buckets.
+    all_lights: Vec<u16>,
     glows: Vec<Glow>,
+    glow_views: Vec<GlowView>,
+    /// [`Camera::plane_a`] of every sample column, [`Camera::plane_b`] of every sample row.
+    plane_a: Vec<f32>,
+    plane_b: Vec<f32>,
     blobs: Vec<Blob>,
 }
 
@@ -429,15 +483,81 @@ impl<'a> Scene<'a> {
             env,
             cam,
             objs: Vec::new(),
+            rects: Vec::new(),
             tiles: Vec::new(),
             tiles_x: 0,
+            tiles_y: 0,
+            foliage: Vec::new(),
             lights: Vec::new(),
+            light_buckets: Vec::new(),
+            light_x0: 0.0,
+            all_lights: Vec::new(),
             glows: Vec::new(),
+            glow_views: Vec::new(),
+            plane_a: Vec::new(),
+            plane_b: Vec::new(),
             blobs: Vec::new(),
         };
         scene.populate(seed_of(&[capture_seed, 2]));
         scene.build_tiles();
+        scene.build_light_buckets();
+        let o = scene.cam.pos;
+        scene.glow_views = scene
+            .glows
+            .iter()
+            .map(|g| {
+                let v = g.pos - o;
+                GlowView {
+                    v,
+                    vv: v.dot(v),
+                    size2: g.size * g.size,
+                    col: g.col,
+                }
+            })
+            .collect();
+        scene.plane_a = (0..w).map(|ix| scene.cam.plane_a(ix)).collect();
+        scene.plane_b = (0..h).map(|iy| scene.cam.plane_b(iy)).collect();
+        scene.foliage = scene
+            .objs
+            .iter()
+            .filter_map(|o| match (o.shape, o.mat) {
+                (Shape::Sphere { c, r }, Mat::Foliage(..)) => Some((c, r)),
+                _ => None,
+            })
+            .collect();
         scene
+    }
+
+    /// Lists, per bucket of street, the lights whose radius (plus a margin) reaches it.
+    fn build_light_buckets(&mut self) {
+        let x0 = self.cam.pos.x - 60.0 - LIGHT_REACH_M;
+        let x1 = self.cam.pos.x + VIEW_RANGE_M + LIGHT_REACH_M;
+        let n = ((x1 - x0) / LIGHT_BUCKET_M).ceil() as usize;
+        let mut buckets = vec![Vec::new(); n];
+        for (i, l) in self.lights.iter().enumerate() {
+            let reach = l.r2.sqrt() + LIGHT_MARGIN_M;
+            for (k, b) in buckets.iter_mut().enumerate() {
+                let lo = x0 + k as f32 * LIGHT_BUCKET_M;
+                if l.pos.x + reach >= lo && l.pos.x - reach <= lo + LIGHT_BUCKET_M {
+                    b.push(i as u16);
+                }
+            }
+        }
+        self.light_buckets = buckets;
+        self.light_x0 = x0;
+        self.all_lights = (0..self.lights.len() as u16).collect();
+    }
+
+    /// The lights that can reach a point at street coordinate `x` (a superset of those with
+    /// `d2 <= r2`, in their original order).
+    #[inline]
+    fn lights_near(&self, x: f32) -> &[u16] {
+        let k = (x - self.light_x0) / LIGHT_BUCKET_M;
+        if k >= 0.0 && k < self.light_buckets.len() as f32 {
+            &self.light_buckets[k as usize]
+        } else {
+            &self.all_lights
+        }
     }
 
     fn in_range(&self, x: f32) -> bool {
@@ -733,58 +853,108 @@ impl<'a> Scene<'a> {
         self.blobs = blobs;
     }
 
+    /// Screen rectangle `[x0, y0, x1, y1]` (samples) of the part of an object's bounding box
+    /// in front of the plane `zc = near_clip`, grown by [`RECT_MARGIN`]; `None` when no part
+    /// of it is in front. Every ray that hits the object passes inside: hits are at `t > 0.05`
+    /// m (the primitives' `tmin`) along unit rays whose cosine with the optical axis is at
+    /// least `cos_min` (the image corners'), so at `zc > 0.05 · cos_min = 2 · near_clip`; the
+    /// clipped box is convex, so its image is the hull of its projected vertices (box corners
+    /// in front, edge crossings). A box within [`CLEARANCE_M`] of the camera gets the whole
+    /// screen: the far-from-camera vertices that bound an on-screen rectangle then project
+    /// with errors far below the margin.
+    fn screen_rect(&self, lo: V3, hi: V3, near_clip: f32) -> Option<[f32; 4]> {
+        /// Boxes nearer than this to the camera (m) are tested on every ray.
+        const CLEARANCE_M: f32 = 0.5;
+        let cam = &self.cam;
+        let o = cam.pos;
+        let near = |v: f32, l: f32, h: f32| v > l - CLEARANCE_M && v < h + CLEARANCE_M;
+        if near_clip.is_nan()
+            || near_clip <= 0.0
+            || near(o.x, lo.x, hi.x) && near(o.y, lo.y, hi.y) && near(o.z, lo.z, hi.z)
+        {
+            return Some(FULL_SCREEN);
+        }
+        let corner = |k: usize| {
+            v3(
+                if k & 1 == 0 { lo.x } else { hi.x },
+                if k & 2 == 0 { lo.y } else { hi.y },
+                if k & 4 == 0 { lo.z } else { hi.z },
+            )
+        };
+        let depth = |p: V3| (p - cam.pos).dot(cam.fwd);
+        let (mut a, mut b, mut c, mut d) = (
+            f32::INFINITY,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NEG_INFINITY,
+        );
+        let mut add = |p: V3| {
+            let q = p - cam.pos;
+            let zc = q.dot(cam.fwd);
+            let sx = cam.w as f32 * 0.5 + cam.f_px * q.dot(cam.right) / zc;
+            let sy = cam.h as f32 * 0.5 - cam.f_px * q.dot(cam.up) / zc;
+            a = a.min(sx);
+            b = b.min(sy);
+            c = c.max(sx);
+            d = d.max(sy);
+        };
+        let mut any = false;
+        for k in 0..8 {
+            let p = corner(k);
+            let z = depth(p);
+            if z >= near_clip {
+                add(p);
+                any = true;
+            }
+            // the three edges to the corners with one more coordinate at `hi`
+            for bit in [1, 2, 4] {
+                if k & bit != 0 {
+                    continue;
+                }
+                let p2 = corner(k | bit);
+                let z2 = depth(p2);
+                if (z < near_clip) != (z2 < near_clip) {
+                    add(p + (p2 - p) * ((near_clip - z) / (z2 - z)));
+                }
+            }
+        }
+        (any && a.is_finite() && b.is_finite() && c.is_finite() && d.is_finite()).then_some([
+            a - RECT_MARGIN,
+            b - RECT_MARGIN,
+            c + RECT_MARGIN,
+            d + RECT_MARGIN,
+        ])
+    }
+
     fn build_tiles(&mut self) {
         let (w, h) = (self.cam.w, self.cam.h);
         let tx = w.div_ceil(TILE);
         let ty = h.div_ceil(TILE);
         let mut tiles = vec![Vec::new(); tx * ty];
+        let mut rects = Vec::with_capacity(self.objs.len());
+        // the smallest cosine between a sample's ray and the optical axis (image corners)
+        let (am, bm) = (
+            w as f32 * 0.5 / self.cam.f_px,
+            h as f32 * 0.5 / self.cam.f_px,
+        );
+        let cos_min = 1.0 / (1.0 + am * am + bm * bm).sqrt();
+        let near_clip = 0.5 * 0.05 * cos_min;
         for (i, o) in self.objs.iter().enumerate() {
-            let mut rect = Some((
-                f32::INFINITY,
-                f32::INFINITY,
-                f32::NEG_INFINITY,
-                f32::NEG_INFINITY,
-            ));
-            for k in 0..8 {
-                let p = v3(
-                    if k & 1 == 0 { o.lo.x } else { o.hi.x },
-                    if k & 2 == 0 { o.lo.y } else { o.hi.y },
-                    if k & 4 == 0 { o.lo.z } else { o.hi.z },
-                );
-                match (self.cam.project(p), rect) {
-                    (Some((sx, sy)), Some((a, b, c, d))) => {
-                        rect = Some((a.min(sx), b.min(sy), c.max(sx), d.max(sy)))
-                    }
-                    _ => {
-                        // a corner behind the camera: test the object everywhere unless it is entirely behind
-                        let q = [o.lo, o.hi];
-                        let any_front = (0..8).any(|k| {
-                            let p = v3(q[k & 1].x, q[(k >> 1) & 1].y, q[(k >> 2) & 1].z);
-                            (p - self.cam.pos).dot(self.cam.fwd) > 0.0
-                        });
-                        rect = if any_front {
-                            None
-                        } else {
-                            Some((1.0, 1.0, -1.0, -1.0))
-                        };
-                        break;
-                    }
-                }
+            // an invisible object keeps an empty rectangle (its index stays aligned)
+            let r = self
+                .screen_rect(o.lo, o.hi, near_clip)
+                .unwrap_or([1.0, 1.0, -1.0, -1.0]);
+            rects.push(r);
+            let [a, b, c, d] = r;
+            if c < 0.0 || d < 0.0 || a >= w as f32 || b >= h as f32 || c < a || d < b {
+                continue;
             }
-            let (x0, y0, x1, y1) = match rect {
-                None => (0, 0, tx - 1, ty - 1),
-                Some((a, b, c, d)) => {
-                    if c < 0.0 || d < 0.0 || a >= w as f32 || b >= h as f32 || c < a {
-                        continue;
-                    }
-                    (
-                        (a.max(0.0) as usize / TILE).min(tx - 1),
-                        (b.max(0.0) as usize / TILE).min(ty - 1),
-                        (c.min(w as f32 - 1.0) as usize / TILE).min(tx - 1),
-                        (d.min(h as f32 - 1.0) as usize / TILE).min(ty - 1),
-                    )
-                }
-            };
+            let (x0, y0, x1, y1) = (
+                (a.max(0.0) as usize / TILE).min(tx - 1),
+                (b.max(0.0) as usize / TILE).min(ty - 1),
+                (c.min(w as f32 - 1.0) as usize / TILE).min(tx - 1),
+                (d.min(h as f32 - 1.0) as usize / TILE).min(ty - 1),
+            );
             for yy in y0..=y1 {
                 for xx in x0..=x1 {
                     tiles[yy * tx + xx].push(i as u16);
@@ -792,36 +962,53 @@ impl<'a> Scene<'a> {
             }
         }
         self.tiles = tiles;
+        self.rects = rects;
         self.tiles_x = tx;
+        self.tiles_y = ty;
     }
 
     // -----------------------------------------------------------------------------------------
     // Tracing
     // -----------------------------------------------------------------------------------------
 
-    fn trace(&self, sx: f32, sy: f32) -> V3 {
+    /// Radiance along the ray through the centre of sample (ix, iy).
+    fn trace(&self, ix: usize, iy: usize) -> V3 {
+        let (sx, sy) = (ix as f32 + 0.5, iy as f32 + 0.5);
         let o = self.cam.pos;
-        let d = self.cam.ray(sx, sy);
+        let d = self.cam.ray(self.plane_a[ix], self.plane_b[iy]);
         let st = self.street;
         // planes, processed in order of distance
         let mut best_t = f32::INFINITY;
-        let mut best: Option<Surf> = None;
+        // the plane hit; its surface (textures, noise) is shaded only if no object is in front
+        let mut best: Option<PlaneHit> = None;
         let mut escaped_t = f32::INFINITY;
-        let mut cands: [(f32, u8); 5] = [(f32::INFINITY, 0); 5];
+        // (t, plane): 0 ground, 1 / 2 left / right facades, 3 / 4 far / near end rows; at
+        // most one of each pair is ahead. Visited by distance, ties by plane index.
+        const NONE: (f32, u8) = (f32::INFINITY, 5);
+        let mut cands = [NONE; 3];
         if d.z < 0.0 {
             cands[0] = (-o.z / d.z, 0);
         }
         if d.y > 0.0 {
             cands[1] = ((st.left_y - o.y) / d.y, 1);
         } else if d.y < 0.0 {
-            cands[2] = ((st.right_y - o.y) / d.y, 2);
+            cands[1] = ((st.right_y - o.y) / d.y, 2);
         }
         if d.x > 0.0 {
-            cands[3] = ((st.far_x - o.x) / d.x, 3);
+            cands[2] = ((st.far_x - o.x) / d.x, 3);
         } else if d.x < 0.0 {
-            cands[4] = ((st.near_x - o.x) / d.x, 4);
+            cands[2] = ((st.near_x - o.x) / d.x, 4);
         }
-        cands.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let before = |a: (f32, u8), b: (f32, u8)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)).is_lt();
+        if before(cands[1], cands[0]) {
+            cands.swap(0, 1);
+        }
+        if before(cands[2], cands[1]) {
+            cands.swap(1, 2);
+            if before(cands[1], cands[0]) {
+                cands.swap(0, 1);
+            }
+        }
         for &(t, k) in &cands {
             if !t.is_finite() {
                 break;
@@ -830,7 +1017,7 @@ impl<'a> Scene<'a> {
             match k {
                 0 => {
                     best_t = t;
-                    best = Some(self.ground(p));
+                    best = Some(PlaneHit::Ground(p));
                     break;
                 }
                 1 | 2 => {
@@ -848,7 +1035,7 @@ impl<'a> Scene<'a> {
                             } else {
                                 v3(0.0, 1.0, 0.0)
                             };
-                            best = Some(self.facade(b, p.x, p.z, p, n));
+                            best = Some(PlaneHit::Facade(b, p.x, p, n));
                         }
                         _ => escaped_t = t,
                     }
@@ -865,7 +1052,7 @@ impl<'a> Scene<'a> {
                             } else {
                                 v3(1.0, 0.0, 0.0)
                             };
-                            best = Some(self.facade(b, u, p.z, p, n));
+                            best = Some(PlaneHit::Facade(b, u, p, n));
                         }
                         _ => escaped_t = t,
                     }
@@ -874,11 +1061,15 @@ impl<'a> Scene<'a> {
             }
         }
         // objects
-        let tile = (sy as usize / TILE).min(self.tiles.len() / self.tiles_x - 1) * self.tiles_x
+        let tile = (sy as usize / TILE).min(self.tiles_y - 1) * self.tiles_x
             + (sx as usize / TILE).min(self.tiles_x - 1);
         let mut obj_hit: Option<(f32, V3, usize)> = None;
         let limit = best_t.min(escaped_t);
         for &i in &self.tiles[tile] {
+            let r = &self.rects[i as usize];
+            if sx < r[0] || sx > r[2] || sy < r[1] || sy > r[3] {
+                continue; // the ray passes outside the object's screen box
+            }
             let ob = &self.objs[i as usize];
             let tmax = obj_hit.map_or(limit, |h| h.0);
             let hit = match ob.shape {
@@ -897,20 +1088,23 @@ impl<'a> Scene<'a> {
             let s = self.object(&self.objs[i], p, n);
             best_t = t;
             self.shade(&s, d)
-        } else if let Some(s) = best {
+        } else if let Some(hit) = best {
+            let s = match hit {
+                PlaneHit::Ground(p) => self.ground(p),
+                PlaneHit::Facade(b, u, p, n) => self.facade(b, u, p.z, p, n),
+            };
             self.shade(&s, d)
         } else {
             self.env.sky(d)
         };
         // atmospheric halo around lamps and headlights
-        for g in &self.glows {
-            let v = g.pos - o;
-            let tp = v.dot(d);
+        for g in &self.glow_views {
+            let tp = g.v.dot(d);
             if tp <= 0.0 || tp > best_t + 0.6 {
                 continue;
             }
-            let perp2 = (v.dot(v) - tp * tp).max(0.0);
-            let a2 = perp2 / (tp * tp) / (g.size * g.size);
+            let perp2 = (g.vv - tp * tp).max(0.0);
+            let a2 = perp2 / (tp * tp) / g.size2;
             let k = 1.0 / (1.0 + a2);
             col = col + g.col * (k * k * 6.0 + k * 0.25);
         }
@@ -926,7 +1120,8 @@ impl<'a> Scene<'a> {
                 e = e + env.sun * ndl;
             }
         }
-        for l in &self.lights {
+        for &li in self.lights_near(s.p.x) {
+            let l = &self.lights[li as usize];
             let v = l.pos - s.p;
             let d2 = v.dot(v);
             if d2 > l.r2 {
@@ -981,16 +1176,11 @@ impl<'a> Scene<'a> {
                 return true;
             }
         }
-        for o in &self.objs {
-            if let (Shape::Sphere { c, r }, Mat::Foliage(..)) = (o.shape, o.mat) {
-                let v = c - p;
-                let tp = v.dot(sd);
-                if tp > 0.0 && v.dot(v) - tp * tp < r * r * 0.7 {
-                    return true;
-                }
-            }
-        }
-        false
+        self.foliage.iter().any(|&(c, r)| {
+            let v = c - p;
+            let tp = v.dot(sd);
+            tp > 0.0 && v.dot(v) - tp * tp < r * r * 0.7
+        })
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1012,25 +1202,26 @@ impl<'a> Scene<'a> {
             let n = fbm(p.x * 0.35, p.y * 0.35, st.seed, 3);
             let fine = hash01((p.x * 40.0) as i32, (p.y * 40.0) as i32, st.seed);
             let mut a = st.asphalt * (0.8 + 0.35 * n + 0.08 * fine);
-            let wear = 0.55 + 0.45 * value_noise(p.x * 2.0, p.y * 2.0, st.seed ^ 5);
+            // paint wear, looked up only on markings
+            let wear = || 0.55 + 0.45 * value_noise(p.x * 2.0, p.y * 2.0, st.seed ^ 5);
             if ay < 0.08 && p.x.rem_euclid(8.0) < 3.5 {
-                a = a.lerp(st.centre_line, 0.85 * wear);
+                a = a.lerp(st.centre_line, 0.85 * wear());
             } else if (ay - (st.road_half - 0.35)).abs() < 0.07 {
-                a = a.lerp(srgb(230, 230, 228), 0.8 * wear);
+                a = a.lerp(srgb(230, 230, 228), 0.8 * wear());
             }
             for &c in &st.crosswalks {
                 if (p.x - c).abs() < 2.0
                     && ay < st.road_half - 0.5
                     && (p.y + 20.0).rem_euclid(0.9) < 0.45
                 {
-                    a = a.lerp(srgb(235, 235, 232), 0.85 * wear);
+                    a = a.lerp(srgb(235, 235, 232), 0.85 * wear());
                 }
             }
             a
         } else if ay < st.road_half + 0.22 {
             srgb(175, 172, 165) * (0.9 + 0.1 * value_noise(p.x, 0.0, st.seed))
         } else {
-            let (tx, ty) = ((p.x / 0.4).floor(), (p.y / 0.4).floor());
+            let (tx, ty) = (floorf(p.x / 0.4), floorf(p.y / 0.4));
             let grout = (p.x - tx * 0.4).min(p.y - ty * 0.4) < 0.015;
             let v = hash01(tx as i32, ty as i32, st.seed ^ 77);
             let stain = fbm(p.x * 0.3, p.y * 0.3, st.seed ^ 3, 2);
@@ -1075,15 +1266,16 @@ impl<'a> Scene<'a> {
             s.albedo = b.trim * (0.9 + 0.1 * value_noise(lu * 2.0, z * 2.0, b.id));
             return s;
         }
-        s.albedo = wall_texture(b, lu, z);
+        // the textured wall (`wall_texture`) is built only where no window, frame, trim, sign or
+        // door covers it
         let cw = w / b.cols as f32;
-        let col = ((lu / cw).floor() as u32).min(b.cols - 1);
+        let col = (floorf(lu / cw) as u32).min(b.cols - 1);
         let cu = lu - (col as f32 + 0.5) * cw;
         if z < b.ground_h {
             return self.ground_floor(b, lu, z, col, cu, cw, s);
         }
         let zf_total = z - b.ground_h;
-        let floor = (zf_total / b.floor_h).floor();
+        let floor = floorf(zf_total / b.floor_h);
         let zf = zf_total - floor * b.floor_h;
         if floor == 0.0 && zf < 0.25 || b.cornices && zf < 0.16 {
             s.albedo = b.trim;
@@ -1122,6 +1314,7 @@ impl<'a> Scene<'a> {
             s.albedo = b.trim;
             return s;
         }
+        s.albedo = wall_texture(b, lu, z);
         s
     }
 
@@ -1229,7 +1422,7 @@ impl<'a> Scene<'a> {
                 s.emit = shop.interior * ((0.3 + 0.7 * shelf) * k);
                 return s;
             }
-            s.albedo = s.albedo * 0.8;
+            s.albedo = wall_texture(b, lu, z) * 0.8;
             return s;
         }
         // residential ground floor: a door and windows
@@ -1252,6 +1445,7 @@ impl<'a> Scene<'a> {
             }
             return self.window_glass(b, col, 999, (cu + hw) / (2.0 * hw), (z - 1.0) / 1.6, s);
         }
+        s.albedo = wall_texture(b, lu, z);
         if z < 0.5 {
             s.albedo = s.albedo * 0.75;
         }
@@ -1346,6 +1540,14 @@ impl<'a> Scene<'a> {
     }
 }
 
+/// Where a ray meets the ground or a facade (the surface is built only if it is seen).
+#[derive(Clone, Copy)]
+enum PlaneHit<'b> {
+    Ground(V3),
+    /// Building, facade coordinate `u`, point, normal.
+    Facade(&'b Building, f32, V3, V3),
+}
+
 /// A surface point to shade.
 #[derive(Debug, Clone, Copy)]
 struct Surf {
@@ -1361,14 +1563,14 @@ struct Surf {
 
 /// Blocky glyphs on signs: cells of width `cell` along `u`; `v` ∈ [0,1] across the text line.
 fn glyph(u: f32, v: f32, cell: f32, seed: u32) -> bool {
-    let ci = (u / cell).floor();
+    let ci = floorf(u / cell);
     let cu = u / cell - ci;
     let h = hash3(ci as i32, 17, seed);
     if h & 7 == 0 || !(0.12..0.88).contains(&cu) {
         return false; // a space, or the gap between characters
     }
-    let gx = (((cu - 0.12) / 0.76) * 3.0).floor() as u32;
-    let gy = ((v * 5.0).floor() as u32).min(4);
+    let gx = floorf(((cu - 0.12) / 0.76) * 3.0) as u32;
+    let gy = (floorf(v * 5.0) as u32).min(4);
     (h >> (3 + gy * 3 + gx.min(2))) & 1 == 1
 }
 
@@ -1377,9 +1579,9 @@ fn wall_texture(b: &Building, lu: f32, z: f32) -> V3 {
     let a = b.albedo;
     match b.wall {
         Wall::Brick => {
-            let row = (z / 0.075).floor();
+            let row = floorf(z / 0.075);
             let off = if row as i32 % 2 == 0 { 0.0 } else { 0.125 };
-            let bx = ((lu + off) / 0.25).floor();
+            let bx = floorf((lu + off) / 0.25);
             let mortar = (z - row * 0.075) < 0.012 || (lu + off - bx * 0.25) < 0.012;
             if mortar {
                 srgb(170, 165, 155) * 0.8
@@ -1401,7 +1603,7 @@ fn wall_texture(b: &Building, lu: f32, z: f32) -> V3 {
             if panel { a * 0.65 } else { a }
         }
         Wall::Tile => {
-            let (tx, ty) = ((lu / 0.22).floor(), (z / 0.11).floor());
+            let (tx, ty) = (floorf(lu / 0.22), floorf(z / 0.11));
             if lu - tx * 0.22 < 0.012 || z - ty * 0.11 < 0.012 {
                 srgb(200, 198, 192) * 0.85
             } else {
@@ -1442,17 +1644,23 @@ fn box_blur(img: &mut [V3], w: usize, h: usize, r: usize, passes: usize) {
                 acc = acc + row[inn] - row[out];
             }
         }
-        for x in 0..w {
-            let mut acc = V3::default();
-            for k in 0..=2 * r {
-                acc =
-                    acc + tmp[(k as isize - r as isize).clamp(0, h as isize - 1) as usize * w + x];
+        // vertical pass, row by row with one running sum per column (the same additions in
+        // the same order as column by column, but along memory)
+        let mut acc = vec![V3::default(); w];
+        for k in 0..=2 * r {
+            let row = &tmp[(k as isize - r as isize).clamp(0, h as isize - 1) as usize * w..][..w];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a = *a + v;
             }
-            for y in 0..h {
-                img[y * w + x] = acc * norm;
-                let out = (y as isize - r as isize).clamp(0, h as isize - 1) as usize;
-                let inn = (y + r + 1).min(h - 1);
-                acc = acc + tmp[inn * w + x] - tmp[out * w + x];
+        }
+        for y in 0..h {
+            let out = (y as isize - r as isize).clamp(0, h as isize - 1) as usize;
+            let inn = (y + r + 1).min(h - 1);
+            let (row_in, row_out) = (&tmp[inn * w..][..w], &tmp[out * w..][..w]);
+            let dst = &mut img[y * w..(y + 1) * w];
+            for x in 0..w {
+                dst[x] = acc[x] * norm;
+                acc[x] = acc[x] + row_in[x] - row_out[x];
             }
         }
     }
@@ -1591,9 +1799,7 @@ pub(crate) fn render_viewpoint(world: &World, vp: &Viewpoint, cond: Condition) -
             let mut acc = V3::default();
             for j in 0..ss {
                 for i in 0..ss {
-                    let sx = (x * ss + i) as f32 + 0.5;
-                    let sy = (y * ss + j) as f32 + 0.5;
-                    acc = acc + scene.trace(sx, sy);
+                    acc = acc + scene.trace(x * ss + i, y * ss + j);
                 }
             }
             let c = acc * inv;
@@ -1639,6 +1845,57 @@ impl World {
 mod tests {
     use super::*;
 
+    /// Every sample of a scene, as bits.
+    fn trace_all(scene: &Scene) -> Vec<u32> {
+        let mut bits = Vec::new();
+        for iy in 0..scene.cam.h {
+            for ix in 0..scene.cam.w {
+                let c = scene.trace(ix, iy);
+                bits.extend([c.x.to_bits(), c.y.to_bits(), c.z.to_bits()]);
+            }
+        }
+        bits
+    }
+
+    /// The culling (objects by tile and screen box, lights by street bucket) skips only work
+    /// whose result is discarded: every sample equals the one of a scene that intersects every
+    /// object and tests every light on every ray, bit for bit.
+    #[test]
+    fn culling_changes_no_sample() {
+        let world = World::new(&crate::WorldConfig {
+            width: 128,
+            height: 96,
+            ..crate::WorldConfig::tiny()
+        })
+        .unwrap();
+        let (w, h) = (128, 96);
+        let mut lit = 0;
+        for place in 0..world.places().len() {
+            for (role, cond) in [
+                (Role::Database, Condition::Day),
+                (Role::Tokyo, Condition::Sunset),
+                (Role::NightQuery, Condition::Night),
+            ] {
+                let vp = world.viewpoint(place, role, 0).unwrap();
+                let seed = capture_seed(&world, &vp, cond);
+                let culled = Scene::new(&world, &vp, cond, seed, w, h);
+                let mut plain = Scene::new(&world, &vp, cond, seed, w, h);
+                let n = plain.objs.len();
+                plain.rects = vec![FULL_SCREEN; n];
+                let all: Vec<u16> = (0..n as u16).collect();
+                plain.tiles.iter_mut().for_each(|t| t.clone_from(&all));
+                plain.light_buckets.clear(); // every point tests every light
+                lit += (!plain.lights.is_empty()) as usize;
+                assert_eq!(
+                    trace_all(&culled),
+                    trace_all(&plain),
+                    "place {place}, {role:?}, {cond:?}"
+                );
+            }
+        }
+        assert!(lit >= 8, "only {lit} scenes with lights");
+    }
+
     #[test]
     fn box_blur_preserves_a_constant_and_the_mean() {
         let (w, h) = (17, 9);
@@ -1648,6 +1905,69 @@ mod tests {
             assert!(
                 (c.x - 0.5).abs() < 1e-5 && (c.y - 0.25).abs() < 1e-5 && (c.z - 1.0).abs() < 1e-5
             );
+        }
+    }
+
+    /// The column-by-column box blur this crate used before the row-major vertical pass: the
+    /// same additions per column in the same order, so the results must agree bit for bit.
+    fn box_blur_by_columns(img: &mut [V3], w: usize, h: usize, r: usize, passes: usize) {
+        let mut tmp = vec![V3::default(); img.len()];
+        let norm = 1.0 / (2 * r + 1) as f32;
+        for _ in 0..passes {
+            for y in 0..h {
+                let row = &img[y * w..(y + 1) * w];
+                let mut acc = V3::default();
+                for k in 0..=2 * r {
+                    acc = acc + row[(k as isize - r as isize).clamp(0, w as isize - 1) as usize];
+                }
+                for x in 0..w {
+                    tmp[y * w + x] = acc * norm;
+                    let out = (x as isize - r as isize).clamp(0, w as isize - 1) as usize;
+                    let inn = (x + r + 1).min(w - 1);
+                    acc = acc + row[inn] - row[out];
+                }
+            }
+            for x in 0..w {
+                let mut acc = V3::default();
+                for k in 0..=2 * r {
+                    acc = acc
+                        + tmp[(k as isize - r as isize).clamp(0, h as isize - 1) as usize * w + x];
+                }
+                for y in 0..h {
+                    img[y * w + x] = acc * norm;
+                    let out = (y as isize - r as isize).clamp(0, h as isize - 1) as usize;
+                    let inn = (y + r + 1).min(h - 1);
+                    acc = acc + tmp[inn * w + x] - tmp[out * w + x];
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn row_major_box_blur_is_bit_identical_to_the_column_blur() {
+        let mut h = 5u64;
+        for (w, ht, r, passes) in [
+            (17, 9, 2, 3),
+            (40, 30, 1, 1),
+            (64, 48, 12, 3),
+            (5, 31, 4, 2),
+        ] {
+            let img: Vec<V3> = (0..w * ht)
+                .map(|_| {
+                    h = splitmix64(h);
+                    let u = |k: u32| ((h >> (16 * k)) & 0xFFFF) as f32 / 6553.6;
+                    v3(u(0), u(1) * u(1), u(2) - 3.0)
+                })
+                .collect();
+            let (mut a, mut b) = (img.clone(), img);
+            box_blur(&mut a, w, ht, r, passes);
+            box_blur_by_columns(&mut b, w, ht, r, passes);
+            let bits = |v: &[V3]| -> Vec<u32> {
+                v.iter()
+                    .flat_map(|c| [c.x.to_bits(), c.y.to_bits(), c.z.to_bits()])
+                    .collect()
+            };
+            assert_eq!(bits(&a), bits(&b), "{w}×{ht}, r = {r}, {passes} passes");
         }
     }
 

@@ -51,11 +51,13 @@ pub enum Role {
     NightQuery,
     /// Tokyo-style queries (one station per place, seen at day, sunset and night).
     Tokyo,
-    /// cirtorch tuple images.
+    /// Tuple views (±3 m along, ±1 m across the street). [`crate::export`] no longer uses them:
+    /// its cirtorch tuples are the [`Role::CosPlace`] training views.
     Tuple,
-    /// CosPlace training images (kept inside one 10 m × 10 m × 30° class).
+    /// Training views, kept inside one 10 m × 10 m × 30° CosPlace class: the day images of
+    /// training places in every export (CosPlace training folder, cirtorch tuples, GAN day).
     CosPlace,
-    /// Unpaired GAN images.
+    /// Night GAN images (`gan/trainB`; the day folder reuses the [`Role::CosPlace`] views).
     Gan,
     /// Contact sheet.
     Sheet,

@@ -84,12 +84,59 @@ impl Building {
 #[derive(Debug, Clone)]
 pub(crate) struct FacadeRow {
     pub buildings: Vec<Building>,
+    /// `buildings[i].u1`, packed (4-byte keys stay in cache where 176-byte buildings do not).
+    ends: Vec<f32>,
+    /// `grid[k]`: the index [`FacadeRow::at`] returns for `u = u0 + k · ROW_GRID_M`, where the
+    /// search for any `u` of that cell starts: buildings are wider than a cell, so it moves
+    /// at most a step or two. [`FacadeRow::at`] runs for nearly every ray and every sunlit
+    /// point, where a binary search stalled the renderer.
+    grid: Vec<u32>,
+    grid_u0: f32,
 }
 
+/// Cell size (m) of [`FacadeRow`]'s lookup grid.
+const ROW_GRID_M: f32 = 2.0;
+
 impl FacadeRow {
+    /// A row of `buildings` (sorted, contiguous).
+    pub fn new(buildings: Vec<Building>) -> FacadeRow {
+        let ends: Vec<f32> = buildings.iter().map(|b| b.u1).collect();
+        let grid_u0 = buildings.first().map_or(0.0, |b| b.u0);
+        let len = ends.last().map_or(0.0, |&e| e - grid_u0);
+        let cells = (len / ROW_GRID_M) as usize + 2;
+        let grid = (0..cells)
+            .map(|k| {
+                let u = grid_u0 + k as f32 * ROW_GRID_M;
+                ends.partition_point(|&e| e <= u) as u32
+            })
+            .collect();
+        FacadeRow {
+            buildings,
+            ends,
+            grid,
+            grid_u0,
+        }
+    }
+
     /// The building covering coordinate `u`, if any.
+    #[inline]
     pub fn at(&self, u: f32) -> Option<&Building> {
-        let i = self.buildings.partition_point(|b| b.u1 <= u);
+        // the index of the first building with u1 > u (`ends.partition_point(|&e| e <= u)`),
+        // found by walking from the grid cell's entry; the walk checks both neighbours, so it
+        // is exact whatever the rounding of the cell index
+        let k = (u - self.grid_u0) / ROW_GRID_M;
+        let i = if k >= 0.0 && k < self.grid.len() as f32 {
+            let mut i = self.grid[k as usize] as usize;
+            while i < self.ends.len() && self.ends[i] <= u {
+                i += 1;
+            }
+            while i > 0 && self.ends[i - 1] > u {
+                i -= 1;
+            }
+            i
+        } else {
+            self.ends.partition_point(|&e| e <= u)
+        };
         self.buildings.get(i).filter(|b| b.u0 <= u)
     }
 }
@@ -466,7 +513,7 @@ fn make_row(
         u = b.u1;
         buildings.push(b);
     }
-    FacadeRow { buildings }
+    FacadeRow::new(buildings)
 }
 
 impl World {
@@ -567,8 +614,15 @@ impl World {
 const COSPLACE_M: f64 = 10.0;
 const COSPLACE_ALPHA: f64 = 30.0;
 
+/// Largest move along the street of [`snap_to_cell`] (m): 5√2, the farthest the nearest cell
+/// centre can be, so consecutive stations stay ≥ spacing − 2 × 5√2 apart (and each query has
+/// one place within 25 m). Without it a narrow street askew to the UTM grid could send a
+/// station to a centre 15 m along the street.
+const MAX_SNAP_ALONG_M: f64 = 7.072;
+
 /// Moves a station to the centre of a 10 m UTM cell (the nearest one that keeps the camera on
-/// the road), so that CosPlace-style views jittered by ±3 m stay in one class.
+/// the road and moves it at most [`MAX_SNAP_ALONG_M`] along the street; if there is none the
+/// station stays), so that CosPlace-style views jittered by ±3 m stay in one class.
 fn snap_to_cell(street: &Street, x: f32, lateral: f32) -> (f32, f32) {
     let (e, n) = street.to_utm(x, lateral);
     let (sb, cb) = (sind(street.bearing) as f64, cosd(street.bearing) as f64);
@@ -583,7 +637,7 @@ fn snap_to_cell(street: &Street, x: f32, lateral: f32) -> (f32, f32) {
             let dy = -de * cb + dn * sb;
             let ny = lateral as f64 + dy;
             let d2 = de * de + dn * dn;
-            if ny.abs() <= lim && best.is_none_or(|b| d2 < b.0) {
+            if ny.abs() <= lim && dx.abs() <= MAX_SNAP_ALONG_M && best.is_none_or(|b| d2 < b.0) {
                 best = Some((d2, x + dx as f32, ny as f32));
             }
         }
@@ -812,9 +866,10 @@ mod tests {
 
     #[test]
     fn places_are_far_apart_and_streets_disjoint() {
-        let world = World::new(&WorldConfig::default()).unwrap();
+        let cfg = WorldConfig::default();
+        let world = World::new(&cfg).unwrap();
         let p = world.places();
-        assert_eq!(p.len(), 60);
+        assert_eq!(p.len(), cfg.places + cfg.train_places);
         for i in 0..p.len() {
             for j in 0..i {
                 let d =
@@ -827,10 +882,11 @@ mod tests {
                 );
             }
         }
-        assert!(p[..40].iter().all(|q| q.split == Split::Test));
-        assert!(p[40..].iter().all(|q| q.split == Split::Train));
-        let test_streets: Vec<usize> = p[..40].iter().map(|q| q.street).collect();
-        assert!(p[40..].iter().all(|q| !test_streets.contains(&q.street)));
+        let (test, train) = p.split_at(cfg.places);
+        assert!(test.iter().all(|q| q.split == Split::Test));
+        assert!(train.iter().all(|q| q.split == Split::Train));
+        let test_streets: Vec<usize> = test.iter().map(|q| q.street).collect();
+        assert!(train.iter().all(|q| !test_streets.contains(&q.street)));
     }
 
     #[test]
@@ -843,6 +899,23 @@ mod tests {
                 }
                 let b = &row.buildings[1];
                 assert_eq!(row.at(b.u0 + 0.01).map(|x| x.id), Some(b.id));
+                // the grid lookup is the binary search, everywhere (boundaries, outside, NaN)
+                let first = row.buildings[0].u0;
+                let last = row.buildings.last().unwrap().u1;
+                let mut us = vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, first - 1.0];
+                for b in &row.buildings {
+                    for u in [b.u0, b.u1] {
+                        us.extend([u, u.next_down(), u.next_up()]);
+                    }
+                }
+                us.extend(
+                    (0..20_000).map(|k| first - 3.0 + (last - first + 6.0) * k as f32 / 20_000.0),
+                );
+                for u in us {
+                    let i = row.buildings.partition_point(|b| b.u1 <= u);
+                    let want = row.buildings.get(i).filter(|b| b.u0 <= u).map(|b| b.id);
+                    assert_eq!(row.at(u).map(|b| b.id), want, "u = {u}");
+                }
             }
         }
     }

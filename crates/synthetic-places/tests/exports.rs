@@ -211,6 +211,23 @@ fn export_writes_every_dataset_in_its_real_format() {
     }
     assert!(out.join("cosplace/val/queries_night").is_dir());
 
+    // --- training views are rendered once and shared: every CosPlace training image and every
+    // GAN day image is also a cirtorch tuple image, byte for byte
+    let mut cir = BTreeMap::new();
+    walk(&root.join("ims"), &mut cir, &root);
+    let cir: BTreeSet<Vec<u8>> = cir.into_values().collect();
+    for (folder, names) in [("cosplace/train", &train), ("gan/trainA", &a)] {
+        for n in names {
+            let bytes = std::fs::read(out.join(folder).join(n)).unwrap();
+            assert!(cir.contains(&bytes), "{folder}/{n} is not a cirtorch image");
+        }
+    }
+    // night GAN images are their own renders
+    for n in &b {
+        let bytes = std::fs::read(out.join("gan/trainB").join(n)).unwrap();
+        assert!(!cir.contains(&bytes), "gan/trainB/{n}");
+    }
+
     // --- manifest and summary agree with the tree
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
