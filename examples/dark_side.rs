@@ -37,7 +37,6 @@ use burn::tensor::Device;
 use nightvision::anchors::{AnchorStrategy, TranslationSubset};
 use nightvision::core::checkpoint::CheckpointDir;
 use nightvision::core::clahe::ClaheConfig;
-use nightvision::eval::Report;
 use nightvision::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use nightvision::gan::{
     HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, NLayerDiscriminatorConfig,
@@ -108,6 +107,9 @@ fn parse() -> Result<Args> {
     }
     Ok(args)
 }
+
+/// The baseline's label: fine-tuned the same way, without the translator.
+const BASELINE: &str = "fine-tuned (CLAHE, no GAN)";
 
 fn hed(weights: &Path, device: &Device) -> Result<Hed> {
     let mut h = HedConfig::new().init(device);
@@ -207,7 +209,6 @@ fn main() -> Result<()> {
         max_side: 320,
         ..ExtractConfig::default()
     };
-    let vpr = data.join("vpr/images/test");
     let ns = [1, 5, 10];
     // DSA's models take CLAHE input at test time too (papers.md A.8)
     let clahe_cfg = ExtractConfig {
@@ -215,16 +216,9 @@ fn main() -> Result<()> {
         ..eval_cfg.clone()
     };
     let base = pipeline::mobilenet_v2_gem(&device)?;
-    let mut methods =
-        pipeline::day_night_recall(&base, &vpr, &ns, "off-the-shelf", &eval_cfg, &device)?;
-    methods.extend(pipeline::day_night_recall(
-        &base,
-        &vpr,
-        &ns,
-        "off-the-shelf + CLAHE",
-        &clahe_cfg,
-        &device,
-    )?);
+    let mut eval = pipeline::Evaluator::new(&data, &ns, Some(&args.out.join("descriptors")));
+    eval.evaluate(&base, "off-the-shelf", &eval_cfg, &device)?;
+    eval.evaluate(&base, "off-the-shelf + CLAHE", &clahe_cfg, &device)?;
     let finetune = |hooks: AugmentHooks, dir: &str| -> Result<nightvision::metric::CirNet> {
         let cfg = TupleTrainerConfig {
             epochs: args.epochs,
@@ -255,14 +249,7 @@ fn main() -> Result<()> {
             AugmentHooks::default().with_post(Clahe::dsa()),
             "finetune-baseline",
         )?;
-        methods.extend(pipeline::day_night_recall(
-            &net,
-            &vpr,
-            &ns,
-            "fine-tuned (CLAHE, no GAN)",
-            &clahe_cfg,
-            &device,
-        )?);
+        eval.evaluate(&net, BASELINE, &clahe_cfg, &device)?;
     }
     let hooks = AugmentHooks {
         augmentation: Some(std::sync::Arc::new(translator)),
@@ -272,20 +259,18 @@ fn main() -> Result<()> {
         post: Some(std::sync::Arc::new(Clahe::dsa())),
     };
     let net = finetune(hooks, "finetune-dsa")?;
-    methods.extend(pipeline::day_night_recall(
+    eval.evaluate(
         &net,
-        &vpr,
-        &ns,
         "fine-tuned, DSA (HEDN-GAN anchors + CLAHE)",
         &clahe_cfg,
         &device,
-    )?);
+    )?;
 
     // 3. report
-    let report = Report::new(
+    let report = eval.report(
         "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
-        methods,
-    );
+        Some(BASELINE),
+    )?;
     pipeline::write_report(&report, &args.out)?;
     println!(
         "dark_side done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png,gan/log.json}}",

@@ -6,6 +6,8 @@
 //! cargo run --release --example evaluate -- map --gnd gnd_247tokyo1k.pkl --db vecs.npy      # queries = database
 //! cargo run --release --example evaluate -- recall --gt tokyo247.npz --db db.npy --queries q.npy [--n 1,5,10,20]
 //!        [--radius 25] [--metric l2|ip] [--tokyo-splits] [--report DIR --name METHOD]
+//! cargo run --release --example evaluate -- recall --db-names database.txt --query-names queries.txt \
+//!        --db database.npy --queries queries.npy ...    # descriptors a pipeline exported (UTM-named lists)
 //! cargo run --release --example evaluate -- positives --gt tokyo247.npz [--radius 25]
 //! cargo run --release --example evaluate -- knn --db db.npy --queries q.npy --k 20 [--metric ip|l2]
 //!        --out neighbours.npy [--engine auto|host|device] [--block-rows 32768] [--repeat 3]
@@ -19,9 +21,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use nightvision::eval::{
-    Descriptors, FirstHits, Gnd, GndProtocol, GroundTruth, KnnConfig, KnnEngine, KnnIndex,
-    MapResult, MethodResult, Metric, Ranks, Report, compute_map, compute_map_revisited, rank_all,
-    tokyo_split_recall,
+    Bootstrap, Descriptors, FirstHits, Gnd, GndProtocol, GroundTruth, KnnConfig, KnnEngine,
+    KnnIndex, MapResult, MethodResult, Metric, Ranks, Report, compute_map, compute_map_revisited,
+    rank_all, tokyo_split_recall,
 };
 use serde_json::{Value, json};
 
@@ -100,7 +102,9 @@ fn main() -> Result<()> {
             }
         }
         "recall" => {
-            let gt_path: PathBuf = args.value_from_str("--gt")?;
+            let gt_path: Option<PathBuf> = args.opt_value_from_str("--gt")?;
+            let db_names: Option<PathBuf> = args.opt_value_from_str("--db-names")?;
+            let query_names: Option<PathBuf> = args.opt_value_from_str("--query-names")?;
             let db_path: PathBuf = args.value_from_str("--db")?;
             let q_path: PathBuf = args.value_from_str("--queries")?;
             let ns = list(
@@ -116,7 +120,13 @@ fn main() -> Result<()> {
                 .opt_value_from_str("--name")?
                 .unwrap_or("method".into());
             finish(args)?;
-            let gt = GroundTruth::read_npz(&gt_path)?;
+            let (gt, gt_path) = match (gt_path, db_names, query_names) {
+                (Some(p), None, None) => (GroundTruth::read_npz(&p)?, p),
+                // the image lists written next to exported descriptors: their UTM-named file
+                // names are the ground truth
+                (None, Some(d), Some(q)) => (GroundTruth::from_name_lists(&d, &q)?, d),
+                _ => bail!("recall needs --gt GT.npz, or --db-names and --query-names"),
+            };
             let db = Descriptors::read_npy(&db_path)?;
             let q = Descriptors::read_npy(&q_path)?;
             gt.check_counts(db.rows(), q.rows())?;
@@ -129,6 +139,7 @@ fn main() -> Result<()> {
             let nn = KnnIndex::build(&db, &cfg, &device)?.search(&q, k)?;
             let hits = FirstHits::from_neighbours(&nn, &positives)?;
             let recall = hits.recall(&ns, None)?;
+            let ci = hits.recall_ci(&ns, &Bootstrap::default())?;
             let split_recall = if splits {
                 tokyo_split_recall(&hits, &ns)?
             } else {
@@ -143,6 +154,7 @@ fn main() -> Result<()> {
             };
             let mut v = json!({
                 "recall": obj(&recall),
+                "recall_ci": ci,
                 "n_queries": q.rows(),
                 "n_db": db.rows(),
                 "metric": metric,
@@ -176,10 +188,18 @@ fn main() -> Result<()> {
             v
         }
         "positives" => {
-            let gt_path: PathBuf = args.value_from_str("--gt")?;
+            let gt_path: Option<PathBuf> = args.opt_value_from_str("--gt")?;
+            let db_names: Option<PathBuf> = args.opt_value_from_str("--db-names")?;
+            let query_names: Option<PathBuf> = args.opt_value_from_str("--query-names")?;
             let radius: Option<f64> = args.opt_value_from_str("--radius")?;
             finish(args)?;
-            let gt = GroundTruth::read_npz(&gt_path)?;
+            let (gt, _) = match (gt_path, db_names, query_names) {
+                (Some(p), None, None) => (GroundTruth::read_npz(&p)?, p),
+                // the image lists written next to exported descriptors: their UTM-named file
+                // names are the ground truth
+                (None, Some(d), Some(q)) => (GroundTruth::from_name_lists(&d, &q)?, d),
+                _ => bail!("positives needs --gt GT.npz, or --db-names and --query-names"),
+            };
             let s = gt.positives(radius.unwrap_or(gt.pos_dist_thr))?.summary();
             serde_json::to_value(s)?
         }

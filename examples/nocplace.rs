@@ -40,8 +40,8 @@ use nightvision::anchors::{CosPlaceConfig, build_classes_from_names};
 use nightvision::core::checkpoint::CheckpointDir;
 use nightvision::core::image::save_rgb;
 use nightvision::eval::{
-    DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, MethodResult, Metric,
-    PdcOptions, Report, VprDataset, exact_knn, partial_divide_and_conquer,
+    DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, VprDataset,
+    exact_knn, partial_divide_and_conquer,
 };
 use nightvision::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use nightvision::gan::train_cut::{CutConfig, CutMode, CutTrainer};
@@ -329,63 +329,54 @@ fn main() -> Result<()> {
         max_side: 320,
         ..ExtractConfig::default()
     };
-    let vpr = data.join("vpr/images/test");
     let ns = [1, 5, 10];
-    let mut methods =
-        pipeline::day_night_recall(&day_net, &vpr, &ns, "daytime CosPlace", &eval_cfg, &device)?;
-    methods.extend(pipeline::day_night_recall(
-        &noc_net, &vpr, &ns, "NocPlace", &eval_cfg, &device,
-    )?);
+    let mut eval = pipeline::Evaluator::new(&data, &ns, Some(&args.out.join("descriptors")));
+    eval.evaluate(&day_net, "daytime CosPlace", &eval_cfg, &device)?;
+    eval.evaluate(&noc_net, "NocPlace", &eval_cfg, &device)?;
     // partial divide-and-conquer: day database by the daytime model (cached), queries by NocPlace
     let cache = DescriptorCache::new(args.out.join("pdc-cache"));
-    for (name, folder) in [
-        ("day queries", "queries"),
-        ("night queries", "queries_night"),
-    ] {
-        let ds = VprDataset::open(&vpr, folder)?;
-        let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
-        let db_paths: Vec<PathBuf> = ds.database.images.iter().map(|i| i.path.clone()).collect();
-        let q_paths: Vec<PathBuf> = ds.queries.images.iter().map(|i| i.path.clone()).collect();
-        let encoder = |net: &CosPlaceNet| {
-            let net = net.clone();
-            let device = device.clone();
-            let cfg = eval_cfg.clone();
-            move |paths: &[PathBuf]| -> Result<Vec<f32>, nightvision::eval::BoxError> {
-                Ok(pipeline::describe(&net, paths, &cfg, &device)?.into_vec())
-            }
-        };
-        let mut db_enc = FnEncoder::new("daytime-cosplace", 512, encoder(&day_net));
-        let mut q_enc = FnEncoder::new("nocplace", 512, encoder(&noc_net));
-        let out = partial_divide_and_conquer(
-            &db_paths,
-            &q_paths,
-            &mut db_enc,
-            &mut q_enc,
-            &cache,
-            &PdcOptions {
-                db_batch_size: 16,
-                extra: format!("max_side={}", eval_cfg.max_side),
-                progress: false,
-            },
-        )?;
-        let nn = exact_knn(
-            &out.database,
-            &out.queries,
-            10,
-            &KnnConfig::new(Metric::L2),
-            &device,
-        )?;
-        let recall = FirstHits::from_neighbours(&nn, &positives)?.recall(&ns, None)?;
-        methods.push(MethodResult {
-            name: format!("NocPlace + partial divide-and-conquer, {name}"),
-            recall: Some(recall),
-            ..Default::default()
-        });
-    }
-    let report = Report::new(
+    let ds = VprDataset::open(data.join("tokyo/images/test"), "queries")?;
+    let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
+    let db_paths: Vec<PathBuf> = ds.database.images.iter().map(|i| i.path.clone()).collect();
+    let q_paths: Vec<PathBuf> = ds.queries.images.iter().map(|i| i.path.clone()).collect();
+    let encoder = |net: &CosPlaceNet| {
+        let net = net.clone();
+        let device = device.clone();
+        let cfg = eval_cfg.clone();
+        move |paths: &[PathBuf]| -> Result<Vec<f32>, nightvision::eval::BoxError> {
+            Ok(pipeline::describe(&net, paths, &cfg, &device)?.into_vec())
+        }
+    };
+    let mut db_enc = FnEncoder::new("daytime-cosplace", 512, encoder(&day_net));
+    let mut q_enc = FnEncoder::new("nocplace", 512, encoder(&noc_net));
+    let out = partial_divide_and_conquer(
+        &db_paths,
+        &q_paths,
+        &mut db_enc,
+        &mut q_enc,
+        &cache,
+        &PdcOptions {
+            db_batch_size: 16,
+            extra: format!("max_side={}", eval_cfg.max_side),
+            progress: false,
+        },
+    )?;
+    let nn = exact_knn(
+        &out.database,
+        &out.queries,
+        10,
+        &KnnConfig::new(Metric::L2),
+        &device,
+    )?;
+    eval.push(pipeline::Evaluation {
+        label: "NocPlace + partial divide-and-conquer".into(),
+        hits: FirstHits::from_neighbours(&nn, &positives)?,
+        ns: ns.to_vec(),
+    })?;
+    let report = eval.report(
         "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
-        methods,
-    );
+        Some("daytime CosPlace"),
+    )?;
     pipeline::write_report(&report, &args.out)?;
     println!(
         "nocplace done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png}}",

@@ -32,7 +32,6 @@ use nightvision::core::checkpoint::{CheckpointDir, save_json};
 use nightvision::core::rng::derived;
 use nightvision::darkening::train::{DarkeningTrainer, DarkeningTrainerConfig, frozen};
 use nightvision::darkening::{DarkView, DarkViewConfig, DarkeningNetConfig};
-use nightvision::eval::Report;
 use nightvision::gan::data::{ScaleCrop, image_files};
 use nightvision::metric::data::{AugmentHooks, MiningConfig, TupleDatabase};
 use nightvision::metric::multiscale::ExtractConfig;
@@ -77,6 +76,9 @@ fn parse() -> Result<Args> {
     }
     Ok(args)
 }
+
+/// The baseline's label: fine-tuned the same way, without the darkened query copy.
+const BASELINE: &str = "fine-tuned (no darkening)";
 
 fn main() -> Result<()> {
     let args = parse()?;
@@ -190,11 +192,10 @@ fn main() -> Result<()> {
         max_side: 320,
         ..ExtractConfig::default()
     };
-    let vpr = data.join("vpr/images/test");
     let ns = [1, 5, 10];
     let base = pipeline::mobilenet_v2_gem(&device)?;
-    let mut methods =
-        pipeline::day_night_recall(&base, &vpr, &ns, "off-the-shelf", &eval_cfg, &device)?;
+    let mut eval = pipeline::Evaluator::new(&data, &ns, Some(&args.out.join("descriptors")));
+    eval.evaluate(&base, "off-the-shelf", &eval_cfg, &device)?;
     let finetune = |hooks: AugmentHooks, dir: &str| -> Result<CirNet> {
         let cfg = TupleTrainerConfig {
             epochs: args.epochs,
@@ -220,30 +221,21 @@ fn main() -> Result<()> {
     };
     if args.baseline {
         let net = finetune(AugmentHooks::default(), "finetune-baseline")?;
-        methods.extend(pipeline::day_night_recall(
-            &net,
-            &vpr,
-            &ns,
-            "fine-tuned (no darkening)",
-            &eval_cfg,
-            &device,
-        )?);
+        eval.evaluate(&net, BASELINE, &eval_cfg, &device)?;
     }
     let net = finetune(AugmentHooks::query_copy(darkening), "finetune-smm")?;
-    methods.extend(pipeline::day_night_recall(
+    eval.evaluate(
         &net,
-        &vpr,
-        &ns,
         "fine-tuned, SMM (darkened query copy)",
         &eval_cfg,
         &device,
-    )?);
+    )?;
 
     // 3. report
-    let report = Report::new(
+    let report = eval.report(
         "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
-        methods,
-    );
+        Some(BASELINE),
+    )?;
     pipeline::write_report(&report, &args.out)?;
     println!(
         "similarity_minmax done in {:.0} s → {}/{{report.json,report.md,recall.png,darkened.png,darkening/log.json}}",

@@ -93,7 +93,6 @@ fn main() -> Result<()> {
 /// Recall@N of day and night queries against the day database with the real MobileNetV2-GeM.
 fn calibration_report(out: &std::path::Path) -> Result<()> {
     use burn::tensor::Device;
-    use nightvision::eval::Report;
     use nightvision::metric::multiscale::ExtractConfig;
     use nightvision::pipeline;
 
@@ -106,20 +105,9 @@ fn calibration_report(out: &std::path::Path) -> Result<()> {
         ..ExtractConfig::default()
     };
     let t = std::time::Instant::now();
-    let methods = pipeline::day_night_recall(
-        &net,
-        &out.join("vpr/images/test"),
-        &[1, 5, 10],
-        "MobileNetV2-GeM",
-        &cfg,
-        &device,
-    )?;
-    for m in &methods {
-        if let Some(r) = &m.recall {
-            println!("{:<32} ({} queries): {}", m.name, r.n_queries, r.to_line());
-        }
-    }
-    let report = Report::new("synthetic-places (day database)", methods);
+    let mut eval = pipeline::Evaluator::new(out, &[1, 5, 10], Some(&out.join("descriptors")));
+    eval.evaluate(&net, "MobileNetV2-GeM", &cfg, &device)?;
+    let report = eval.report("synthetic-places, Tokyo-style set (day database)", None)?;
     pipeline::write_report(&report, out)?;
     println!(
         "calibration in {:.1} s → {}/report.{{json,md}}, recall.png",

@@ -27,8 +27,8 @@ use crate::core::clahe::{ClaheConfig, clahe_lab_f32};
 use crate::core::image::{Rgb32FImage, f32_to_rgb8, save_rgb8, to_images, to_tensor};
 use crate::darkening::DarkView;
 use crate::eval::{
-    Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric, Report, VprDataset,
-    exact_knn,
+    Bootstrap, Comparison, Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric,
+    Report, TokyoSplit, VprDataset, exact_knn,
 };
 use crate::gan::{ResnetGenerator, translate_images};
 use crate::metric::data::{AugmentHooks, Augmentation, TupleDatabase};
@@ -157,45 +157,242 @@ pub fn describe<N: DescriptorNet + ?Sized>(
     Ok(Descriptors::new(v, n, dim)?)
 }
 
-/// Recall@`ns` at 25 m of the day queries (`queries/`) and the night queries (`queries_night/`)
-/// against the day database of a VPR folder (`…/images/test`), one [`MethodResult`] each, named
-/// `"{label}, day queries"` / `"{label}, night queries"`. The database is described once.
-pub fn day_night_recall<N: DescriptorNet + ?Sized>(
+/// One network evaluated on the Tokyo-style test set of a world (`tokyo/images/test`: a day
+/// database and queries of the same places by day, at sunset and at night, interleaved so that
+/// query `i` is [`TokyoSplit::of`]`(i)`): the first-hit rank of every query, from which Recall@N,
+/// its bootstrap interval and paired comparisons with other networks on the same queries follow.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The network's name in reports.
+    pub label: String,
+    /// First-hit ranks of every query, in the set's order.
+    pub hits: FirstHits,
+    /// The N of Recall@N.
+    pub ns: Vec<usize>,
+}
+
+impl Evaluation {
+    /// First hits of the queries of one condition.
+    ///
+    /// ```
+    /// use nightvision::eval::{FirstHits, TokyoSplit};
+    /// use nightvision::pipeline::Evaluation;
+    /// // six queries: day, sunset, night, day, sunset, night
+    /// let e = Evaluation {
+    ///     label: "net".into(),
+    ///     hits: FirstHits { ranks: vec![Some(0), Some(3), None, Some(1), Some(0), Some(0)], depth: 10 },
+    ///     ns: vec![1, 5],
+    /// };
+    /// assert_eq!(e.split(TokyoSplit::Night).ranks, vec![None, Some(0)]);
+    /// let results = e.results(&[], &nightvision::eval::Bootstrap::default())?;
+    /// assert_eq!(results[0].name, "net, day queries");
+    /// assert_eq!(results[0].recall.as_ref().unwrap().values, vec![50.0, 100.0]);
+    /// # Ok::<(), nightvision::pipeline::PipelineError>(())
+    /// ```
+    pub fn split(&self, split: TokyoSplit) -> FirstHits {
+        let idx = split.indices(self.hits.ranks.len());
+        FirstHits {
+            ranks: idx.iter().map(|&i| self.hits.ranks[i]).collect(),
+            depth: self.hits.depth,
+        }
+    }
+
+    /// One [`MethodResult`] per condition (`"{label}, day queries"`, `…sunset…`, `…night…`) with
+    /// Recall@N, its 95 % bootstrap interval, and the paired comparison (bootstrap interval of
+    /// the difference, McNemar's test on R@1) with each of `references` on the same queries.
+    ///
+    /// # Errors
+    /// As [`FirstHits::recall`] and [`FirstHits::compare`] (different query sets).
+    pub fn results(
+        &self,
+        references: &[&Evaluation],
+        bootstrap: &Bootstrap,
+    ) -> Result<Vec<MethodResult>> {
+        let mut out = Vec::new();
+        for split in TokyoSplit::ALL {
+            let hits = self.split(split);
+            let mut comparisons = Vec::new();
+            for r in references.iter().filter(|r| r.label != self.label) {
+                comparisons.push(Comparison {
+                    against: format!("{}, {} queries", r.label, split.name()),
+                    result: r.split(split).compare(&hits, &self.ns, bootstrap)?,
+                });
+            }
+            out.push(MethodResult {
+                name: format!("{}, {} queries", self.label, split.name()),
+                recall: Some(hits.recall(&self.ns, None)?),
+                recall_ci: Some(hits.recall_ci(&self.ns, bootstrap)?),
+                comparisons,
+                ..Default::default()
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// A file-name-safe form of a label: lower-case letters and digits, other runs as `-`.
+///
+/// ```
+/// assert_eq!(nightvision::pipeline::slug("fine-tuned, DSA (HEDN-GAN anchors)"), "fine-tuned-dsa-hedn-gan-anchors");
+/// ```
+pub fn slug(label: &str) -> String {
+    let mut s = String::new();
+    for c in label.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+    }
+    s.trim_end_matches('-').to_string()
+}
+
+/// Describes the Tokyo-style test set of `world` (`world/tokyo/images/test`) with `net`, ranks
+/// the database for every query by inner product (exact k-NN) and returns the [`Evaluation`]
+/// named `label`. With `export`, writes `export/<slug(label)>/{database,queries}.npy` (float32,
+/// one descriptor per row) and `{database,queries}.txt` (the image names, one per line, in the
+/// same order; their UTM fields are the ground truth), from which
+/// `cargo run --example evaluate -- recall --db-names … --query-names … --db … --queries …
+/// --metric ip --tokyo-splits` recomputes every number of the report.
+///
+/// # Errors
+/// Reading the set, describing images, the search, writing the exports.
+pub fn evaluate_tokyo<N: DescriptorNet + ?Sized>(
     net: &N,
-    vpr_root: &Path,
-    ns: &[usize],
+    world: &Path,
     label: &str,
+    ns: &[usize],
     cfg: &ExtractConfig,
     device: &Device,
-) -> Result<Vec<MethodResult>> {
-    let mut out = Vec::new();
-    let mut db: Option<Descriptors> = None;
+    export: Option<&Path>,
+) -> Result<Evaluation> {
+    let ds = VprDataset::open(world.join("tokyo/images/test"), "queries")?;
+    let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
+    let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
+        f.images.iter().map(|i| i.path.clone()).collect()
+    };
+    let db = describe(net, &paths(&ds.database), cfg, device)?;
+    let q = describe(net, &paths(&ds.queries), cfg, device)?;
     let k = ns.iter().copied().max().unwrap_or(1);
-    for (name, folder) in [
-        ("day queries", "queries"),
-        ("night queries", "queries_night"),
-    ] {
-        let ds = VprDataset::open(vpr_root, folder)?;
-        let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
-        let db = match &db {
-            Some(d) => d,
-            None => {
-                let paths: Vec<PathBuf> =
-                    ds.database.images.iter().map(|i| i.path.clone()).collect();
-                db.insert(describe(net, &paths, cfg, device)?)
-            }
-        };
-        let paths: Vec<PathBuf> = ds.queries.images.iter().map(|i| i.path.clone()).collect();
-        let q = describe(net, &paths, cfg, device)?;
-        let nn = exact_knn(db, &q, k, &KnnConfig::new(Metric::InnerProduct), device)?;
-        let recall = FirstHits::from_neighbours(&nn, &positives)?.recall(ns, None)?;
-        out.push(MethodResult {
-            name: format!("{label}, {name}"),
-            recall: Some(recall),
-            ..Default::default()
-        });
+    let nn = exact_knn(&db, &q, k, &KnnConfig::new(Metric::InnerProduct), device)?;
+    let hits = FirstHits::from_neighbours(&nn, &positives)?;
+    if let Some(dir) = export {
+        let dir = dir.join(slug(label));
+        std::fs::create_dir_all(&dir).map_err(|e| crate::core::CoreError::io(&dir, e))?;
+        db.write_npy(dir.join("database.npy"))?;
+        q.write_npy(dir.join("queries.npy"))?;
+        for (file, folder) in [("database.txt", &ds.database), ("queries.txt", &ds.queries)] {
+            let path = dir.join(file);
+            let mut text = folder.relative_names().join("\n");
+            text.push('\n');
+            std::fs::write(&path, text).map_err(|e| crate::core::CoreError::io(&path, e))?;
+        }
     }
-    Ok(out)
+    Ok(Evaluation {
+        label: label.to_string(),
+        hits,
+        ns: ns.to_vec(),
+    })
+}
+
+/// Collects the [`Evaluation`]s of a pipeline's networks on one world and turns them into a
+/// [`Report`] with intervals and paired comparisons: every network against the first one
+/// evaluated (the off-the-shelf network) and against the baseline named in [`Evaluator::report`].
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    world: PathBuf,
+    ns: Vec<usize>,
+    export: Option<PathBuf>,
+    bootstrap: Bootstrap,
+    evaluations: Vec<Evaluation>,
+}
+
+impl Evaluator {
+    /// Evaluations of Recall@`ns` on `world`'s Tokyo-style test set; with `export`, every
+    /// network's descriptors and image lists go to `export/<slug(label)>/` (see
+    /// [`evaluate_tokyo`]). Intervals: 2,000 bootstrap resamples, seed 0.
+    pub fn new(world: &Path, ns: &[usize], export: Option<&Path>) -> Self {
+        Self {
+            world: world.to_path_buf(),
+            ns: ns.to_vec(),
+            export: export.map(Path::to_path_buf),
+            bootstrap: Bootstrap::default(),
+            evaluations: Vec::new(),
+        }
+    }
+
+    /// Evaluates `net` as `label` and prints its Recall@N with intervals per condition.
+    ///
+    /// # Errors
+    /// As [`evaluate_tokyo`].
+    pub fn evaluate<N: DescriptorNet + ?Sized>(
+        &mut self,
+        net: &N,
+        label: &str,
+        cfg: &ExtractConfig,
+        device: &Device,
+    ) -> Result<&Evaluation> {
+        let e = evaluate_tokyo(
+            net,
+            &self.world,
+            label,
+            &self.ns,
+            cfg,
+            device,
+            self.export.as_deref(),
+        )?;
+        self.push(e)
+    }
+
+    /// Adds an evaluation made elsewhere (e.g. partial divide-and-conquer retrieval).
+    ///
+    /// # Errors
+    /// [`crate::eval::EvalError`] when its query count differs from the others'.
+    pub fn push(&mut self, e: Evaluation) -> Result<&Evaluation> {
+        if let Some(first) = self.evaluations.first()
+            && first.hits.ranks.len() != e.hits.ranks.len()
+        {
+            return Err(crate::eval::EvalError::SizeMismatch {
+                what: format!("queries of {:?} vs {:?}", e.label, first.label),
+                expected: first.hits.ranks.len(),
+                got: e.hits.ranks.len(),
+                path: None,
+            }
+            .into());
+        }
+        for split in TokyoSplit::ALL {
+            let ci = e.split(split).recall_ci(&e.ns, &self.bootstrap)?;
+            println!(
+                "{:<48} {:>6} queries: {}",
+                e.label,
+                split.name(),
+                ci.to_line()
+            );
+        }
+        self.evaluations.push(e);
+        Ok(self.evaluations.last().expect("just pushed"))
+    }
+
+    /// The report: per network and condition Recall@N with its interval, and the paired
+    /// comparisons with the first network and with `baseline` (a label) where it exists.
+    ///
+    /// # Errors
+    /// As [`Evaluation::results`].
+    pub fn report(&self, dataset: &str, baseline: Option<&str>) -> Result<Report> {
+        let first = self.evaluations.first();
+        let base = baseline.and_then(|b| self.evaluations.iter().find(|e| e.label == b));
+        let mut methods = Vec::new();
+        for e in &self.evaluations {
+            let mut refs: Vec<&Evaluation> = first.into_iter().collect();
+            if let Some(b) = base
+                && !refs.iter().any(|r| r.label == b.label)
+            {
+                refs.push(b);
+            }
+            methods.extend(e.results(&refs, &self.bootstrap)?);
+        }
+        Ok(Report::new(dataset, methods))
+    }
 }
 
 /// Writes `report.json`, `report.md` and `recall.png` into `out` and prints the Markdown table.

@@ -45,7 +45,11 @@ pub fn parse_vpr_name(name: &str) -> Result<VprName> {
     parse_with_location(name, None, None)
 }
 
-fn parse_with_location(name: &str, path: Option<&Path>, line: Option<usize>) -> Result<VprName> {
+pub(crate) fn parse_with_location(
+    name: &str,
+    path: Option<&Path>,
+    line: Option<usize>,
+) -> Result<VprName> {
     let bad = |reason: String| EvalError::BadImageName {
         name: name.to_string(),
         path: path.map(Path::to_path_buf),

@@ -153,6 +153,53 @@ impl GroundTruth {
         Ok(gt)
     }
 
+    /// Ground truth from two image lists, one UTM-named file name (or relative path) per line —
+    /// the lists written next to exported descriptors: the database's and the queries'. The
+    /// positive radius is the standard 25 m.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let (db, q) = (dir.path().join("database.txt"), dir.path().join("queries.txt"));
+    /// std::fs::write(&db, "@0000100.00@0000200.00@@@@@@@@@@@@@.jpg\n@0000300.00@0000200.00@@@@@@@@@@@@@.jpg\n")?;
+    /// std::fs::write(&q, "@0000110.00@0000200.00@@@@@@@@@@@@@.jpg\n")?;
+    /// let gt = vpr_eval::GroundTruth::from_name_lists(&db, &q)?;
+    /// assert_eq!(gt.positives(25.0)?.lists, vec![vec![0]]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// I/O errors, and [`EvalError::BadImageName`] naming the file and line of a name without
+    /// UTM fields.
+    pub fn from_name_lists(
+        db_list: impl AsRef<Path>,
+        query_list: impl AsRef<Path>,
+    ) -> Result<Self> {
+        let read = |path: &Path| -> Result<(Vec<[f64; 2]>, Vec<String>)> {
+            let names = read_lines(path)?;
+            let utm = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    crate::folder::parse_with_location(n, Some(path), Some(i + 1))
+                        .map(|v| [v.east, v.north])
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((utm, names))
+        };
+        let (utm_db, db_names) = read(db_list.as_ref())?;
+        let (utm_queries, query_names) = read(query_list.as_ref())?;
+        let gt = Self {
+            utm_db,
+            utm_queries,
+            pos_dist_thr: DEFAULT_RADIUS,
+            db_names: Some(db_names),
+            query_names: Some(query_names),
+            source: Some(db_list.as_ref().to_path_buf()),
+        };
+        gt.validate()?;
+        Ok(gt)
+    }
+
     /// Ground truth from the UTM fields of a folder dataset's file names (names = relative paths).
     pub fn from_dataset(ds: &VprDataset) -> Result<Self> {
         let gt = Self {

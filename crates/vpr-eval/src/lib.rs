@@ -83,7 +83,7 @@ pub use pdc::{
     CacheKey, CacheStatus, DescriptorCache, FnEncoder, ImageEncoder, PdcOptions, PdcOutput,
     partial_divide_and_conquer,
 };
-pub use report::{MethodResult, Report};
+pub use report::{Comparison, MethodResult, Report};
 pub use stats::{
     Bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED, FeatureStats, McNemar, PairedComparison, RecallCi,
     SplitMix64, bootstrap_recall, frechet_distance, mcnemar_exact, paired_bootstrap,

@@ -8,6 +8,16 @@ use serde::Serialize;
 
 use crate::error::{EvalError, Result};
 use crate::metrics::{MapResult, Recall, RevisitedResult, SplitRecall};
+use crate::stats::{PairedComparison, RecallCi};
+
+/// A paired comparison of a method (B) with another one (A) on the same queries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The name of method A, the reference (a baseline, the off-the-shelf network).
+    pub against: String,
+    /// `R@N(this) − R@N(against)` with its paired-bootstrap interval and McNemar's test.
+    pub result: PairedComparison,
+}
 
 /// The results of one method on one dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
@@ -17,6 +27,12 @@ pub struct MethodResult {
     /// Recall@N over all queries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recall: Option<Recall>,
+    /// Recall@N over all queries with its 95 % bootstrap interval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recall_ci: Option<RecallCi>,
+    /// Paired comparisons with reference methods on the same queries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<Comparison>,
     /// Recall@N per query split (e.g. Tokyo 24/7 day / sunset / night).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub splits: Vec<SplitRecall>,
@@ -111,18 +127,35 @@ impl Report {
                         None => Some(all),
                         Some(s) => m.splits.iter().find(|x| &x.split == s).map(|x| &x.recall),
                     };
+                    let ci = if split.is_none() {
+                        m.recall_ci.as_ref()
+                    } else {
+                        None
+                    };
                     for n in &ns {
                         let v =
                             r.and_then(|r| r.n.iter().position(|x| x == n).map(|i| r.values[i]));
-                        match v {
-                            Some(v) => out.push_str(&format!(" {v:.1} |")),
-                            None => out.push_str(" – |"),
+                        let interval = ci.and_then(|c| {
+                            c.n.iter()
+                                .position(|x| x == n)
+                                .map(|i| (c.lower[i], c.upper[i]))
+                        });
+                        match (v, interval) {
+                            (Some(v), Some((lo, hi))) => {
+                                out.push_str(&format!(" {v:.1} [{lo:.1}, {hi:.1}] |"))
+                            }
+                            (Some(v), None) => out.push_str(&format!(" {v:.1} |")),
+                            (None, _) => out.push_str(" – |"),
                         }
                     }
                 }
                 out.push('\n');
             }
             out.push('\n');
+        }
+        // paired comparisons
+        if self.methods.iter().any(|m| !m.comparisons.is_empty()) {
+            out.push_str(&comparison_table(&self.methods));
         }
         // old protocol mAP
         if self.methods.iter().any(|m| m.map.is_some()) {
@@ -179,24 +212,26 @@ impl Report {
         out
     }
 
-    /// Draws the Recall@N curves of every method with recall (thick) and of its query splits (thin)
-    /// into a `width × height` PNG.
+    /// Draws the Recall@N curves of every method with recall (thick, with the 95 % interval as
+    /// a vertical bar at each N where the method has one) and of its query splits (thin) into a
+    /// `width × height` PNG.
     pub fn plot_recall(&self, path: impl AsRef<Path>, width: u32, height: u32) -> Result<()> {
         let path = path.as_ref();
         let plot_err = |e: &dyn std::fmt::Display| EvalError::Plot {
             path: path.to_path_buf(),
             reason: e.to_string(),
         };
-        let curves: Vec<(String, &Recall, bool)> = self
+        type Curve<'a> = (String, &'a Recall, bool, Option<&'a RecallCi>);
+        let curves: Vec<Curve> = self
             .methods
             .iter()
             .flat_map(|m| {
                 let mut v = Vec::new();
                 if let Some(r) = &m.recall {
-                    v.push((m.name.clone(), r, false));
+                    v.push((m.name.clone(), r, false, m.recall_ci.as_ref()));
                 }
                 for s in &m.splits {
-                    v.push((format!("{} ({})", m.name, s.split), &s.recall, true));
+                    v.push((format!("{} ({})", m.name, s.split), &s.recall, true, None));
                 }
                 v
             })
@@ -227,8 +262,21 @@ impl Report {
             .y_desc("Recall@N (%)")
             .draw()
             .map_err(|e| plot_err(&e))?;
-        for (i, (name, r, dashed)) in curves.iter().enumerate() {
+        let n_curves = curves.len().max(1) as f64;
+        for (i, (name, r, dashed, ci)) in curves.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
+            if let Some(ci) = ci {
+                // a small horizontal offset per curve keeps overlapping bars apart
+                let dx = 0.5 * (i as f64 + 0.5) / n_curves - 0.25;
+                let bars =
+                    ci.n.iter()
+                        .zip(ci.lower.iter().zip(&ci.upper))
+                        .map(|(&n, (&lo, &hi))| {
+                            let x = n as f64 + dx;
+                            PathElement::new(vec![(x, lo), (x, hi)], color.stroke_width(1))
+                        });
+                chart.draw_series(bars).map_err(|e| plot_err(&e))?;
+            }
             let pts: Vec<(f64, f64)> =
                 r.n.iter()
                     .map(|&n| n as f64)
@@ -253,5 +301,64 @@ impl Report {
             .map_err(|e| plot_err(&e))?;
         root.present().map_err(|e| plot_err(&e))?;
         Ok(())
+    }
+}
+
+/// The Markdown table of every method's paired comparisons: `ΔR@N [lower, upper]` in percentage
+/// points and McNemar's p-value on the R@1 hits.
+fn comparison_table(methods: &[MethodResult]) -> String {
+    let ns: Vec<usize> = methods
+        .iter()
+        .flat_map(|m| {
+            m.comparisons
+                .iter()
+                .flat_map(|c| c.result.n.iter().copied())
+        })
+        .fold(Vec::new(), |mut v, n| {
+            if !v.contains(&n) {
+                v.push(n);
+            }
+            v
+        });
+    let mut out = String::from("| method | compared with |");
+    for n in &ns {
+        out.push_str(&format!(" ΔR@{n} [95 % CI] |"));
+    }
+    out.push_str(" McNemar R@1 (b / c) | p |\n");
+    out.push_str(&"|---".repeat(4 + ns.len()));
+    out.push_str("|\n");
+    for m in methods {
+        for c in &m.comparisons {
+            let r = &c.result;
+            out.push_str(&format!("| {} | {} |", m.name, c.against));
+            for n in &ns {
+                match r.n.iter().position(|x| x == n) {
+                    Some(i) => out.push_str(&format!(
+                        " {:+.1} [{:+.1}, {:+.1}] |",
+                        r.diff[i], r.lower[i], r.upper[i]
+                    )),
+                    None => out.push_str(" – |"),
+                }
+            }
+            out.push_str(&format!(
+                " {} / {} | {} |\n",
+                r.mcnemar.b,
+                r.mcnemar.c,
+                format_p(r.mcnemar.p_value)
+            ));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+/// A p-value with three significant digits, or `< 1e-12`.
+fn format_p(p: f64) -> String {
+    if p < 1e-12 {
+        "< 1e-12".into()
+    } else if p < 1e-3 {
+        format!("{p:.2e}")
+    } else {
+        format!("{p:.3}")
     }
 }

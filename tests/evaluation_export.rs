@@ -1,0 +1,102 @@
+//! The descriptors and image lists a pipeline's evaluation exports recompute its report through
+//! the `evaluate` example, number for number: on a tiny rendered world, a small random-weight GeM
+//! network is evaluated by `pipeline::Evaluator` (the three pipelines' evaluation), then
+//! `evaluate recall --db-names … --query-names … --db … --queries … --metric ip --tokyo-splits`
+//! runs on the exported files and must print the same Recall@N for every condition.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use burn::tensor::Device;
+use nightvision::backbones::ResNetConfig;
+use nightvision::metric::multiscale::ExtractConfig;
+use nightvision::metric::{BackboneConfig, CirNetConfig};
+use nightvision::pipeline::{Evaluator, slug};
+use nightvision::places::{ExportOptions, World, WorldConfig, export};
+
+/// The `evaluate` example next to this test's binary (`target/<profile>/examples/evaluate`):
+/// `cargo test` builds the examples of the package before running its tests.
+fn evaluate_example() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap();
+    let path = profile_dir
+        .join("examples")
+        .join(format!("evaluate{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: build the examples first (`cargo build --examples`; `cargo test` does)",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn exported_descriptors_recompute_the_report_through_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let world_dir = dir.path().join("world");
+    let world = World::new(&WorldConfig::tiny()).unwrap();
+    export(
+        &world,
+        &ExportOptions {
+            out_dir: world_dir.clone(),
+            overwrite: true,
+            progress: false,
+        },
+    )
+    .unwrap();
+
+    let device = Device::default();
+    device.seed(3);
+    let net = CirNetConfig::new(BackboneConfig::ResNet(
+        ResNetConfig::resnet18().with_base_width(4),
+    ))
+    .init(&device)
+    .unwrap();
+    let ns = [1, 2, 3];
+    let exports = dir.path().join("descriptors");
+    let mut eval = Evaluator::new(&world_dir, &ns, Some(&exports));
+    let cfg = ExtractConfig {
+        max_side: 64,
+        ..ExtractConfig::default()
+    };
+    eval.evaluate(&net, "tiny net", &cfg, &device).unwrap();
+    let report = eval.report("tiny world", None).unwrap();
+
+    let d = exports.join(slug("tiny net"));
+    let out = Command::new(evaluate_example())
+        .arg("recall")
+        .arg("--db-names")
+        .arg(d.join("database.txt"))
+        .arg("--query-names")
+        .arg(d.join("queries.txt"))
+        .arg("--db")
+        .arg(d.join("database.npy"))
+        .arg("--queries")
+        .arg(d.join("queries.npy"))
+        .args(["--metric", "ip", "--n", "1,2,3", "--tokyo-splits"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "evaluate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report.methods.len(), 3, "day, sunset, night");
+    for m in &report.methods {
+        let split = ["day", "sunset", "night"]
+            .into_iter()
+            .find(|s| m.name.ends_with(&format!("{s} queries")))
+            .unwrap();
+        let recall = m.recall.as_ref().unwrap();
+        let ci = m.recall_ci.as_ref().unwrap();
+        for (i, n) in recall.n.iter().enumerate() {
+            let got = v["splits"][split][n.to_string()].as_f64().unwrap();
+            assert_eq!(got, recall.values[i], "{split} R@{n}");
+            assert!(ci.lower[i] <= recall.values[i] && recall.values[i] <= ci.upper[i]);
+        }
+    }
+    // the lists are UTM-named image names, one per descriptor row
+    let names = std::fs::read_to_string(d.join("queries.txt")).unwrap();
+    assert_eq!(names.lines().count(), world.test_places().len() * 3);
+}
