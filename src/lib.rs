@@ -16,6 +16,7 @@
 //! | [`eval`] | `vpr-eval` | readers, exact k-NN, Recall@N, mAP, reports |
 //! | [`places`] | `synthetic-places` | the embedded procedural day/night world |
 //! | [`pipeline`] | (here) | the parts the three paper pipelines share |
+//! | [`quality`] | (here) | translation quality: MobileNetV2 Fréchet distance, luminance, HED edge consistency |
 //!
 //! The backend is chosen by Cargo feature (`flex` by default, `wgpu`, `cuda`) and at run time by
 //! `burn::tensor::Device` (`BURN_DEVICE` overrides `Device::default()`); the model code is the same
@@ -33,3 +34,4 @@ pub use synthetic_places as places;
 pub use vpr_eval as eval;
 
 pub mod pipeline;
+pub mod quality;

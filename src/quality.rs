@@ -1,0 +1,767 @@
+//! Translation quality (issue 11 item 5): how close a set of generated night images is to the real
+//! night renders of a world's held-out test places.
+//!
+//! - [`mobilenet_features`]: the last convolutional map of torchvision's MobileNetV2 (`features`,
+//!   1280 channels) averaged over space, on ImageNet-normalised images at their native size;
+//! - [`frechet`]: the Fréchet distance of those features to a reference set's [`FeatureStats`]
+//!   (FID's formula on MobileNetV2 features instead of Inception's, via [`vpr_eval`]);
+//! - [`mean_luminance`]: the mean Rec. 709 luma;
+//! - [`edge_consistency`]: the mean Pearson correlation of the HED fused edge maps of each input
+//!   and its translation (structure kept by the translator);
+//! - [`hand_darkening`] / [`fit_hand_darkening`]: the hand-made baseline (a gamma curve, a gain,
+//!   Gaussian noise) whose gain is solved so that its mean luminance matches the night set's;
+//! - [`QualityRow`] / [`quality_table`]: one Markdown row per method.
+//!
+//! ```
+//! use nightvision::core::image::Rgb32FImage;
+//! use nightvision::quality::{HandDarkening, fit_hand_darkening, mean_luminance};
+//!
+//! let day: Vec<Rgb32FImage> = (0..3)
+//!     .map(|i| Rgb32FImage::from_fn(8, 6, |x, y| image::Rgb([0.1 * i as f32 + 0.05 * x as f32, 0.5, 0.02 * y as f32])))
+//!     .collect();
+//! let fit = fit_hand_darkening(&day, 0.1, HandDarkening::DEFAULT_GAMMA, HandDarkening::DEFAULT_SIGMA, 7)?;
+//! let dark = fit.apply_set(&day)?;
+//! assert!((mean_luminance(&dark)? - 0.1).abs() < 1e-3);
+//! # Ok::<(), nightvision::quality::QualityError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::backbones::{MobileNetV2, MobileNetV2Config};
+use crate::core::Normalization;
+use crate::core::image::{Rgb32FImage, load_rgb, to_tensor};
+use crate::eval::{Descriptors, FeatureStats};
+use crate::hed::Hed;
+use crate::pipeline::PipelineError;
+
+/// Rec. 709 luma weights (R, G, B).
+pub const REC709: [f32; 3] = [0.2126, 0.7152, 0.0722];
+
+/// Images per forward pass in [`mobilenet_features`] and [`edge_consistency`].
+const BATCH: usize = 8;
+
+/// Errors of the quality measures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QualityError {
+    /// A measure got no images.
+    #[error("{what}: the image set is empty")]
+    EmptySet {
+        /// What was measured.
+        what: &'static str,
+    },
+    /// A folder holds no image files.
+    #[error("{}: no image files (.jpg, .jpeg, .png)", path.display())]
+    EmptyFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A Fréchet distance needs at least 2 images per set (unbiased covariance).
+    #[error("{what}: {got} image(s), a Fréchet distance needs at least 2")]
+    TooFewImages {
+        /// Which set.
+        what: &'static str,
+        /// How many it had.
+        got: usize,
+    },
+    /// Images of a set that must be batched (or of an input/output pair) differ in size.
+    #[error("{set}: image {index} is {got:?} (height, width), expected {expected:?}")]
+    MixedSizes {
+        /// Which set.
+        set: &'static str,
+        /// Index of the offending image.
+        index: usize,
+        /// `[height, width]` of the set's first image (or of the paired input).
+        expected: [usize; 2],
+        /// `[height, width]` of image `index`.
+        got: [usize; 2],
+    },
+    /// Edge consistency pairs inputs and outputs one to one.
+    #[error("edge consistency: {inputs} inputs but {outputs} outputs")]
+    CountMismatch {
+        /// Number of inputs.
+        inputs: usize,
+        /// Number of outputs.
+        outputs: usize,
+    },
+    /// An edge map without variance has no Pearson correlation.
+    #[error("edge consistency: the {which} edge map of pair {index} is constant")]
+    ConstantEdgeMap {
+        /// `"input"` or `"output"`.
+        which: &'static str,
+        /// The pair.
+        index: usize,
+    },
+    /// A darkening parameter is out of range.
+    #[error("hand darkening: {name} = {value} ({reason})")]
+    InvalidParameter {
+        /// The parameter.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+        /// The valid range.
+        reason: &'static str,
+    },
+    /// No gain reaches the target mean luminance.
+    #[error(
+        "hand darkening: target mean luminance {target} is outside the reachable [{min}, {max}]"
+    )]
+    UnreachableLuminance {
+        /// The target.
+        target: f64,
+        /// Mean luminance at gain 0 (noise only).
+        min: f64,
+        /// Mean luminance at the largest gain tried.
+        max: f64,
+    },
+    /// Reading a folder failed.
+    #[error("reading {}", path.display())]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pipelines' errors (images, weights, readback, vpr-eval, HED…).
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+}
+
+impl From<crate::core::CoreError> for QualityError {
+    fn from(e: crate::core::CoreError) -> Self {
+        Self::Pipeline(e.into())
+    }
+}
+
+impl From<crate::eval::EvalError> for QualityError {
+    fn from(e: crate::eval::EvalError) -> Self {
+        Self::Pipeline(e.into())
+    }
+}
+
+impl From<crate::backbones::BackboneError> for QualityError {
+    fn from(e: crate::backbones::BackboneError) -> Self {
+        Self::Pipeline(e.into())
+    }
+}
+
+/// Result with [`QualityError`].
+pub type Result<T> = std::result::Result<T, QualityError>;
+
+/// The image files (`.jpg`, `.jpeg`, `.png`, any case) directly in `dir`, sorted by name.
+///
+/// # Errors
+/// [`QualityError::Io`] when the folder cannot be read, [`QualityError::EmptyFolder`] when it
+/// holds no image.
+///
+/// ```
+/// use nightvision::quality::{QualityError, image_files};
+/// let dir = std::env::temp_dir().join(format!("nv-quality-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// assert!(matches!(image_files(&dir), Err(QualityError::EmptyFolder { .. })));
+/// std::fs::remove_dir(&dir).unwrap();
+/// ```
+pub fn image_files(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
+    let dir = dir.as_ref();
+    let io = |source| QualityError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if path.is_file() && matches!(ext.as_deref(), Some("jpg" | "jpeg" | "png")) {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(QualityError::EmptyFolder {
+            path: dir.to_path_buf(),
+        });
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The images of [`image_files`]`(dir)`, as RGB in `[0, 1]`.
+///
+/// # Errors
+/// Those of [`image_files`], and decoding errors naming the file.
+pub fn load_folder(dir: impl AsRef<Path>) -> Result<Vec<Rgb32FImage>> {
+    image_files(dir)?.iter().map(|p| Ok(load_rgb(p)?)).collect()
+}
+
+/// `[height, width]` of an image.
+fn size_of(img: &Rgb32FImage) -> [usize; 2] {
+    [img.height() as usize, img.width() as usize]
+}
+
+/// Checks that every image of `set` has the size of the first (a set that must be batched).
+///
+/// # Errors
+/// [`QualityError::EmptySet`], [`QualityError::MixedSizes`].
+///
+/// ```
+/// use nightvision::core::image::Rgb32FImage;
+/// use nightvision::quality::{QualityError, check_same_size};
+/// let a = Rgb32FImage::new(4, 3);
+/// assert_eq!(check_same_size("day", &[a.clone(), a.clone()])?, [3, 4]);
+/// assert!(matches!(
+///     check_same_size("day", &[a, Rgb32FImage::new(5, 3)]),
+///     Err(QualityError::MixedSizes { index: 1, expected: [3, 4], got: [3, 5], .. })
+/// ));
+/// # Ok::<(), QualityError>(())
+/// ```
+pub fn check_same_size(set: &'static str, images: &[Rgb32FImage]) -> Result<[usize; 2]> {
+    let first = images.first().ok_or(QualityError::EmptySet { what: set })?;
+    let expected = size_of(first);
+    for (index, img) in images.iter().enumerate() {
+        let got = size_of(img);
+        if got != expected {
+            return Err(QualityError::MixedSizes {
+                set,
+                index,
+                expected,
+                got,
+            });
+        }
+    }
+    Ok(expected)
+}
+
+/// Host values of a tensor.
+fn read(x: Tensor<4>, what: &'static str) -> Result<Vec<f32>> {
+    x.into_data().try_into_vec_as::<f32>().map_err(|e| {
+        PipelineError::Readback {
+            what,
+            message: format!("{e:?}"),
+        }
+        .into()
+    })
+}
+
+/// Torchvision's MobileNetV2 (width 1.0, no classifier) with the real ImageNet weights of the
+/// real-data cache (`weights/mobilenet_v2_imagenet.safetensors`).
+///
+/// # Errors
+/// [`PipelineError::MissingWeights`] when the cache lacks them, weight-loading errors.
+pub fn mobilenet_v2_imagenet(device: &Device) -> Result<MobileNetV2> {
+    let weights = crate::pipeline::real_weights(
+        "translation quality (MobileNetV2 features)",
+        "weights/mobilenet_v2_imagenet.safetensors",
+    )?;
+    let mut net = MobileNetV2Config::new().init(device);
+    net.load_torchvision(&weights)?;
+    Ok(net)
+}
+
+/// One 1280-d row per image: MobileNetV2's last convolutional map (torchvision's `features`
+/// output) averaged over space, on the ImageNet-normalised image at its native size. Consecutive
+/// images of one size are batched; sizes may differ across the set.
+///
+/// # Errors
+/// [`QualityError::EmptySet`], a readback error.
+///
+/// ```
+/// use burn::tensor::Device;
+/// use nightvision::backbones::MobileNetV2Config;
+/// use nightvision::core::image::Rgb32FImage;
+/// use nightvision::quality::mobilenet_features;
+/// let device = Device::default();
+/// let net = MobileNetV2Config::new().with_width_mult(0.25).init(&device);
+/// let images = vec![Rgb32FImage::new(40, 32), Rgb32FImage::new(48, 32)];
+/// let d = mobilenet_features(&net, &images, &device)?;
+/// assert_eq!((d.rows(), d.dim()), (2, 1280));
+/// # Ok::<(), nightvision::quality::QualityError>(())
+/// ```
+pub fn mobilenet_features(
+    net: &MobileNetV2,
+    images: &[Rgb32FImage],
+    device: &Device,
+) -> Result<Descriptors> {
+    if images.is_empty() {
+        return Err(QualityError::EmptySet {
+            what: "MobileNetV2 features",
+        });
+    }
+    let mut data = Vec::new();
+    let mut dim = 0;
+    let mut start = 0;
+    while start < images.len() {
+        let size = size_of(&images[start]);
+        let mut end = start + 1;
+        while end < images.len() && end - start < BATCH && size_of(&images[end]) == size {
+            end += 1;
+        }
+        let x = Normalization::ImageNet.apply(to_tensor(&images[start..end], device)?);
+        let f = net.forward(x);
+        let [b, c, _, _] = f.dims();
+        dim = c;
+        let pooled = f.mean_dim(3).mean_dim(2).reshape([b, c, 1, 1]);
+        data.extend(read(pooled, "MobileNetV2 features")?);
+        start = end;
+    }
+    Ok(Descriptors::new(data, images.len(), dim)?)
+}
+
+/// The feature statistics of a reference set (e.g. the real night renders).
+///
+/// # Errors
+/// [`QualityError::TooFewImages`] for fewer than 2 rows; non-finite features.
+pub fn reference_stats(reference: &Descriptors) -> Result<FeatureStats> {
+    if reference.rows() < 2 {
+        return Err(QualityError::TooFewImages {
+            what: "reference set",
+            got: reference.rows(),
+        });
+    }
+    Ok(FeatureStats::from_descriptors(reference)?)
+}
+
+/// The Fréchet distance between the generated set's features and the reference statistics:
+/// `|μg − μr|² + tr Σg + tr Σr − 2 tr((Σg Σr)^½)` with unbiased covariances
+/// ([`FeatureStats::frechet_distance`]).
+///
+/// # Errors
+/// [`QualityError::TooFewImages`] for fewer than 2 generated images; different dimensions.
+///
+/// ```
+/// use nightvision::eval::Descriptors;
+/// use nightvision::quality::{QualityError, frechet, reference_stats};
+/// let a = Descriptors::new(vec![0.0, 0.0, 1.0, 1.0, 2.0, 0.0], 3, 2)?;
+/// let b = Descriptors::new(vec![5.0, 0.0, 6.0, 1.0, 7.0, 0.0], 3, 2)?; // a + (5, 0)
+/// assert!((frechet(&b, &reference_stats(&a)?)? - 25.0).abs() < 1e-9);
+/// let one = Descriptors::new(vec![0.0, 0.0], 1, 2)?;
+/// assert!(matches!(frechet(&one, &reference_stats(&a)?), Err(QualityError::TooFewImages { got: 1, .. })));
+/// # Ok::<(), QualityError>(())
+/// ```
+pub fn frechet(generated: &Descriptors, reference: &FeatureStats) -> Result<f64> {
+    if generated.rows() < 2 {
+        return Err(QualityError::TooFewImages {
+            what: "generated set",
+            got: generated.rows(),
+        });
+    }
+    Ok(FeatureStats::from_descriptors(generated)?.frechet_distance(reference)?)
+}
+
+/// Mean Rec. 709 luma over all pixels of all images:
+/// `Y' = 0.2126 R' + 0.7152 G' + 0.0722 B'` on the sRGB-encoded values in `[0, 1]` as stored
+/// (no linearisation, i.e. luma, not CIE relative luminance), averaged in f64 over every pixel of
+/// every image (larger images weigh more).
+///
+/// # Errors
+/// [`QualityError::EmptySet`] for no images or no pixels.
+///
+/// ```
+/// use nightvision::core::image::Rgb32FImage;
+/// use nightvision::quality::mean_luminance;
+/// let red = Rgb32FImage::from_pixel(2, 2, image::Rgb([1.0, 0.0, 0.0]));
+/// let white = Rgb32FImage::from_pixel(2, 2, image::Rgb([1.0, 1.0, 1.0]));
+/// assert!((mean_luminance(&[red, white])? - (0.2126 + 1.0) / 2.0).abs() < 1e-6);
+/// # Ok::<(), nightvision::quality::QualityError>(())
+/// ```
+pub fn mean_luminance(images: &[Rgb32FImage]) -> Result<f64> {
+    let mut sum = 0.0f64;
+    let mut n = 0usize;
+    for img in images {
+        for p in img.pixels() {
+            sum += luma(p.0) as f64;
+        }
+        n += img.pixels().len();
+    }
+    if n == 0 {
+        return Err(QualityError::EmptySet {
+            what: "mean luminance",
+        });
+    }
+    Ok(sum / n as f64)
+}
+
+fn luma(p: [f32; 3]) -> f32 {
+    REC709[0] * p[0] + REC709[1] * p[1] + REC709[2] * p[2]
+}
+
+/// Pearson correlation of two equal-length maps; `None` when either is constant.
+fn pearson(a: &[f32], b: &[f32]) -> (Option<f64>, bool, bool) {
+    let n = a.len() as f64;
+    let ma = a.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let mb = b.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (x as f64 - ma, y as f64 - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    let (ca, cb) = (saa <= 0.0, sbb <= 0.0);
+    if ca || cb {
+        return (None, ca, cb);
+    }
+    (Some(sab / (saa.sqrt() * sbb.sqrt())), ca, cb)
+}
+
+/// Mean over pairs of the Pearson correlation between the HED fused edge-probability maps
+/// ([`Hed::forward`]) of `inputs[i]` and `outputs[i]`: 1 when the translation keeps every edge (up
+/// to an affine change of strength), about 0 when unrelated. Use HED with the real BSDS500 weights
+/// (`weights/hed_bsds500.safetensors`) for reported numbers.
+///
+/// # Errors
+/// [`QualityError::CountMismatch`], [`QualityError::EmptySet`], [`QualityError::MixedSizes`] when
+/// the inputs differ in size or an output differs from its input, [`QualityError::ConstantEdgeMap`],
+/// HED's input checks (3 channels, sides ≥ [`crate::hed::MIN_INPUT_SIDE`]).
+///
+/// ```
+/// use burn::tensor::Device;
+/// use nightvision::core::image::Rgb32FImage;
+/// use nightvision::hed::HedConfig;
+/// use nightvision::quality::edge_consistency;
+/// let device = Device::default();
+/// device.seed(1);
+/// let hed = HedConfig::new().with_widths([4, 4, 4, 4, 4]).init(&device);
+/// let img = Rgb32FImage::from_fn(20, 20, |x, y| image::Rgb([(x % 5) as f32 / 4.0, (y % 3) as f32 / 2.0, 0.5]));
+/// let r = edge_consistency(&hed, &[img.clone()], &[img], &device)?;
+/// assert!((r - 1.0).abs() < 1e-6);
+/// # Ok::<(), nightvision::quality::QualityError>(())
+/// ```
+pub fn edge_consistency(
+    hed: &Hed,
+    inputs: &[Rgb32FImage],
+    outputs: &[Rgb32FImage],
+    device: &Device,
+) -> Result<f64> {
+    if inputs.len() != outputs.len() {
+        return Err(QualityError::CountMismatch {
+            inputs: inputs.len(),
+            outputs: outputs.len(),
+        });
+    }
+    let expected = check_same_size("edge consistency inputs", inputs)?;
+    for (index, img) in outputs.iter().enumerate() {
+        let got = size_of(img);
+        if got != expected {
+            return Err(QualityError::MixedSizes {
+                set: "edge consistency outputs",
+                index,
+                expected,
+                got,
+            });
+        }
+    }
+    let mut sum = 0.0;
+    for start in (0..inputs.len()).step_by(BATCH) {
+        let end = (start + BATCH).min(inputs.len());
+        let x = to_tensor(&inputs[start..end], device)?;
+        let y = to_tensor(&outputs[start..end], device)?;
+        Hed::check_input(&x).map_err(PipelineError::from)?;
+        let ex = read(hed.forward(x), "HED edge maps")?;
+        let ey = read(hed.forward(y), "HED edge maps")?;
+        let px = expected[0] * expected[1];
+        for (k, (a, b)) in ex.chunks_exact(px).zip(ey.chunks_exact(px)).enumerate() {
+            match pearson(a, b) {
+                (Some(r), _, _) => sum += r,
+                (None, ca, _) => {
+                    return Err(QualityError::ConstantEdgeMap {
+                        which: if ca { "input" } else { "output" },
+                        index: start + k,
+                    });
+                }
+            }
+        }
+    }
+    Ok(sum / inputs.len() as f64)
+}
+
+/// The hand-made darkening baseline: `y = clamp(gain · x^gamma + n, 0, 1)` per channel with
+/// `n ~ N(0, sigma²)` drawn independently per value from a seeded ChaCha8 stream.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct HandDarkening {
+    /// Exponent of the gamma curve (> 0; > 1 darkens mid-tones more than highlights).
+    pub gamma: f64,
+    /// Multiplicative gain (≥ 0).
+    pub gain: f64,
+    /// Standard deviation of the additive Gaussian noise (≥ 0).
+    pub sigma: f64,
+    /// Seed of the noise; image `i` of a set uses `rng::derived(seed, i)`.
+    pub seed: u64,
+}
+
+impl HandDarkening {
+    /// The gamma [`fit_hand_darkening`] is usually given: 2.2, the display gamma, which maps
+    /// sRGB-encoded values back to roughly linear light (night scenes are dark in linear light
+    /// first, with contrast concentrated in the highlights).
+    pub const DEFAULT_GAMMA: f64 = 2.2;
+    /// The noise level of the brief: σ = 0.02.
+    pub const DEFAULT_SIGMA: f64 = 0.02;
+
+    /// Checks the parameters.
+    ///
+    /// # Errors
+    /// [`QualityError::InvalidParameter`].
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, value: f64, reason| {
+            Err(QualityError::InvalidParameter {
+                name,
+                value,
+                reason,
+            })
+        };
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            return bad("gamma", self.gamma, "must be finite and > 0");
+        }
+        if !(self.gain.is_finite() && self.gain >= 0.0) {
+            return bad("gain", self.gain, "must be finite and ≥ 0");
+        }
+        if !(self.sigma.is_finite() && self.sigma >= 0.0) {
+            return bad("sigma", self.sigma, "must be finite and ≥ 0");
+        }
+        Ok(())
+    }
+
+    /// Darkens image `index` of a set (noise stream `rng::derived(seed, index)`).
+    ///
+    /// # Errors
+    /// [`QualityError::InvalidParameter`].
+    pub fn apply(&self, image: &Rgb32FImage, index: u64) -> Result<Rgb32FImage> {
+        self.validate()?;
+        let (pow, noise) = prepare(image, self.gamma, self.sigma, self.seed, index);
+        let mut out = image.clone();
+        for ((o, p), n) in out.iter_mut().zip(&pow).zip(&noise) {
+            *o = (self.gain as f32 * p + n).clamp(0.0, 1.0);
+        }
+        Ok(out)
+    }
+
+    /// Darkens every image of a set, image `i` with noise stream `i`.
+    ///
+    /// # Errors
+    /// [`QualityError::InvalidParameter`].
+    pub fn apply_set(&self, images: &[Rgb32FImage]) -> Result<Vec<Rgb32FImage>> {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| self.apply(img, i as u64))
+            .collect()
+    }
+}
+
+/// `x^gamma` and the noise values of one image, in the image's raw (interleaved RGB) order.
+fn prepare(
+    image: &Rgb32FImage,
+    gamma: f64,
+    sigma: f64,
+    seed: u64,
+    index: u64,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = crate::core::rng::derived(seed, index);
+    let pow = image
+        .as_raw()
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) as f64).powf(gamma) as f32)
+        .collect();
+    let noise = (0..image.as_raw().len())
+        .map(|_| (sigma * standard_normal(&mut rng)) as f32)
+        .collect();
+    (pow, noise)
+}
+
+/// One standard normal value (Box–Muller).
+fn standard_normal(rng: &mut impl Rng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// The hand-made darkening of one image, `clamp(gain · x^gamma + N(0, sigma²), 0, 1)` per channel,
+/// the noise seeded by `seed` (the same as [`HandDarkening::apply`] with index 0).
+///
+/// # Errors
+/// [`QualityError::InvalidParameter`].
+///
+/// ```
+/// use nightvision::core::image::Rgb32FImage;
+/// use nightvision::quality::hand_darkening;
+/// let grey = Rgb32FImage::from_pixel(4, 4, image::Rgb([0.5, 0.5, 0.5]));
+/// let dark = hand_darkening(&grey, 2.0, 0.5, 0.0, 1)?; // no noise: 0.5 · 0.5² = 0.125
+/// assert!(dark.pixels().all(|p| (p.0[0] - 0.125).abs() < 1e-6));
+/// # Ok::<(), nightvision::quality::QualityError>(())
+/// ```
+pub fn hand_darkening(
+    image: &Rgb32FImage,
+    gamma: f64,
+    gain: f64,
+    sigma: f64,
+    seed: u64,
+) -> Result<Rgb32FImage> {
+    HandDarkening {
+        gamma,
+        gain,
+        sigma,
+        seed,
+    }
+    .apply(image, 0)
+}
+
+/// The largest gain [`fit_hand_darkening`] tries.
+const MAX_GAIN: f64 = 1024.0;
+
+/// Fits the hand-made darkening to a target mean luminance (the night set's
+/// [`mean_luminance`]): `gamma` and `sigma` are fixed (usually [`HandDarkening::DEFAULT_GAMMA`]
+/// 2.2 and [`HandDarkening::DEFAULT_SIGMA`] 0.02) and the gain is solved by bisection on the mean
+/// luminance of the darkened set itself, noise and clipping included (the same seeds as
+/// [`HandDarkening::apply_set`]), so the result matches the target to ~1e-9. With the noise fixed,
+/// that luminance is non-decreasing in the gain, so the bisection converges.
+///
+/// Why gamma fixed and gain solved: one equation (the mean luminance) determines one unknown;
+/// gamma 2.2 is the encoding gamma, so the curve darkens as a lower exposure of the linear scene
+/// would, and the gain then sets the overall level.
+///
+/// # Errors
+/// [`QualityError::EmptySet`], [`QualityError::InvalidParameter`],
+/// [`QualityError::UnreachableLuminance`] when the target is below the noise-only luminance (gain
+/// 0) or above that at gain 1024.
+pub fn fit_hand_darkening(
+    day: &[Rgb32FImage],
+    target: f64,
+    gamma: f64,
+    sigma: f64,
+    seed: u64,
+) -> Result<HandDarkening> {
+    let mut fit = HandDarkening {
+        gamma,
+        gain: 1.0,
+        sigma,
+        seed,
+    };
+    fit.validate()?;
+    if !target.is_finite() {
+        return Err(QualityError::InvalidParameter {
+            name: "target mean luminance",
+            value: target,
+            reason: "must be finite",
+        });
+    }
+    let prepared: Vec<_> = day
+        .iter()
+        .enumerate()
+        .map(|(i, img)| prepare(img, gamma, sigma, seed, i as u64))
+        .collect();
+    let n: usize = prepared.iter().map(|(p, _)| p.len() / 3).sum();
+    if n == 0 {
+        return Err(QualityError::EmptySet {
+            what: "hand darkening fit",
+        });
+    }
+    let lum = |gain: f64| -> f64 {
+        let g = gain as f32;
+        let mut sum = 0.0f64;
+        for (pow, noise) in &prepared {
+            for (p, e) in pow.chunks_exact(3).zip(noise.chunks_exact(3)) {
+                let px = [0, 1, 2].map(|c| (g * p[c] + e[c]).clamp(0.0, 1.0));
+                sum += luma(px) as f64;
+            }
+        }
+        sum / n as f64
+    };
+    let (min, max) = (lum(0.0), lum(MAX_GAIN));
+    if !(min..=max).contains(&target) {
+        return Err(QualityError::UnreachableLuminance { target, min, max });
+    }
+    let (mut lo, mut hi) = (0.0, 1.0);
+    while lum(hi) < target {
+        lo = hi;
+        hi *= 2.0;
+    }
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if lum(mid) < target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    fit.gain = if (lum(lo) - target).abs() <= (lum(hi) - target).abs() {
+        lo
+    } else {
+        hi
+    };
+    Ok(fit)
+}
+
+/// One method's translation quality.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityRow {
+    /// The method (e.g. `"day (as is)"`, `"hand darkening"`, `"CycleGAN"`).
+    pub name: String,
+    /// Fréchet distance of its MobileNetV2 features to the real night renders' ([`frechet`]).
+    pub fid: f64,
+    /// [`mean_luminance`] of its images.
+    pub mean_luminance: f64,
+    /// [`edge_consistency`] with its inputs, where measured.
+    pub edge_consistency: Option<f64>,
+    /// Number of images scored.
+    pub n_images: usize,
+}
+
+/// A Markdown table of the rows, in their order (Fréchet distance with 2 decimals, luminance and
+/// edge consistency with 3, `–` where not measured).
+///
+/// ```
+/// use nightvision::quality::{QualityRow, quality_table};
+/// let t = quality_table(&[QualityRow {
+///     name: "hand darkening".into(),
+///     fid: 12.345,
+///     mean_luminance: 0.0812,
+///     edge_consistency: None,
+///     n_images: 200,
+/// }]);
+/// assert!(t.contains("| hand darkening | 12.35 | 0.081 | – | 200 |"));
+/// ```
+pub fn quality_table(rows: &[QualityRow]) -> String {
+    let mut s = String::from(
+        "| method | Fréchet distance (MobileNetV2) ↓ | mean luminance | edge consistency ↑ | images |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let edge = r
+            .edge_consistency
+            .map_or_else(|| "–".to_string(), |e| format!("{e:.3}"));
+        s.push_str(&format!(
+            "| {} | {:.2} | {:.3} | {} | {} |\n",
+            r.name, r.fid, r.mean_luminance, edge, r.n_images
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pearson_of_affine_maps_is_one() {
+        let a = [0.0, 1.0, 3.0, 2.0];
+        let b: Vec<f32> = a.iter().map(|v| 2.0 * v + 1.0).collect();
+        assert!((pearson(&a, &b).0.unwrap() - 1.0).abs() < 1e-12);
+        assert!(pearson(&a, &[1.0; 4]).0.is_none());
+    }
+
+    #[test]
+    fn normal_draws_have_unit_variance() {
+        let mut rng = crate::core::rng::seeded(0);
+        let v: Vec<f64> = (0..20_000).map(|_| standard_normal(&mut rng)).collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
+        // 20,000 draws: standard error of the mean 0.007, of the variance 0.01
+        assert!(m.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{m} {var}");
+    }
+}
