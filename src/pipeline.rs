@@ -374,7 +374,8 @@ impl Evaluator {
     }
 
     /// The report: per network and condition Recall@N with its interval, and the paired
-    /// comparisons with the first network and with `baseline` (a label) where it exists.
+    /// comparisons of every network but the first with the first network and with `baseline`
+    /// (a label) where it exists.
     ///
     /// # Errors
     /// As [`Evaluation::results`].
@@ -382,9 +383,11 @@ impl Evaluator {
         let first = self.evaluations.first();
         let base = baseline.and_then(|b| self.evaluations.iter().find(|e| e.label == b));
         let mut methods = Vec::new();
-        for e in &self.evaluations {
-            let mut refs: Vec<&Evaluation> = first.into_iter().collect();
+        for (i, e) in self.evaluations.iter().enumerate() {
+            // the first network is the reference of all others, compared with nothing itself
+            let mut refs: Vec<&Evaluation> = first.into_iter().filter(|_| i > 0).collect();
             if let Some(b) = base
+                && i > 0
                 && !refs.iter().any(|r| r.label == b.label)
             {
                 refs.push(b);
