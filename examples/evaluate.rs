@@ -27,6 +27,22 @@ use nightvision::eval::{
 };
 use serde_json::{Value, json};
 
+/// The ground truth of `--gt GT.npz`, or of `--db-names` + `--query-names`: the image lists
+/// written next to exported descriptors, whose UTM-named file names are the ground truth. Returns
+/// it with the file that names the dataset.
+fn ground_truth(
+    gt: Option<PathBuf>,
+    db_names: Option<PathBuf>,
+    query_names: Option<PathBuf>,
+    verb: &str,
+) -> Result<(GroundTruth, PathBuf)> {
+    Ok(match (gt, db_names, query_names) {
+        (Some(p), None, None) => (GroundTruth::read_npz(&p)?, p),
+        (None, Some(d), Some(q)) => (GroundTruth::from_name_lists(&d, &q)?, d),
+        _ => bail!("{verb} needs --gt GT.npz, or --db-names and --query-names"),
+    })
+}
+
 fn list(s: &str) -> Result<Vec<usize>> {
     s.split(',')
         .map(|x| {
@@ -120,13 +136,7 @@ fn main() -> Result<()> {
                 .opt_value_from_str("--name")?
                 .unwrap_or("method".into());
             finish(args)?;
-            let (gt, gt_path) = match (gt_path, db_names, query_names) {
-                (Some(p), None, None) => (GroundTruth::read_npz(&p)?, p),
-                // the image lists written next to exported descriptors: their UTM-named file
-                // names are the ground truth
-                (None, Some(d), Some(q)) => (GroundTruth::from_name_lists(&d, &q)?, d),
-                _ => bail!("recall needs --gt GT.npz, or --db-names and --query-names"),
-            };
+            let (gt, gt_path) = ground_truth(gt_path, db_names, query_names, "recall")?;
             let db = Descriptors::read_npy(&db_path)?;
             let q = Descriptors::read_npy(&q_path)?;
             gt.check_counts(db.rows(), q.rows())?;
@@ -193,13 +203,7 @@ fn main() -> Result<()> {
             let query_names: Option<PathBuf> = args.opt_value_from_str("--query-names")?;
             let radius: Option<f64> = args.opt_value_from_str("--radius")?;
             finish(args)?;
-            let (gt, _) = match (gt_path, db_names, query_names) {
-                (Some(p), None, None) => (GroundTruth::read_npz(&p)?, p),
-                // the image lists written next to exported descriptors: their UTM-named file
-                // names are the ground truth
-                (None, Some(d), Some(q)) => (GroundTruth::from_name_lists(&d, &q)?, d),
-                _ => bail!("positives needs --gt GT.npz, or --db-names and --query-names"),
-            };
+            let (gt, _) = ground_truth(gt_path, db_names, query_names, "positives")?;
             let s = gt.positives(radius.unwrap_or(gt.pos_dist_thr))?.summary();
             serde_json::to_value(s)?
         }
