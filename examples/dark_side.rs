@@ -49,6 +49,7 @@ use nightvision::metric::data::{
 use nightvision::metric::multiscale::ExtractConfig;
 use nightvision::metric::train::TupleTrainerConfig;
 use nightvision::pipeline::{self, Clahe, Translator};
+use nightvision::quality::TranslationBench;
 
 struct Args {
     data: Option<PathBuf>,
@@ -197,7 +198,15 @@ fn main() -> Result<()> {
         &mut nightvision::core::rng::seeded(0),
     );
     pipeline::image_grid(&[sample, fake, clahe], args.out.join("translations.png"))?;
+
+    // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
+    let bench = TranslationBench::new(&data, &device)?;
+    let mut rows = bench.reference_rows(args.seed)?;
+    rows.push(bench.run_generator("HEDN-GAN", &args.out, |_, x| translator.translate(x))?);
+    let quality = bench.report(rows)?;
+    println!("{}", quality.to_markdown());
     if args.gan_only {
+        quality.write(&args.out)?;
         return Ok(());
     }
 
@@ -271,9 +280,9 @@ fn main() -> Result<()> {
         "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
         Some(BASELINE),
     )?;
-    pipeline::write_report(&report, &args.out)?;
+    pipeline::write_report(&report, Some(&quality), &args.out)?;
     println!(
-        "dark_side done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png,gan/log.json}}",
+        "dark_side done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png,held-out.png,translated/,translation-quality.md,gan/log.json}}",
         t0.elapsed().as_secs_f64(),
         args.out.display()
     );

@@ -51,6 +51,7 @@ use nightvision::metric::multiscale::ExtractConfig;
 use nightvision::metric::train::{CosPlaceTrainer, CosPlaceTrainerConfig};
 use nightvision::metric::{Backbone, BackboneConfig, CosPlaceNet, CosPlaceNetConfig};
 use nightvision::pipeline::{self, Translator};
+use nightvision::quality::TranslationBench;
 
 struct Args {
     data: Option<PathBuf>,
@@ -181,6 +182,16 @@ fn main() -> Result<()> {
         serde_json::to_string(&last.mean)?
     );
     let translator = Translator::new(nets.generator.valid(), &device);
+    // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
+    let bench = TranslationBench::new(&data, &device)?;
+    let mut rows = bench.reference_rows(args.seed)?;
+    let name = match args.translator {
+        CutMode::Cut => "CUT",
+        _ => "NEG-CUT",
+    };
+    rows.push(bench.run_generator(name, &args.out, |_, x| translator.translate(x))?);
+    let quality = bench.report(rows)?;
+    println!("{}", quality.to_markdown());
 
     // 2. the night version of the CosPlace training set
     let train_paths = image_files(data.join("cosplace/train"))?;
@@ -377,9 +388,9 @@ fn main() -> Result<()> {
         "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
         Some("daytime CosPlace"),
     )?;
-    pipeline::write_report(&report, &args.out)?;
+    pipeline::write_report(&report, Some(&quality), &args.out)?;
     println!(
-        "nocplace done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png}}",
+        "nocplace done in {:.0} s → {}/{{report.json,report.md,recall.png,translations.png,held-out.png,translated/,translation-quality.md}}",
         t0.elapsed().as_secs_f64(),
         args.out.display()
     );

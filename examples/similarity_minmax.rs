@@ -38,6 +38,7 @@ use nightvision::metric::multiscale::ExtractConfig;
 use nightvision::metric::train::{TupleLoss, TupleTrainerConfig};
 use nightvision::metric::{CirNet, ContrastiveLossConfig};
 use nightvision::pipeline::{self, Darkening};
+use nightvision::quality::TranslationBench;
 
 struct Args {
     data: Option<PathBuf>,
@@ -184,6 +185,22 @@ fn main() -> Result<()> {
     }
     pipeline::image_grid(&rows, args.out.join("darkened.png"))?;
 
+    // quality of one seeded dark view per held-out day query (OUT/translated/, OUT/held-out.png)
+    let bench = TranslationBench::new(&data, &device)?;
+    let mut quality_rows = bench.reference_rows(args.seed)?;
+    quality_rows.push(bench.run_generator(
+        "darkening network D (dark view)",
+        &args.out,
+        |i, x| {
+            let mut rng = derived(args.seed, 1000 + i as u64);
+            Ok(nightvision::metric::data::Augmentation::augment(
+                &darkening, x, &mut rng,
+            ))
+        },
+    )?);
+    let quality = bench.report(quality_rows)?;
+    println!("{}", quality.to_markdown());
+
     // 2. maximise: fine-tune with the darkened query copy as an extra positive
     let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
     let ims = data.join("cirtorch/train/synthetic-places/ims");
@@ -236,9 +253,9 @@ fn main() -> Result<()> {
         "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
         Some(BASELINE),
     )?;
-    pipeline::write_report(&report, &args.out)?;
+    pipeline::write_report(&report, Some(&quality), &args.out)?;
     println!(
-        "similarity_minmax done in {:.0} s → {}/{{report.json,report.md,recall.png,darkened.png,darkening/log.json}}",
+        "similarity_minmax done in {:.0} s → {}/{{report.json,report.md,recall.png,darkened.png,held-out.png,translated/,translation-quality.md,darkening/log.json}}",
         t0.elapsed().as_secs_f64(),
         args.out.display()
     );

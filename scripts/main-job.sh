@@ -8,7 +8,8 @@
 # 2. run the three papers' pipelines on that world, on CPU-sized schedules (shorter than the
 #    examples' defaults so that the whole job takes about ten minutes on two cores):
 #    out/dark_side, out/nocplace, out/similarity_minmax (report.json, report.md, recall.png and
-#    pictures of the synthetic night each); out/summary.md collects the four tables.
+#    pictures of the synthetic night each, and the translation-quality table of each generator on
+#    the held-out places, its outputs in OUT/translated/); out/summary.md collects the tables.
 # The real weights come from the real-data cache, filled here if absent.
 #
 # NIGHTVISION_QUICK=1 (CI): step 1 as above on the default world, but the pipelines run on a small

@@ -399,12 +399,23 @@ impl Evaluator {
 }
 
 /// Writes `report.json`, `report.md` and `recall.png` into `out` and prints the Markdown table.
+/// With a translation-quality report, also writes `translation-quality.{json,md}` and appends
+/// its section to `report.md`.
 ///
 /// # Errors
 /// I/O and plotting errors naming the file.
-pub fn write_report(report: &Report, out: &Path) -> Result<()> {
+pub fn write_report(
+    report: &Report,
+    quality: Option<&crate::quality::QualityReport>,
+    out: &Path,
+) -> Result<()> {
     report.write_json(out.join("report.json"))?;
-    let md = report.to_markdown();
+    let mut md = report.to_markdown();
+    if let Some(q) = quality {
+        q.write(out)?;
+        md.push('\n');
+        md.push_str(&q.to_markdown());
+    }
     std::fs::write(out.join("report.md"), &md)
         .map_err(|e| crate::core::CoreError::io(out.join("report.md"), e))?;
     report.plot_recall(out.join("recall.png"), 900, 520)?;

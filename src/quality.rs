@@ -33,7 +33,7 @@ use serde::Serialize;
 
 use crate::backbones::{MobileNetV2, MobileNetV2Config};
 use crate::core::Normalization;
-use crate::core::image::{Rgb32FImage, load_rgb, to_tensor};
+use crate::core::image::{Rgb32FImage, f32_to_rgb8, load_rgb, to_tensor};
 use crate::eval::{Descriptors, FeatureStats};
 use crate::hed::Hed;
 use crate::pipeline::PipelineError;
@@ -457,24 +457,36 @@ pub fn edge_consistency(
             });
         }
     }
-    let mut sum = 0.0;
-    for start in (0..inputs.len()).step_by(BATCH) {
-        let end = (start + BATCH).min(inputs.len());
-        let x = to_tensor(&inputs[start..end], device)?;
-        let y = to_tensor(&outputs[start..end], device)?;
+    mean_pearson(
+        &hed_maps(hed, inputs, device)?,
+        &hed_maps(hed, outputs, device)?,
+    )
+}
+
+/// HED fused edge maps of equally sized images, one flat map per image.
+fn hed_maps(hed: &Hed, images: &[Rgb32FImage], device: &Device) -> Result<Vec<Vec<f32>>> {
+    let mut maps = Vec::with_capacity(images.len());
+    for chunk in images.chunks(BATCH) {
+        let x = to_tensor(chunk, device)?;
         Hed::check_input(&x).map_err(PipelineError::from)?;
-        let ex = read(hed.forward(x), "HED edge maps")?;
-        let ey = read(hed.forward(y), "HED edge maps")?;
-        let px = expected[0] * expected[1];
-        for (k, (a, b)) in ex.chunks_exact(px).zip(ey.chunks_exact(px)).enumerate() {
-            match pearson(a, b) {
-                (Some(r), _, _) => sum += r,
-                (None, ca, _) => {
-                    return Err(QualityError::ConstantEdgeMap {
-                        which: if ca { "input" } else { "output" },
-                        index: start + k,
-                    });
-                }
+        let [_, _, h, w] = x.dims();
+        let e = read(hed.forward(x), "HED edge maps")?;
+        maps.extend(e.chunks_exact(h * w).map(<[f32]>::to_vec));
+    }
+    Ok(maps)
+}
+
+/// Mean Pearson correlation of paired edge maps.
+fn mean_pearson(inputs: &[Vec<f32>], outputs: &[Vec<f32>]) -> Result<f64> {
+    let mut sum = 0.0;
+    for (index, (a, b)) in inputs.iter().zip(outputs).enumerate() {
+        match pearson(a, b) {
+            (Some(r), _, _) => sum += r,
+            (None, ca, _) => {
+                return Err(QualityError::ConstantEdgeMap {
+                    which: if ca { "input" } else { "output" },
+                    index,
+                });
             }
         }
     }
@@ -741,6 +753,455 @@ pub fn quality_table(rows: &[QualityRow]) -> String {
         ));
     }
     s
+}
+
+/// Where a world keeps the sets of [`TranslationBench`]: the held-out day queries, the real night
+/// renders of the same places, and night renders of other (training) places for the floor.
+pub mod world_sets {
+    /// Held-out day queries of the VPR test set (the translators' inputs).
+    pub const DAY: &str = "vpr/images/test/queries";
+    /// Real night renders of the same held-out places (the reference set).
+    pub const NIGHT: &str = "vpr/images/test/queries_night";
+    /// Night renders of the training places (GAN domain B), the floor's sample.
+    pub const OTHER_NIGHT: &str = "gan/trainB";
+}
+
+/// The translation-quality benchmark of one world (issue 11): MobileNetV2 and HED with their real
+/// weights, the held-out day queries, the reference statistics of the real night renders of the
+/// same places, and a same-count sample of night renders of *other* places for the floor.
+///
+/// [`TranslationBench::reference_rows`] gives the rows every table starts with (day as is, the
+/// luminance-matched hand-made darkening, the floor); [`TranslationBench::score`] scores a
+/// generator's outputs for [`TranslationBench::day`] (same order, same sizes).
+pub struct TranslationBench {
+    mobilenet: MobileNetV2,
+    hed: Hed,
+    device: Device,
+    day_files: Vec<PathBuf>,
+    day: Vec<Rgb32FImage>,
+    night: Vec<Rgb32FImage>,
+    other_night: Vec<Rgb32FImage>,
+    reference: FeatureStats,
+    night_luminance: f64,
+    /// Indices of the day queries whose edge consistency is measured.
+    edge_pairs: Vec<usize>,
+    /// Their HED edge maps, computed once.
+    day_edges: Vec<Vec<f32>>,
+    /// For each day query, the night render of the same place (by the names' place field).
+    night_of_day: Vec<Option<usize>>,
+}
+
+impl TranslationBench {
+    /// At most this many day queries (evenly spaced) enter the edge-consistency mean: HED at
+    /// 320×240 costs ~24 GFLOP an image, and the per-pair correlations spread by ~0.1, so the mean over 32 pairs
+    /// is stable to ~0.02.
+    pub const EDGE_PAIRS: usize = 32;
+
+    /// The benchmark of the exported world in `world` ([`world_sets`]), with MobileNetV2
+    /// ([`mobilenet_v2_imagenet`]) and HED (`weights/hed_bsds500.safetensors`) from the real-data
+    /// cache.
+    ///
+    /// # Errors
+    /// [`PipelineError::MissingWeights`], and those of [`TranslationBench::with_networks`].
+    pub fn new(world: &Path, device: &Device) -> Result<Self> {
+        let mobilenet = mobilenet_v2_imagenet(device)?;
+        let weights = crate::pipeline::real_weights(
+            "translation quality (HED edges)",
+            "weights/hed_bsds500.safetensors",
+        )?;
+        let mut hed = crate::hed::HedConfig::new().init(device);
+        hed.load_weights(&weights).map_err(PipelineError::from)?;
+        Self::with_networks(world, mobilenet, hed, device)
+    }
+
+    /// The benchmark of `world` with the given networks (tests use small random ones). The floor
+    /// uses the first `n` files (by name) of [`world_sets::OTHER_NIGHT`], `n` the number of
+    /// night renders, or all of them when there are fewer.
+    ///
+    /// # Errors
+    /// [`QualityError::EmptyFolder`] / [`QualityError::Io`] for a missing set,
+    /// [`QualityError::TooFewImages`] for fewer than 2 night renders or 2 other-place renders,
+    /// decoding errors naming the file.
+    pub fn with_networks(
+        world: &Path,
+        mobilenet: MobileNetV2,
+        hed: Hed,
+        device: &Device,
+    ) -> Result<Self> {
+        let day_files = image_files(world.join(world_sets::DAY))?;
+        let day = load_files(&day_files)?;
+        let night_files = image_files(world.join(world_sets::NIGHT))?;
+        let night = load_files(&night_files)?;
+        let mut other = image_files(world.join(world_sets::OTHER_NIGHT))?;
+        other.truncate(night.len());
+        if other.len() < 2 {
+            return Err(QualityError::TooFewImages {
+                what: "night renders of other places (floor)",
+                got: other.len(),
+            });
+        }
+        let other_night = load_files(&other)?;
+        let reference = reference_stats(&mobilenet_features(&mobilenet, &night, device)?)?;
+        let night_luminance = mean_luminance(&night)?;
+        let step = day.len().div_ceil(Self::EDGE_PAIRS).max(1);
+        let edge_pairs: Vec<usize> = (0..day.len()).step_by(step).collect();
+        let subset: Vec<Rgb32FImage> = edge_pairs.iter().map(|&i| day[i].clone()).collect();
+        check_same_size("held-out day queries", &subset)?;
+        let day_edges = hed_maps(&hed, &subset, device)?;
+        let night_places: Vec<Option<String>> = night_files.iter().map(|p| place_of(p)).collect();
+        let night_of_day = day_files
+            .iter()
+            .map(|d| {
+                let p = place_of(d)?;
+                night_places.iter().position(|n| n.as_ref() == Some(&p))
+            })
+            .collect();
+        Ok(Self {
+            mobilenet,
+            hed,
+            device: device.clone(),
+            day_files,
+            day,
+            night,
+            other_night,
+            reference,
+            night_luminance,
+            edge_pairs,
+            day_edges,
+            night_of_day,
+        })
+    }
+
+    /// Mean HED edge consistency of `outputs[i]` with day query `i` over the
+    /// [`TranslationBench::EDGE_PAIRS`] subset (`outputs` pairs one to one with the day queries).
+    fn edges_with_day(&self, outputs: &[Rgb32FImage]) -> Result<f64> {
+        if outputs.len() != self.day.len() {
+            return Err(QualityError::CountMismatch {
+                inputs: self.day.len(),
+                outputs: outputs.len(),
+            });
+        }
+        let expected = size_of(&self.day[self.edge_pairs[0]]);
+        let subset: Vec<Rgb32FImage> = self
+            .edge_pairs
+            .iter()
+            .map(|&i| outputs[i].clone())
+            .collect();
+        for (k, img) in subset.iter().enumerate() {
+            if size_of(img) != expected {
+                return Err(QualityError::MixedSizes {
+                    set: "generated images (edge consistency)",
+                    index: self.edge_pairs[k],
+                    expected,
+                    got: size_of(img),
+                });
+            }
+        }
+        mean_pearson(
+            &self.day_edges,
+            &hed_maps(&self.hed, &subset, &self.device)?,
+        )
+    }
+
+    /// The held-out day queries' files, sorted by name (the order of [`TranslationBench::day`]).
+    pub fn day_files(&self) -> &[PathBuf] {
+        &self.day_files
+    }
+
+    /// The held-out day queries, in `[0, 1]`.
+    pub fn day(&self) -> &[Rgb32FImage] {
+        &self.day
+    }
+
+    /// The real night renders of the held-out places, in `[0, 1]`, sorted by file name.
+    pub fn night(&self) -> &[Rgb32FImage] {
+        &self.night
+    }
+
+    /// Mean luminance of the real night renders ([`mean_luminance`]).
+    pub fn night_luminance(&self) -> f64 {
+        self.night_luminance
+    }
+
+    /// Scores a generated set against the night renders: Fréchet distance, mean luminance and,
+    /// when `generated` pairs one to one with [`TranslationBench::day`], HED edge consistency
+    /// with those inputs.
+    ///
+    /// # Errors
+    /// [`QualityError::TooFewImages`], [`QualityError::CountMismatch`] /
+    /// [`QualityError::MixedSizes`] when `with_edges` and the outputs do not pair with the inputs.
+    pub fn score(
+        &self,
+        name: impl Into<String>,
+        generated: &[Rgb32FImage],
+        with_edges: bool,
+    ) -> Result<QualityRow> {
+        let fid = frechet(
+            &mobilenet_features(&self.mobilenet, generated, &self.device)?,
+            &self.reference,
+        )?;
+        let edge_consistency = if with_edges {
+            Some(self.edges_with_day(generated)?)
+        } else {
+            None
+        };
+        Ok(QualityRow {
+            name: name.into(),
+            fid,
+            mean_luminance: mean_luminance(generated)?,
+            edge_consistency,
+            n_images: generated.len(),
+        })
+    }
+
+    /// The rows a table starts with: the day queries as they are, the hand-made darkening fitted
+    /// to the night renders' mean luminance ([`fit_hand_darkening`], gamma 2.2, σ 0.02, noise
+    /// seeded by `seed`, with its edge consistency), and the floor (night renders of other places:
+    /// what two samples of the night domain score).
+    ///
+    /// # Errors
+    /// Those of [`TranslationBench::score`] and [`fit_hand_darkening`].
+    pub fn reference_rows(&self, seed: u64) -> Result<Vec<QualityRow>> {
+        let fit = fit_hand_darkening(
+            &self.day,
+            self.night_luminance,
+            HandDarkening::DEFAULT_GAMMA,
+            HandDarkening::DEFAULT_SIGMA,
+            seed,
+        )?;
+        Ok(vec![
+            self.score("day (as is)", &self.day, false)?,
+            self.score(
+                format!("hand darkening (γ 2.2, gain {:.3}, σ 0.02)", fit.gain),
+                &fit.apply_set(&self.day)?,
+                true,
+            )?,
+            self.score(
+                "floor: night renders of other places",
+                &self.other_night,
+                false,
+            )?,
+        ])
+    }
+
+    /// HED edge consistency between the day queries of the edge subset and the real night render
+    /// of the same place (matched by the place field of the UTM-style names, `…@p00175q000@…` and
+    /// `…@p00175qn000@…`): the scale of the edge-consistency column. `None` when some query has no
+    /// night render of its place or the sizes differ.
+    ///
+    /// # Errors
+    /// HED and readback errors.
+    pub fn day_night_edge_consistency(&self) -> Result<Option<f64>> {
+        let mut night = Vec::with_capacity(self.edge_pairs.len());
+        for &i in &self.edge_pairs {
+            let Some(j) = self.night_of_day[i] else {
+                return Ok(None);
+            };
+            if size_of(&self.night[j]) != size_of(&self.day[i]) {
+                return Ok(None);
+            }
+            night.push(self.night[j].clone());
+        }
+        Ok(Some(mean_pearson(
+            &self.day_edges,
+            &hed_maps(&self.hed, &night, &self.device)?,
+        )?))
+    }
+
+    /// A [`QualityReport`] of `rows` (usually [`TranslationBench::reference_rows`] followed by
+    /// the pipeline's generators).
+    ///
+    /// # Errors
+    /// Those of [`TranslationBench::day_night_edge_consistency`].
+    pub fn report(&self, rows: Vec<QualityRow>) -> Result<QualityReport> {
+        Ok(QualityReport {
+            night_luminance: self.night_luminance,
+            n_night: self.night.len(),
+            edge_pairs: self.edge_pairs.len(),
+            day_night_edge_consistency: self.day_night_edge_consistency()?,
+            rows,
+        })
+    }
+
+    /// Runs a generator over the held-out day queries (`generate(i, x)`: image `i` as a
+    /// `[1, 3, H, W]` tensor in `[0, 1]` on the bench's device → its output of the same shape),
+    /// saves the outputs as PNGs in `out/translated/` under the inputs' names
+    /// ([`save_pngs`]), writes `out/held-out.png` ([`TranslationBench::grid`] of 6 places) and
+    /// scores them with edge consistency ([`TranslationBench::score`]).
+    ///
+    /// # Errors
+    /// The generator's errors, those of [`TranslationBench::score`], I/O errors.
+    pub fn run_generator(
+        &self,
+        name: impl Into<String>,
+        out: &Path,
+        mut generate: impl FnMut(usize, Tensor<4>) -> std::result::Result<Tensor<4>, PipelineError>,
+    ) -> Result<QualityRow> {
+        let mut outputs = Vec::with_capacity(self.day.len());
+        for (i, img) in self.day.iter().enumerate() {
+            let x = to_tensor(std::slice::from_ref(img), &self.device)?;
+            let y = generate(i, x)?.clamp(0.0, 1.0);
+            outputs.extend(crate::core::image::to_images(y));
+        }
+        save_pngs(&out.join("translated"), &self.day_files, &outputs)?;
+        self.grid(&outputs, 6, &out.join("held-out.png"))?;
+        self.score(name, &outputs, true)
+    }
+
+    /// Writes a grid of the first `n` held-out places as one PNG: day input | `generated` | the
+    /// real night render of the same place, one row each.
+    ///
+    /// # Errors
+    /// [`QualityError::MixedSizes`] when the three sets' images differ in size; I/O errors.
+    pub fn grid(&self, generated: &[Rgb32FImage], n: usize, path: &Path) -> Result<()> {
+        // the first n day queries with a night render of their place
+        let picked: Vec<(usize, usize)> = self
+            .night_of_day
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| Some((i, (*j)?)))
+            .filter(|&(i, _)| i < generated.len())
+            .take(n)
+            .collect();
+        let take = |set: &[Rgb32FImage], night: bool| -> Vec<Rgb32FImage> {
+            picked
+                .iter()
+                .map(|&(i, j)| set[if night { j } else { i }].clone())
+                .collect()
+        };
+        let rows = [
+            &take(&self.day, false)[..],
+            &take(generated, false)[..],
+            &take(&self.night, true)[..],
+        ];
+        let expected = check_same_size("grid: day inputs", rows[0])?;
+        for (set, row) in ["grid: generated", "grid: night renders"]
+            .into_iter()
+            .zip(&rows[1..])
+        {
+            let got = check_same_size(set, row)?;
+            if got != expected {
+                return Err(QualityError::MixedSizes {
+                    set,
+                    index: 0,
+                    expected,
+                    got,
+                });
+            }
+        }
+        let tensors = rows
+            .iter()
+            .map(|r| to_tensor(r, &self.device))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        crate::pipeline::image_grid(&tensors, path)?;
+        Ok(())
+    }
+}
+
+/// The place field of a UTM-style name (`…@p00175q000@…` and `…@p00175qn000@…` → `p00175`).
+fn place_of(path: &Path) -> Option<String> {
+    let field = path.file_name()?.to_str()?.split('@').nth(7)?;
+    Some(field.chars().take_while(|c| *c != 'q').collect())
+}
+
+/// The images of `files`, decoded in `[0, 1]`.
+fn load_files(files: &[PathBuf]) -> Result<Vec<Rgb32FImage>> {
+    files.iter().map(|p| Ok(load_rgb(p)?)).collect()
+}
+
+/// Saves `images[i]` as PNG under `dir` with the file stem of `names[i]` (the inputs' names, so
+/// their UTM fields stay readable), creating `dir`.
+///
+/// # Errors
+/// [`QualityError::CountMismatch`] when the counts differ; I/O errors naming the file.
+///
+/// ```
+/// use std::path::PathBuf;
+/// use nightvision::core::image::Rgb32FImage;
+/// use nightvision::quality::save_pngs;
+/// let dir = std::env::temp_dir().join(format!("nv-save-pngs-{}", std::process::id()));
+/// save_pngs(&dir, &[PathBuf::from("a/@0379645.78@3953664.53@x.jpg")], &[Rgb32FImage::new(3, 2)])?;
+/// assert!(dir.join("@0379645.78@3953664.53@x.png").is_file());
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), nightvision::quality::QualityError>(())
+/// ```
+pub fn save_pngs(dir: &Path, names: &[PathBuf], images: &[Rgb32FImage]) -> Result<()> {
+    if names.len() != images.len() {
+        return Err(QualityError::CountMismatch {
+            inputs: names.len(),
+            outputs: images.len(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|source| QualityError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for (name, img) in names.iter().zip(images) {
+        // names carry dots (UTM fields): append the extension, never replace "after the last dot"
+        let mut file = name.file_stem().unwrap_or(name.as_os_str()).to_os_string();
+        file.push(".png");
+        let path = dir.join(file);
+        crate::core::image::save_rgb8(&path, &f32_to_rgb8(img))?;
+    }
+    Ok(())
+}
+
+/// A translation-quality table with its context: the night set's size and luminance, and the
+/// day-vs-night edge consistency of the same places for scale.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityReport {
+    /// Mean luminance of the real night renders.
+    pub night_luminance: f64,
+    /// Number of real night renders (the reference set).
+    pub n_night: usize,
+    /// Number of (evenly spaced) input/output pairs in the edge-consistency means.
+    pub edge_pairs: usize,
+    /// HED edge consistency of day queries with the real night renders of the same places.
+    pub day_night_edge_consistency: Option<f64>,
+    /// One row per method.
+    pub rows: Vec<QualityRow>,
+}
+
+impl QualityReport {
+    /// The report as a Markdown section (heading, [`quality_table`], the context line).
+    pub fn to_markdown(&self) -> String {
+        let scale = self
+            .day_night_edge_consistency
+            .map_or_else(String::new, |e| {
+                format!(
+                    " Edge consistency of each day query with the real night render of the same place: {e:.3}."
+                )
+            });
+        format!(
+            "## Translation quality on the held-out test places\n\n\
+             Against the {} real night renders of the held-out places (mean luminance {:.3}): \
+             Fréchet distance of MobileNetV2 ImageNet features (1280-d, spatial mean), mean Rec. 709 \
+             luma, HED edge consistency with the day input (mean over {} evenly spaced pairs).{scale}\n\n{}",
+            self.n_night,
+            self.night_luminance,
+            self.edge_pairs,
+            quality_table(&self.rows)
+        )
+    }
+
+    /// Writes `translation-quality.json` and `translation-quality.md` into `out`.
+    ///
+    /// # Errors
+    /// I/O errors naming the file.
+    pub fn write(&self, out: &Path) -> std::result::Result<(), PipelineError> {
+        let json = serde_json::to_string_pretty(self).map_err(|e| PipelineError::Readback {
+            what: "translation-quality.json",
+            message: e.to_string(),
+        })?;
+        for (name, body) in [
+            ("translation-quality.json", json),
+            ("translation-quality.md", self.to_markdown()),
+        ] {
+            let path = out.join(name);
+            std::fs::write(&path, body).map_err(|e| crate::core::CoreError::io(path, e))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -355,3 +355,105 @@ fn hand_darkening_is_closer_to_night_than_day_with_real_weights() {
         "hand darkening {fid_dark} vs day {fid_day}"
     );
 }
+
+/// A tiny exported world (8 test places) for the bench tests.
+fn tiny_world(dir: &std::path::Path) -> PathBuf {
+    let world_dir = dir.join("world");
+    let cfg = nightvision::places::WorldConfig {
+        places: 8,
+        ..nightvision::places::WorldConfig::tiny()
+    };
+    let world = nightvision::places::World::new(&cfg).unwrap();
+    nightvision::places::export(
+        &world,
+        &nightvision::places::ExportOptions {
+            out_dir: world_dir.clone(),
+            overwrite: true,
+            progress: false,
+        },
+    )
+    .unwrap();
+    world_dir
+}
+
+#[test]
+fn translation_bench_scores_a_generator_and_saves_its_outputs() {
+    use burn::tensor::Tensor;
+    use nightvision::quality::{TranslationBench, world_sets};
+
+    let device = Device::default();
+    device.seed(3);
+    let dir = tempfile::tempdir().unwrap();
+    let world = tiny_world(dir.path());
+    let net = MobileNetV2Config::new().with_width_mult(0.5).init(&device);
+    let bench = TranslationBench::with_networks(&world, net, small_hed(&device), &device).unwrap();
+    let n_day = image_files(world.join(world_sets::DAY)).unwrap().len();
+    assert_eq!(bench.day().len(), n_day);
+
+    let rows = bench.reference_rows(1).unwrap();
+    assert_eq!(rows.len(), 3);
+    // the hand darkening matches the night renders' luminance and darkens the day set
+    assert!(
+        (rows[1].mean_luminance - bench.night_luminance()).abs()
+            <= LUMINANCE_REL * bench.night_luminance()
+    );
+    assert!(rows[1].mean_luminance < rows[0].mean_luminance);
+    assert!(rows[1].edge_consistency.is_some() && rows[0].edge_consistency.is_none());
+
+    // the identity generator scores as the day set does, with edges kept exactly
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut seen = Vec::new();
+    let row = bench
+        .run_generator("identity", &out, |i, x: Tensor<4>| {
+            seen.push(i);
+            Ok(x)
+        })
+        .unwrap();
+    assert_eq!(seen, (0..n_day).collect::<Vec<_>>());
+    assert!(
+        (row.fid - rows[0].fid).abs() <= 1e-9 * rows[0].fid.max(1.0),
+        "{} vs {}",
+        row.fid,
+        rows[0].fid
+    );
+    assert!((row.edge_consistency.unwrap() - 1.0).abs() < SELF_EDGE_TOL);
+    assert_eq!(row.n_images, n_day);
+    // one PNG per held-out query, named after it; the grid
+    let saved = image_files(out.join("translated")).unwrap();
+    assert_eq!(saved.len(), n_day);
+    for (s, d) in saved.iter().zip(bench.day_files()) {
+        assert_eq!(s.file_stem(), d.file_stem());
+    }
+    assert!(out.join("held-out.png").is_file());
+
+    // the report: day-vs-night pairing found, Markdown carries the rows, files written
+    let report = bench.report(vec![rows[0].clone(), row]).unwrap();
+    let e = report
+        .day_night_edge_consistency
+        .expect("day and night queries pair by place");
+    assert!(e > -1.0 && e < 1.0);
+    let md = report.to_markdown();
+    assert!(md.contains("| identity |") && md.contains("| day (as is) |"));
+    report.write(&out).unwrap();
+    assert!(
+        out.join("translation-quality.json").is_file()
+            && out.join("translation-quality.md").is_file()
+    );
+}
+
+#[test]
+fn translation_bench_names_a_missing_set() {
+    use nightvision::quality::TranslationBench;
+    let device = Device::default();
+    let dir = tempfile::tempdir().unwrap();
+    let world = tiny_world(dir.path());
+    std::fs::remove_dir_all(world.join("gan/trainB")).unwrap();
+    std::fs::create_dir_all(world.join("gan/trainB")).unwrap();
+    let net = MobileNetV2Config::new().with_width_mult(0.25).init(&device);
+    match TranslationBench::with_networks(&world, net, small_hed(&device), &device) {
+        Err(QualityError::EmptyFolder { path }) => assert!(path.ends_with("gan/trainB")),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("an empty floor folder was accepted"),
+    }
+}
