@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! cargo run --release --example similarity_minmax -- [--data WORLD_DIR] [--out out/similarity_minmax]
-//!     [--d-iterations 100] [--d-batch 4] [--crop 128] [--epochs 2] [--tuples 40] [--lr 1e-5]
+//!     [--d-iterations 100] [--d-batch 4] [--d-lr 1e-4] [--d-only] [--crop 128] [--epochs 2] [--tuples 40] [--lr 1e-5]
 //!     [--image-size 160] [--no-baseline] [--seed 0]
 //! ```
 //! The paper's schedule (5000 D iterations of batch 8 at 224², 5 fine-tuning epochs of 22 000
@@ -45,6 +45,8 @@ struct Args {
     out: PathBuf,
     d_iterations: u64,
     d_batch: usize,
+    d_lr: f64,
+    d_only: bool,
     crop: usize,
     epochs: usize,
     tuples: usize,
@@ -63,6 +65,8 @@ fn parse() -> Result<Args> {
             .unwrap_or_else(|| PathBuf::from("out/similarity_minmax")),
         d_iterations: a.opt_value_from_str("--d-iterations")?.unwrap_or(100),
         d_batch: a.opt_value_from_str("--d-batch")?.unwrap_or(4),
+        d_lr: a.opt_value_from_str("--d-lr")?.unwrap_or(1e-4),
+        d_only: a.contains("--d-only"),
         crop: a.opt_value_from_str("--crop")?.unwrap_or(128),
         epochs: a.opt_value_from_str("--epochs")?.unwrap_or(2),
         tuples: a.opt_value_from_str("--tuples")?.unwrap_or(40),
@@ -101,6 +105,7 @@ fn main() -> Result<()> {
     let d_cfg = DarkeningTrainerConfig {
         iterations: args.d_iterations,
         checkpoint_every: 50,
+        lr: args.d_lr,
         milestones: vec![args.d_iterations * 2 / 3],
         seed: args.seed,
         ..DarkeningTrainerConfig::new()
@@ -111,7 +116,8 @@ fn main() -> Result<()> {
         extractor,
         &device,
     )?;
-    let day = image_files(data.join("vpr/images/test/database"))?;
+    // day images of the training places only (the GAN's domain A): no test place is seen
+    let day = image_files(data.join("gan/trainA"))?;
     let crop = ScaleCrop {
         size: args.crop,
         min_scale: 0.8,
@@ -164,7 +170,27 @@ fn main() -> Result<()> {
             b.losses.total
         );
     }
-    let view = DarkView::new(trainer.into_net().valid(), DarkViewConfig::vpr())?;
+    let d_net = trainer.into_net().valid();
+    // exposure response on the held-out day queries: D's output luminance per requested exposure
+    let probe = image_files(data.join("vpr/images/test/queries"))?;
+    let probe = pipeline::load_square(&probe[..probe.len().min(16)], 128, &device)?;
+    let mut response = Vec::new();
+    for e in [0.05f32, 0.1, 0.2, 0.3, 0.4] {
+        let [b, ..] = probe.dims();
+        let exposure = Tensor::<4>::full([b, 1, 1, 1], e, &device);
+        let y = d_net
+            .try_forward(probe.clone(), exposure)?
+            .image
+            .clamp(0.0, 1.0);
+        let lum: f32 = y.mean().into_scalar();
+        response.push(serde_json::json!({"exposure": e, "mean_output": lum}));
+    }
+    println!(
+        "D exposure response (held-out day queries, channel mean): {}",
+        serde_json::to_string(&response)?
+    );
+    save_json(args.out.join("darkening/exposure-response.json"), &response)?;
+    let view = DarkView::new(d_net, DarkViewConfig::vpr())?;
     let darkening = Darkening::new(view, &device);
 
     // picture: day | three dark views
@@ -200,6 +226,10 @@ fn main() -> Result<()> {
     )?);
     let quality = bench.report(quality_rows)?;
     println!("{}", quality.to_markdown());
+    if args.d_only {
+        quality.write(&args.out)?;
+        return Ok(());
+    }
 
     // 2. maximise: fine-tune with the darkened query copy as an extra positive
     let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
