@@ -23,10 +23,11 @@
 //! sketch of the paper's (50 GAN epochs of 1000 iterations of batch 10 at 256², 40 fine-tuning
 //! epochs of 2000 tuples at 362 px): the generator is narrower (`--ngf 16 --blocks 6` instead of 64
 //! and 9), its learning rate higher, and its normalisation instance norm by default: gandtr's
-//! HEDN-GAN uses batch norm with batches of 10, whose running statistics are not usable after a
-//! few hundred iterations of batch 2 (`--norm batch` restores it); and the initialisation is
-//! CycleGAN's N(0, 0.02), whose near-grey start a short run can learn from, instead of mdir's
-//! Kaiming (`--init gandtr`).
+//! HEDN-GAN uses batch norm with batches of 10 (`--norm batch` restores it; at 200 iterations of
+//! batch 2 it scored no worse, docs/TRAINING.md); and the initialisation is CycleGAN's
+//! N(0, 0.02), whose near-grey start a short run can learn from, instead of mdir's Kaiming
+//! (`--init gandtr`). At this schedule the generator is far from trained (docs/TRAINING.md
+//! measures its translation quality against the iterations).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -259,21 +259,7 @@ fn hand_darkening_is_closer_to_night_than_day_with_real_weights() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let world_dir = dir.path().join("world");
-    let cfg = nightvision::places::WorldConfig {
-        places: 8,
-        ..nightvision::places::WorldConfig::tiny()
-    };
-    let world = nightvision::places::World::new(&cfg).unwrap();
-    nightvision::places::export(
-        &world,
-        &nightvision::places::ExportOptions {
-            out_dir: world_dir.clone(),
-            overwrite: true,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let world_dir = tiny_world(dir.path());
     let test = world_dir.join("vpr/images/test");
     let day = load_folder(test.join("queries")).unwrap();
     let night = load_folder(test.join("queries_night")).unwrap();
