@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA="${NIGHTVISION_DATA:-$HOME/.cache/nightvision/real}"
-[[ -f "$DATA/MANIFEST.txt" ]] || bash ../shared/fetch-real-data.sh
+[[ -f "$DATA/MANIFEST.txt" ]] || bash scripts/fetch-real-data.sh
 ROOT="${1:-out}"
 WORLD="$ROOT/synthetic-places"
 cargo run --example synthetic_places -- --out "$WORLD" --overwrite --no-progress \

@@ -96,7 +96,8 @@ def randomise(net, seed):
 def rgb01(path):
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
-        sys.exit(f"cannot read {path}: run ../shared/fetch-real-data.sh")
+        sys.exit(f"cannot read {path}: fill the real-data cache {REAL} with scripts/fetch-real-data.sh "
+                 "(or set NIGHTVISION_DATA to a filled copy)")
     return bgr[:, :, ::-1].astype(np.float32) / 255.0
 
 

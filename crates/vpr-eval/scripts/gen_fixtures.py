@@ -16,7 +16,8 @@ Writes into tests/fixtures/ (re-running gives identical files):
 * map_cases.json                 >= 20 seeded random cases per protocol (old, revisited): ranks,
                                  ground truth, and mAP / APs / mP@k / P@k from ``compute_map`` below,
                                  a numpy re-implementation of cirtorch ``utils/evaluate.py`` written
-                                 from reference/protocols.md 1.6 (np.isin instead of np.in1d).
+                                 from cirtorch's code (docs/PAPERS.md, protocols 1.6; np.isin
+                                 instead of np.in1d).
 * recall_case/{db,queries}.npy, recall_case/gt.npz, recall_case/expected.json
                                  random descriptors and UTM coordinates (with points exactly on the
                                  25 m boundary), brute-force positives, L2 and inner-product
@@ -35,7 +36,8 @@ OUT = os.path.join(HERE, "..", "tests", "fixtures")
 
 
 # --------------------------------------------------------------------------------------------
-# cirtorch compute_ap / compute_map, from reference/protocols.md 1.6
+# cirtorch compute_ap / compute_map (filipradenovic/cnnimageretrieval-pytorch utils/evaluate.py;
+# docs/PAPERS.md, protocols 1.6)
 # --------------------------------------------------------------------------------------------
 def compute_ap(ranks, nres):
     """Trapezoid AP; ranks = 0-based positions of the positives (junk already removed)."""
