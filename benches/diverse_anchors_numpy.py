@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""numpy reference timings for diverse anchor mining (papers.md A.7), on the same data as the
+"""numpy reference timings for diverse anchor mining (docs/PAPERS.md A.7), on the same data as the
 criterion bench `crates/anchor-mining/benches/diverse_anchors.rs` (it writes
 target/diverse_anchors_bench.npy and target/diverse_anchors_bench_rust.json; run it first).
 

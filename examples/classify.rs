@@ -14,21 +14,26 @@ use nightvision::backbones::{MobileNetV2Config, ResNetConfig, Vgg16Config};
 use nightvision::core::Normalization;
 use nightvision::core::image::{imagenet_eval_crop, load_rgb, to_tensor};
 
+/// ImageNet classification with a real torchvision checkpoint; prints one JSON object.
+#[derive(clap::Parser)]
+struct Args {
+    /// torchvision ImageNet `state_dict` (`.pth` or `.safetensors`).
+    #[arg(long)]
+    weights: String,
+    /// The image to classify.
+    #[arg(long)]
+    image: String,
+    /// mobilenet_v2, resnet18, resnet50, resnet101 or vgg16.
+    #[arg(long, default_value = "mobilenet_v2")]
+    arch: String,
+}
+
 fn main() -> Result<()> {
-    let mut args = pico_args::Arguments::from_env();
-    let weights: String = args
-        .value_from_str("--weights")
-        .context("--weights W is required")?;
-    let image: String = args
-        .value_from_str("--image")
-        .context("--image IMG is required")?;
-    let arch: String = args
-        .opt_value_from_str("--arch")?
-        .unwrap_or_else(|| "mobilenet_v2".into());
-    let rest = args.finish();
-    if !rest.is_empty() {
-        bail!("unexpected arguments: {rest:?}");
-    }
+    let Args {
+        weights,
+        image,
+        arch,
+    } = clap::Parser::parse();
 
     let device = Device::default();
     let img = imagenet_eval_crop(&load_rgb(&image)?)?;

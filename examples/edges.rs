@@ -1,4 +1,4 @@
-//! HED edge maps of an image with real weights (papers.md A.3): the edge detector behind Dark Side
+//! HED edge maps of an image with real weights (docs/PAPERS.md A.3): the edge detector behind Dark Side
 //! Augmentation's HEDN-GAN.
 //!
 //! ```text
@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::Device;
 use nightvision::core::image::{load_rgb, resize_max_side, to_tensor};
 use nightvision::hed::{EdgeMap, HedConfig};
@@ -32,24 +32,38 @@ fn side_path(output: &Path, i: usize) -> PathBuf {
     output.with_file_name(format!("{stem}_side{i}.{ext}"))
 }
 
+/// HED edge maps of an image with real weights; prints a JSON summary.
+#[derive(clap::Parser)]
+struct Args {
+    /// HED weights in the PyTorch port's layout (safetensors, `.pth`, or a gandtr HED state dict).
+    #[arg(long)]
+    weights: PathBuf,
+    /// The input image.
+    #[arg(long)]
+    input: PathBuf,
+    /// The fused edge map (white = edge), an 8-bit PNG.
+    #[arg(long)]
+    output: PathBuf,
+    /// Also write the fused map as float32 `.npy` of shape (H, W).
+    #[arg(long)]
+    npy: Option<PathBuf>,
+    /// First shrink the image so its longer side is at most this.
+    #[arg(long)]
+    max_side: Option<usize>,
+    /// Also write the five side outputs as OUTPUT_side1.png … OUTPUT_side5.png.
+    #[arg(long)]
+    sides: bool,
+}
+
 fn main() -> Result<()> {
-    let mut args = pico_args::Arguments::from_env();
-    let weights: PathBuf = args
-        .value_from_str("--weights")
-        .context("--weights W.safetensors is required")?;
-    let input: PathBuf = args
-        .value_from_str("--input")
-        .context("--input IMG is required")?;
-    let output: PathBuf = args
-        .value_from_str("--output")
-        .context("--output EDGES.png is required")?;
-    let npy: Option<PathBuf> = args.opt_value_from_str("--npy")?;
-    let max_side: Option<usize> = args.opt_value_from_str("--max-side")?;
-    let sides = args.contains("--sides");
-    let rest = args.finish();
-    if !rest.is_empty() {
-        bail!("unexpected arguments: {rest:?}");
-    }
+    let Args {
+        weights,
+        input,
+        output,
+        npy,
+        max_side,
+        sides,
+    } = clap::Parser::parse();
 
     let device = Device::default();
     let mut img = load_rgb(&input)?;

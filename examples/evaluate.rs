@@ -57,8 +57,26 @@ fn map_json(m: &MapResult) -> Value {
     json!({ "map": m.map, "aps": m.aps, "mpk": m.mpk, "kappas": m.kappas })
 }
 
+/// `--help`: the verbs and their flags.
+const USAGE: &str = "evaluate: cirtorch mAP, VPR Recall@N, positives statistics and exact k-NN; one JSON object on stdout
+
+usage:
+  evaluate map --gnd GND.pkl (--ranks RANKS.npy | --db DB.npy [--queries Q.npy]) [--protocol old|revisited] [--kappas 1,5,10]
+  evaluate recall (--gt GT.npz | --db-names DB.txt --query-names Q.txt) --db DB.npy --queries Q.npy
+                  [--n 1,5,10,20] [--radius 25] [--metric l2|ip] [--tokyo-splits] [--report DIR --name METHOD]
+  evaluate positives (--gt GT.npz | --db-names DB.txt --query-names Q.txt) [--radius 25]
+  evaluate knn --db DB.npy --queries Q.npy --k 20 [--metric ip|l2] --out NEIGHBOURS.npy
+               [--engine auto|host|device] [--block-rows 32768] [--repeat 3]
+
+mAP is a fraction, Recall@N in percent (with a 95 % bootstrap interval); --db-names / --query-names are the
+UTM-named image lists a pipeline exports beside its descriptors (OUT/descriptors/<network>/).";
+
 fn main() -> Result<()> {
     let mut args = pico_args::Arguments::from_env();
+    if args.contains(["-h", "--help"]) {
+        println!("{USAGE}");
+        return Ok(());
+    }
     let verb: String = args
         .free_from_str()
         .context("missing verb: map | recall | positives | knn")?;

@@ -15,6 +15,7 @@
 //! | [`anchors`] | `anchor-mining` | random/diverse anchors, translation subset, CosPlace classes |
 //! | [`eval`] | `vpr-eval` | readers, exact k-NN, Recall@N, mAP, reports |
 //! | [`places`] | `synthetic-places` | the embedded procedural day/night world |
+//! | [`pipelines`] | (here) | the three papers' pipelines as library calls: configuration → `run` → report |
 //! | [`pipeline`] | (here) | the parts the three paper pipelines share |
 //! | [`quality`] | (here) | translation quality: MobileNetV2 Fréchet distance, luminance, HED edge consistency |
 //!
@@ -34,4 +35,5 @@ pub use synthetic_places as places;
 pub use vpr_eval as eval;
 
 pub mod pipeline;
+pub mod pipelines;
 pub mod quality;

@@ -61,6 +61,9 @@ pub enum PipelineError {
     /// hed-edges.
     #[error(transparent)]
     Hed(#[from] crate::hed::HedError),
+    /// anchor-mining (CosPlace classes).
+    #[error(transparent)]
+    Anchors(#[from] crate::anchors::AnchorError),
     /// synthetic-places.
     #[error(transparent)]
     Places(#[from] crate::places::SynthError),
@@ -74,7 +77,7 @@ pub enum PipelineError {
     },
     /// Real weights the pipeline needs are not in the real-data cache.
     #[error(
-        "{what} needs {file} from the real-data cache ({reason}); run ../shared/fetch-real-data.sh"
+        "{what} needs {file} from the real-data cache ({reason}); run scripts/fetch-real-data.sh"
     )]
     MissingWeights {
         /// Who needs them.
@@ -84,6 +87,26 @@ pub enum PipelineError {
         /// Why it was not found.
         reason: String,
     },
+    /// The translation-quality bench.
+    #[error(transparent)]
+    Quality(Box<crate::quality::QualityError>),
+    /// A pipeline setting that cannot work.
+    #[error("invalid setting {field}: {reason}")]
+    InvalidConfig {
+        /// The configuration field(s).
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl From<crate::quality::QualityError> for PipelineError {
+    fn from(e: crate::quality::QualityError) -> Self {
+        match e {
+            crate::quality::QualityError::Pipeline(p) => p,
+            other => PipelineError::Quality(Box::new(other)),
+        }
+    }
 }
 
 /// Result with [`PipelineError`].
@@ -131,7 +154,7 @@ pub fn mobilenet_v2_gem(device: &Device) -> Result<CirNet> {
         "the MobileNetV2-GeM network",
         "weights/mobilenet_v2_imagenet.safetensors",
     )?;
-    let mut net = CirNetConfig::new(BackboneConfig::mobilenet_v2()).init(device)?;
+    let mut net = mobilenet_v2_gem_config().init(device)?;
     if let Backbone::MobileNetV2(trunk) = &mut net.backbone {
         trunk.load_torchvision(&weights)?;
     }
@@ -321,7 +344,8 @@ impl Evaluator {
         }
     }
 
-    /// Evaluates `net` as `label` and prints its Recall@N with intervals per condition.
+    /// Evaluates `net` as `label` and logs (`log::info!`) its Recall@N with intervals per
+    /// condition.
     ///
     /// # Errors
     /// As [`evaluate_tokyo`].
@@ -362,7 +386,7 @@ impl Evaluator {
         }
         for split in TokyoSplit::ALL {
             let ci = e.split(split).recall_ci(&e.ns, &self.bootstrap)?;
-            println!(
+            log::info!(
                 "{:<48} {:>6} queries: {}",
                 e.label,
                 split.name(),
@@ -398,9 +422,9 @@ impl Evaluator {
     }
 }
 
-/// Writes `report.json`, `report.md` and `recall.png` into `out` and prints the Markdown table.
-/// With a translation-quality report, also writes `translation-quality.{json,md}` and appends
-/// its section to `report.md`.
+/// Writes `report.json`, `report.md` and `recall.png` into `out` and returns the Markdown of
+/// `report.md`. With a translation-quality report, also writes `translation-quality.{json,md}`
+/// and appends its section to `report.md`.
 ///
 /// # Errors
 /// I/O and plotting errors naming the file.
@@ -408,7 +432,7 @@ pub fn write_report(
     report: &Report,
     quality: Option<&crate::quality::QualityReport>,
     out: &Path,
-) -> Result<()> {
+) -> Result<String> {
     report.write_json(out.join("report.json"))?;
     let mut md = report.to_markdown();
     if let Some(q) = quality {
@@ -419,13 +443,46 @@ pub fn write_report(
     std::fs::write(out.join("report.md"), &md)
         .map_err(|e| crate::core::CoreError::io(out.join("report.md"), e))?;
     report.plot_recall(out.join("recall.png"), 900, 520)?;
-    println!("{md}");
-    Ok(())
+    Ok(md)
+}
+
+/// The configuration of [`mobilenet_v2_gem`]: cirtorch's GeM network on a MobileNetV2 trunk.
+pub fn mobilenet_v2_gem_config() -> CirNetConfig {
+    CirNetConfig::new(BackboneConfig::mobilenet_v2())
+}
+
+/// Opens the checkpoint folder of one training stage bound to its configuration (`config.json`:
+/// the network configuration under `"network"` or `"generator"`, the stage's settings under
+/// `"stage"`): with `restart`, its checkpoints and configuration are removed first; otherwise a
+/// stored configuration that differs from `config` is refused with
+/// [`crate::core::CoreError::ConfigMismatch`] naming every differing field.
+///
+/// ```
+/// let root = tempfile::tempdir().unwrap();
+/// let dir = root.path().join("stage");
+/// let cfg = serde_json::json!({"network": {"ngf": 16}, "stage": {"lr": 0.001}});
+/// nightvision::pipeline::stage_dir(&dir, &cfg, false).unwrap();
+/// let other = serde_json::json!({"network": {"ngf": 16}, "stage": {"lr": 0.01}});
+/// let e = nightvision::pipeline::stage_dir(&dir, &other, false).unwrap_err();
+/// assert!(e.to_string().contains("stage.lr"));
+/// nightvision::pipeline::stage_dir(&dir, &other, true).unwrap(); // --restart
+/// ```
+///
+/// # Errors
+/// The mismatch; I/O errors naming the file.
+pub fn stage_dir(path: &Path, config: &serde_json::Value, restart: bool) -> Result<CheckpointDir> {
+    let dir = CheckpointDir::new(path)?;
+    if restart {
+        dir.clear()?;
+    }
+    dir.bind_config(config)?;
+    Ok(dir)
 }
 
 /// Fine-tunes [`mobilenet_v2_gem`] with cirtorch tuples (the metric-learning stage of Dark Side
-/// Augmentation and of Similarity Min-Max), checkpointing into (and resuming from) `ckpt`, and
-/// prints the mean loss of every epoch. Returns the network in inference mode.
+/// Augmentation and of Similarity Min-Max), checkpointing into (and resuming from) `ckpt` (open
+/// it with [`stage_dir`] so that [`CirNet::load`] rebuilds the result from it), and logs the
+/// mean loss of every epoch. Returns the network in inference mode.
 ///
 /// # Errors
 /// Missing weights, training and checkpoint errors.
@@ -433,21 +490,21 @@ pub fn finetune_gem(
     db: &TupleDatabase,
     hooks: AugmentHooks,
     cfg: TupleTrainerConfig,
-    ckpt: &Path,
+    ckpt: &CheckpointDir,
     device: &Device,
 ) -> Result<CirNet> {
     let t = std::time::Instant::now();
-    let trained = TupleTrainer::new(cfg, db, hooks, device)?
-        .train(mobilenet_v2_gem(device)?, Some(&CheckpointDir::new(ckpt)?))?;
+    let trained =
+        TupleTrainer::new(cfg, db, hooks, device)?.train(mobilenet_v2_gem(device)?, Some(ckpt))?;
     let losses: Vec<String> = trained
         .log
         .epochs
         .iter()
         .map(|e| format!("{:.4}", e.mean_loss))
         .collect();
-    println!(
+    log::info!(
         "fine-tuning ({}): mean loss per epoch [{}] in {:.0} s",
-        ckpt.display(),
+        ckpt.root().display(),
         losses.join(", "),
         t.elapsed().as_secs_f64()
     );
@@ -460,7 +517,7 @@ fn moved(x: Tensor<4>, device: &Device) -> Tensor<4> {
     Tensor::from_data(x.into_data(), device)
 }
 
-/// A frozen day→night generator as an [`Augmentation`] (Dark Side Augmentation, papers.md A.6:
+/// A frozen day→night generator as an [`Augmentation`] (Dark Side Augmentation, docs/PAPERS.md A.6:
 /// the translator in eval mode, images mapped to `[-1, 1]` and back).
 pub struct Translator {
     generator: Mutex<ResnetGenerator>,
@@ -474,6 +531,15 @@ impl Translator {
             generator: Mutex::new(generator.valid().fork(device)),
             device: device.clone(),
         }
+    }
+
+    /// A trained translator rebuilt from its checkpoint folder alone (`config.json` and the
+    /// newest checkpoint; see [`ResnetGenerator::load`]), running on `device`.
+    ///
+    /// # Errors
+    /// As [`ResnetGenerator::load`].
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        Ok(Self::new(ResnetGenerator::load(dir, device)?, device))
     }
 
     /// Translates image files into memory (NocPlace translates a whole day dataset once, B.1),
@@ -514,7 +580,7 @@ impl Augmentation for Translator {
     }
 }
 
-/// The darkening network's dark view as an [`Augmentation`] (Similarity Min-Max, papers.md C.3:
+/// The darkening network's dark view as an [`Augmentation`] (Similarity Min-Max, docs/PAPERS.md C.3:
 /// random exposure + patch and pixel noise, then the frozen D).
 pub struct Darkening {
     view: Mutex<DarkView>,
@@ -546,7 +612,7 @@ impl Augmentation for Darkening {
 
 /// CLAHE on the L channel of every image (OpenCV-exact, mdir's float-Lab path) as an
 /// [`Augmentation`]: Dark Side Augmentation applies it to every training image after the
-/// translator (papers.md A.6, `clahepost`, clip 1.0, 8×8 tiles).
+/// translator (docs/PAPERS.md A.6, `clahepost`, clip 1.0, 8×8 tiles).
 #[derive(Debug, Clone)]
 pub struct Clahe {
     cfg: ClaheConfig,

@@ -5,6 +5,9 @@
 
 use std::path::PathBuf;
 
+mod common;
+use common::tiny_world;
+
 use burn::tensor::Device;
 use nightvision::backbones::MobileNetV2Config;
 use nightvision::core::image::Rgb32FImage;
@@ -340,26 +343,6 @@ fn hand_darkening_is_closer_to_night_than_day_with_real_weights() {
         fid_dark < fid_day,
         "hand darkening {fid_dark} vs day {fid_day}"
     );
-}
-
-/// A tiny exported world (8 test places) for the bench tests.
-fn tiny_world(dir: &std::path::Path) -> PathBuf {
-    let world_dir = dir.join("world");
-    let cfg = nightvision::places::WorldConfig {
-        places: 8,
-        ..nightvision::places::WorldConfig::tiny()
-    };
-    let world = nightvision::places::World::new(&cfg).unwrap();
-    nightvision::places::export(
-        &world,
-        &nightvision::places::ExportOptions {
-            out_dir: world_dir.clone(),
-            overwrite: true,
-            progress: false,
-        },
-    )
-    .unwrap();
-    world_dir
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Criterion bench of diverse anchor mining at DSA's scale: Qp = 10,000 candidates, q = 2,000
-//! anchors, 2048-d descriptors (papers.md A.6/A.7), deterministic mode, with and without the int8
+//! anchors, 2048-d descriptors (docs/PAPERS.md A.6/A.7), deterministic mode, with and without the int8
 //! screen. The same data (seeded Gaussian-mixture descriptors, written to
 //! `target/diverse_anchors_bench.npy`) feeds `benches/diverse_anchors_numpy.py` for the ratio.
 //!

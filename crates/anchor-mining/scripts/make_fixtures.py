@@ -7,7 +7,7 @@ Run with /usr/bin/python3 from anywhere:
 Writes into crates/anchor-mining/tests/fixtures/:
   diverse_<case>_desc.npy     float32 [Qp, D] L2-normalised candidate descriptors
   diverse_cases.json          per case: q, similar_include/exclude, the anchors numpy picks
-                              (papers.md A.7 literally: growing S, max over columns, stable argsort
+                              (docs/PAPERS.md A.7 literally: growing S, max over columns, stable argsort
                               over all Qp, last element of the band)
   md5_names.json              1,000 Tokyo 24/7 database names (every 75th line of
                               gt/tokyo247_imageNames_index.txt) with hashlib's verdict
@@ -32,7 +32,7 @@ OUT = os.path.join(HERE, "..", "tests", "fixtures")
 
 # ----------------------------------------------------------------------------- A.7
 def diverse_reference(Q, q, include=0.8, exclude=0.2):
-    """papers.md A.7 verbatim. Q is D x Qp (columns = candidates), float32."""
+    """docs/PAPERS.md A.7 verbatim. Q is D x Qp (columns = candidates), float32."""
     Qp = Q.shape[1]
     chosen = [0]
     S = np.empty((Qp, 0), dtype=np.float32)

@@ -1,4 +1,4 @@
-//! CosPlace classes and groups (papers.md B.5, protocols.md 2.3; gmberton/CosPlace
+//! CosPlace classes and groups (docs/PAPERS.md B.5, docs/PAPERS.md protocols 2.3; gmberton/CosPlace
 //! `datasets/train_dataset.py::get__class_id__group_id` and `initialize`).
 //!
 //! ```text
@@ -169,7 +169,7 @@ pub struct UtmRecord {
 
 /// Split the basename of a VPR-format path
 /// (`@east@north@zone@letter@lat@lon@pano@tile@heading@pitch@roll@height@timestamp@note@.jpg`,
-/// protocols.md 2.1) into its `@` fields; field 0 is the text before the first `@`.
+/// docs/PAPERS.md protocols 2.1) into its `@` fields; field 0 is the text before the first `@`.
 fn utm_fields(path: &str) -> Vec<&str> {
     let base = match path.rfind('/') {
         Some(i) => &path[i + 1..],

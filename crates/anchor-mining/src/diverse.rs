@@ -1,4 +1,4 @@
-//! Random and diverse anchor mining (papers.md A.7, gandtr
+//! Random and diverse anchor mining (docs/PAPERS.md A.7, gandtr
 //! `components/data/dataset/cirtorch_datasets.py::DiverseAnchorsDataset`).
 //!
 //! # The algorithm (A.7)

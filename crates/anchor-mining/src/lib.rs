@@ -2,11 +2,11 @@
 //! subset and CosPlace classes and groups.
 //!
 //! * [`diverse`] — diverse anchor mining exactly as Dark Side Augmentation does it
-//!   (`../shared/reference/papers.md` A.7), with a running maximum, linear-time rank selection and
+//!   (docs/PAPERS.md A.7), with a running maximum, linear-time rank selection and
 //!   an exact int8 screen; and the random (cirtorch) baseline.
 //! * [`translation`] — the deterministic 25 % subset of anchors shown as synthetic night
-//!   (papers.md A.6): `int(md5(stem).hexdigest()[-4:], 16) / 65536 < 0.25`.
-//! * [`cosplace`] — CosPlace's UTM/heading classes and groups (papers.md B.5, protocols.md 2.3).
+//!   (docs/PAPERS.md A.6): `int(md5(stem).hexdigest()[-4:], 16) / 65536 < 0.25`.
+//! * [`cosplace`] — CosPlace's UTM/heading classes and groups (docs/PAPERS.md B.5, docs/PAPERS.md protocols 2.3).
 //! * [`strategy`] — [`AnchorStrategy`], what tuple training calls each epoch.
 //!
 //! ```

@@ -15,7 +15,7 @@ use crate::error::{AnchorError, Result};
 pub enum AnchorStrategy {
     /// The cirtorch baseline: a random permutation prefix of all pairs.
     Random,
-    /// Diverse anchor mining (papers.md A.7) over a random candidate pool of
+    /// Diverse anchor mining (docs/PAPERS.md A.7) over a random candidate pool of
     /// [`DiverseConfig::qpool_size`] pairs.
     Diverse(DiverseConfig),
 }

@@ -1,4 +1,4 @@
-//! The hashed translation subset (papers.md A.6, gandtr `components/data/wrapper.py::CirRatioPassThrough`).
+//! The hashed translation subset (docs/PAPERS.md A.6, gandtr `components/data/wrapper.py::CirRatioPassThrough`).
 //!
 //! Dark Side Augmentation translates an image to synthetic night only when it is an *anchor*
 //! (tuple label matching `anc`, also `anc-pool-mine` while mining) **and**

@@ -1,4 +1,4 @@
-//! Diverse anchor mining against the numpy implementation of papers.md A.7
+//! Diverse anchor mining against the numpy implementation of docs/PAPERS.md A.7
 //! (`scripts/make_fixtures.py`), plus properties of the random mode and the error paths.
 
 mod common;

@@ -5,7 +5,7 @@
 //!
 //! | model | used by | output of `forward` |
 //! |---|---|---|
-//! | [`Vgg16`] | Dark Side Augmentation GeM-VGG16 (papers.md A.5), CosPlace VGG16 | `features[:-1]`: conv5_3 + ReLU, `[B, 512, H/16, W/16]` |
+//! | [`Vgg16`] | Dark Side Augmentation GeM-VGG16 (docs/PAPERS.md A.5), CosPlace VGG16 | `features[:-1]`: conv5_3 + ReLU, `[B, 512, H/16, W/16]` |
 //! | [`ResNet`] 18 / 50 / 101 | GeM-ResNet-101 (A.5, C.3), CosPlace ResNet-18/50 (B.3), SMM's frozen F (C.2) | `layer4`, `[B, 512·e, H/32, W/32]` |
 //! | [`MobileNetV2`] | a fast real pretrained backbone (ImageNet weights in the real-data cache) | last conv map, `[B, 1280, H/32, W/32]` |
 //!

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 crates/darkening-minmax/scripts/gen_fixtures.py     # from the workspace root
 
-Everything is re-implemented here from papers.md C.1-C.3 (the math of the reference code
+Everything is re-implemented here from docs/PAPERS.md C.1-C.3 (the math of the reference code
 Red-Fairy/ZeroShotDayNightDA: darkening/model.py, darkening/loss_func.py, classification/
 utils/resnet_BYOL.py, classification/train.py, visual-place-recognition/.../train_night.py).
 

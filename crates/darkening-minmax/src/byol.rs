@@ -1,4 +1,4 @@
-//! Model-level similarity maximisation with BYOL (papers.md C.3, the canonical `L_F^sim` of the
+//! Model-level similarity maximisation with BYOL (docs/PAPERS.md C.3, the canonical `L_F^sim` of the
 //! classification code `classification/utils/resnet_BYOL.py`, `classification/train.py`).
 //!
 //! - [`MlpHead`]: `Linear − BatchNorm1d − ReLU − Linear`, the projection heads `q` (online) and
@@ -91,7 +91,7 @@ impl MlpHead {
     }
 }
 
-/// Configuration of the BYOL heads and loss (papers.md C.3, classification defaults).
+/// Configuration of the BYOL heads and loss (docs/PAPERS.md C.3, classification defaults).
 #[derive(Config, Debug)]
 pub struct ByolConfig {
     /// Dimension of the encoder feature (ResNet-18 average pool: 512).
@@ -155,7 +155,7 @@ impl ByolConfig {
     }
 }
 
-/// The BYOL heads of `ResNet_BYOL` (papers.md C.3), with the reference's names.
+/// The BYOL heads of `ResNet_BYOL` (docs/PAPERS.md C.3), with the reference's names.
 #[derive(Module, Debug)]
 pub struct ByolHeads {
     /// Online projection head `q`.

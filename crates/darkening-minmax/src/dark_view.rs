@@ -1,4 +1,4 @@
-//! The dark view of model-level similarity maximisation (papers.md C.3): a frozen darkening
+//! The dark view of model-level similarity maximisation (docs/PAPERS.md C.3): a frozen darkening
 //! network applied with a random, slightly non-uniform exposure map
 //!
 //! ```text
@@ -165,7 +165,7 @@ fn normals<R: RngCore + ?Sized>(rng: &mut R, n: usize, std: f64) -> Vec<f32> {
 }
 
 /// A frozen darkening network with a dark-view configuration: the image transformation of
-/// model-level similarity maximisation (papers.md C.3).
+/// model-level similarity maximisation (docs/PAPERS.md C.3).
 #[derive(Debug)]
 pub struct DarkView {
     /// The (frozen) darkening network.

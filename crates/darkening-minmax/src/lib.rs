@@ -1,19 +1,19 @@
 //! # darkening-minmax
 //!
-//! **Similarity Min-Max** (Luo, Wang, Yang, Liu, ICCV 2023; papers.md C): zero-shot day→night
+//! **Similarity Min-Max** (Luo, Wang, Yang, Liu, ICCV 2023; docs/PAPERS.md C): zero-shot day→night
 //! adaptation in two stages, following the reference code `Red-Fairy/ZeroShotDayNightDA`.
 //!
-//! 1. **Minimise** (papers.md C.1, C.2): a small darkening network D ([`DarkeningNet`]) learns to
+//! 1. **Minimise** (docs/PAPERS.md C.1, C.2): a small darkening network D ([`DarkeningNet`]) learns to
 //!    turn day images into dark ones whose features, under a *frozen* extractor F, are as
 //!    *dissimilar* as possible from the day features, kept realistic by exposure, colour,
 //!    loose-TV and flexibility regularisers ([`loss`], [`DarkeningLossConfig`]). Trained by
 //!    [`DarkeningTrainer`] ([`train`]).
-//! 2. **Maximise** (papers.md C.3): D is frozen and F is trained to make day and darkened images
+//! 2. **Maximise** (docs/PAPERS.md C.3): D is frozen and F is trained to make day and darkened images
 //!    *similar*: a [`DarkView`] (random exposure + patch + pixel noise) and, for classification,
 //!    the BYOL loss with momentum heads ([`byol`]); for VPR the darkened query copy enters the
 //!    contrastive loss as an extra positive (`metric-learning`'s `AugmentHooks::query_copy`).
 //!
-//! Evaluation protocols and the headline numbers are in papers.md C.4; data formats, including
+//! Evaluation protocols and the headline numbers are in docs/PAPERS.md C.4; data formats, including
 //! the `state_dict` buffers that [`DarkeningNet::load_pytorch`] checks, in C.5.
 //!
 //! ## Where paper and code differ (we follow the code)

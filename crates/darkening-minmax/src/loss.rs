@@ -1,4 +1,4 @@
-//! The losses that train the darkening module D (papers.md C.2), exactly as the reference code
+//! The losses that train the darkening module D (docs/PAPERS.md C.2), exactly as the reference code
 //! (`darkening/loss_func.py`, `darkening/darken_vpr.py`) computes them:
 //!
 //! | term | function | weight | formula |
@@ -125,7 +125,7 @@ pub fn flex_loss<const D: usize>(beta: Tensor<D>) -> Tensor<1> {
     beta.neg().add_scalar(1.0).mean()
 }
 
-/// The weights of the five terms of `L_D` (papers.md C.2; the `darken_vpr.py` defaults).
+/// The weights of the five terms of `L_D` (docs/PAPERS.md C.2; the `darken_vpr.py` defaults).
 #[derive(Config, Debug)]
 pub struct DarkeningLossWeights {
     /// Weight of `L_sim` (`sim_weight`, 0.1).
@@ -222,7 +222,7 @@ impl DarkeningLossWeights {
     }
 }
 
-/// Configuration of `L_D` (papers.md C.2): weights, the loose-TV threshold and the exposure patch.
+/// Configuration of `L_D` (docs/PAPERS.md C.2): weights, the loose-TV threshold and the exposure patch.
 #[derive(Config, Debug)]
 pub struct DarkeningLossConfig {
     /// The term weights.

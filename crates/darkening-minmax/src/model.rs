@@ -1,4 +1,4 @@
-//! The darkening module D of Similarity Min-Max (papers.md C.1).
+//! The darkening module D of Similarity Min-Max (docs/PAPERS.md C.1).
 //!
 //! A Zero-DCE-style curve estimator at full resolution: eight depthwise-separable blocks
 //! ([`CsdnTem`]) read the image and a one-channel exposure map and predict, per pixel and
@@ -118,7 +118,7 @@ impl DarkeningNetConfig {
     }
 
     /// Builds the network with burn's default (PyTorch-like) initialisers, as the reference
-    /// trains it (papers.md C.1: no explicit weight init). Call [`validate`](Self::validate)
+    /// trains it (docs/PAPERS.md C.1: no explicit weight init). Call [`validate`](Self::validate)
     /// first for user-given values.
     pub fn init(&self, device: &Device) -> DarkeningNet {
         let f = self.channels;
@@ -138,7 +138,7 @@ impl DarkeningNetConfig {
     }
 }
 
-/// The darkening network D (papers.md C.1). Field names are the reference's, so its
+/// The darkening network D (docs/PAPERS.md C.1). Field names are the reference's, so its
 /// `state_dict` loads without remaps ([`DarkeningNet::load_pytorch`]).
 #[derive(Module, Debug)]
 pub struct DarkeningNet {
@@ -209,7 +209,21 @@ pub fn exposure_map(exposures: &[f32], size: [usize; 2], device: &Device) -> Ten
 }
 
 impl DarkeningNet {
-    /// Darkens `image` towards the exposure map `exposure` (papers.md C.1).
+    /// Rebuilds a trained darkening network from its checkpoint folder alone: the configuration
+    /// in the folder's `config.json` (field `"network"`, a [`DarkeningNetConfig`]) and the
+    /// weights of its newest checkpoint ([`crate::train::NET_PART`]), as the pipelines write them.
+    ///
+    /// # Errors
+    /// [`DarkeningError::Core`] for a folder without configuration or checkpoint, or with weights
+    /// of another shape; [`DarkeningError::Config`] for an invalid stored configuration.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
+        let cfg: DarkeningNetConfig = ckpt.config_field("network")?;
+        cfg.validate()?;
+        Ok(ckpt.load_latest(cfg.init(device), crate::train::NET_PART)?)
+    }
+
+    /// Darkens `image` towards the exposure map `exposure` (docs/PAPERS.md C.1).
     ///
     /// # Shapes
     /// - `image`: `[batch, 3, height, width]`, RGB in `[0, 1]` (not normalised)

@@ -1,5 +1,5 @@
 //! Stage 1 of Similarity Min-Max: training the darkening module D against a frozen feature
-//! extractor (papers.md C.2, `darkening/darken_vpr.py`).
+//! extractor (docs/PAPERS.md C.2, `darkening/darken_vpr.py`).
 //!
 //! One [`DarkeningTrainer::step`] on a batch of day images `I ∈ [0, 1]`:
 //! 1. one exposure per image, `E ~ U(min_exposure, max_exposure)` (`exp_range 0-0.5`), drawn from
@@ -67,7 +67,7 @@ pub fn frozen<M: Module>(module: M) -> M {
     nightvision_core::freeze_batchnorm(module.no_grad())
 }
 
-/// Configuration of [`DarkeningTrainer`] (defaults: `darken_vpr.py` arguments, papers.md C.2).
+/// Configuration of [`DarkeningTrainer`] (defaults: `darken_vpr.py` arguments, docs/PAPERS.md C.2).
 #[derive(Config, Debug)]
 pub struct DarkeningTrainerConfig {
     /// Adam learning rate (1e-4).
@@ -192,10 +192,11 @@ struct TrainerState {
     seed: u64,
 }
 
-const NET_PART: &str = "darkening.bpk";
+/// The checkpoint part that holds the darkening network's weights ([`crate::DarkeningNet::load`]).
+pub const NET_PART: &str = "darkening.bpk";
 const OPTIM_PART: &str = "optim.bpk";
 
-/// Trains a [`DarkeningNet`] (stage 1, papers.md C.2); see the [module docs](self).
+/// Trains a [`DarkeningNet`] (stage 1, docs/PAPERS.md C.2); see the [module docs](self).
 pub struct DarkeningTrainer<F> {
     config: DarkeningTrainerConfig,
     net: DarkeningNet,

@@ -1,4 +1,4 @@
-//! The BYOL heads and loss of papers.md C.3 against PyTorch autograd (`scripts/gen_fixtures.py`,
+//! The BYOL heads and loss of docs/PAPERS.md C.3 against PyTorch autograd (`scripts/gen_fixtures.py`,
 //! a re-implementation of `resnet_BYOL.py` + the loss of `classification/train.py`): heads loaded
 //! from a PyTorch-named state dict, BatchNorm on batch statistics (train mode), the loss value
 //! and the gradients w.r.t. the online features and head parameters.

@@ -1,4 +1,4 @@
-//! The deterministic part of the dark view (papers.md C.3) against PyTorch: given the exposures
+//! The deterministic part of the dark view (docs/PAPERS.md C.3) against PyTorch: given the exposures
 //! and the two noise tensors, the exposure map `E + interpolate(patch, bilinear,
 //! align_corners=False) + pixel` (`scripts/gen_fixtures.py`), for the VPR (factor 32, sizes not
 //! divisible by it) and the classification (factor 16) settings; and a seeded view end to end.

@@ -1,4 +1,4 @@
-//! The D losses of papers.md C.2 against PyTorch autograd (`scripts/gen_fixtures.py`, a
+//! The D losses of docs/PAPERS.md C.2 against PyTorch autograd (`scripts/gen_fixtures.py`, a
 //! re-implementation of `darkening/loss_func.py`): every term's value and its gradient, and the
 //! whole weighted `L_D` back-propagated through the darkening network.
 

@@ -1,4 +1,4 @@
-//! The darkening network against the PyTorch re-implementation of papers.md C.1
+//! The darkening network against the PyTorch re-implementation of docs/PAPERS.md C.1
 //! (`scripts/gen_fixtures.py`): output, `A` and `B` from a reference `state_dict` (`.pth` with the
 //! `down_scale` / `curve_round` / `encode_dim` buffers), and the checks on those buffers.
 

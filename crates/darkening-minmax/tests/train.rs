@@ -1,4 +1,4 @@
-//! Stage-1 training (papers.md C.2): a few steps against a tiny frozen feature extractor lower
+//! Stage-1 training (docs/PAPERS.md C.2): a few steps against a tiny frozen feature extractor lower
 //! the similarity loss; a run resumed from a checkpoint continues exactly like an uninterrupted
 //! one; bad inputs and non-finite losses are errors.
 

@@ -208,7 +208,7 @@ for i, m in enumerate(maps):
     L[f"hed.{key}"] = m.detach().numpy()
     L[f"hed.grad.{key}"] = m.grad.numpy()
 
-# HED^N (gandtr SupervisedHedNGanEpoch, papers.md A.4): detector step on logits,
+# HED^N (gandtr SupervisedHedNGanEpoch, docs/PAPERS.md A.4): detector step on logits,
 # L_E = 1 * L1(H_s(real_X), H_t(real_X)) + 1 * L1(H_s(fake_Y.detach()), H_t(real_X));
 # generator edge term 5 * L1(sigmoid(H_s(fake_Y)), sigmoid(H_t(real_X))).
 s_day, s_night, s_fake = [(torch.randn(shape, generator=g) * 2).requires_grad_() for _ in range(3)]
@@ -226,7 +226,7 @@ write_safetensors(os.path.join(OUT, "losses.safetensors"), L)
 print("losses: bce %.5f, hed %.5f, student %.5f, edge %.5f" % (
     L["bce.loss"][0], L["hed.loss"][0], L["hedn.student_loss"][0], L["hedn.edge_loss"][0]))
 
-# ---- optimiser: gandtr HedInterpolation.parameter_groups (papers.md A.3) on the port's names ----
+# ---- optimiser: gandtr HedInterpolation.parameter_groups (docs/PAPERS.md A.3) on the port's names ----
 LR_MULT = {"conv.weight": 1, "conv.bias": 2, "conv5.weight": 100, "conv5.bias": 200,
            "score.weight": 0.01, "score.bias": 0.02, "fusion.weight": 0.001, "fusion.bias": 0.002}
 DECAY_MULT = {"conv.weight": 1, "conv.bias": 0, "conv5.weight": 1, "conv5.bias": 0,

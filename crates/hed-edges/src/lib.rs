@@ -1,7 +1,7 @@
 //! # hed-edges
 //!
 //! HED, the holistically-nested edge detector (Xie & Tu, ICCV 2015), as Dark Side Augmentation's
-//! edge-consistency GANs use it (papers.md A.3, A.4; protocols.md 3.3):
+//! edge-consistency GANs use it (docs/PAPERS.md A.3, A.4; docs/PAPERS.md protocols 3.3):
 //!
 //! - [`Hed`] ([`HedConfig`]): the common PyTorch port (sniklaus/pytorch-hed) — a VGG16 trunk in
 //!   five blocks, five side outputs upsampled bilinearly (`align_corners = false`) to the input

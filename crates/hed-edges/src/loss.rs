@@ -1,11 +1,11 @@
 //! HED's class-balanced cross-entropy and the HED^N teacher/student losses.
 //!
-//! - [`class_balanced_bce`], [`hed_loss`]: the HED paper's deep supervision (protocols.md 3.3,
+//! - [`class_balanced_bce`], [`hed_loss`]: the HED paper's deep supervision (docs/PAPERS.md protocols 3.3,
 //!   s9xie/hed's modified `SigmoidCrossEntropyLossLayer`): per image, a pixel labelled 1 is
 //!   weighted by the share of pixels labelled 0, a pixel labelled 0 by the share labelled 1, other
 //!   label values are ignored; the weighted sigmoid cross-entropies are summed over pixels and
 //!   averaged over images; the total is the sum over the five side outputs and the fusion.
-//! - [`HedNLossConfig`]: HEDN-GAN (papers.md A.4, gandtr `SupervisedHedNGanEpoch`). A trainable
+//! - [`HedNLossConfig`]: HEDN-GAN (docs/PAPERS.md A.4, gandtr `SupervisedHedNGanEpoch`). A trainable
 //!   student detector `H_s` (initialised from the same weights as the teacher) learns to give the
 //!   *day* edge map of the frozen teacher `H_t` both for the day image and for its translated night
 //!   version, on logits: `L_E = hed · [L1(H_s(x), H_t(x)) + L1(H_s(G(x)), H_t(x))]`; the
@@ -168,7 +168,7 @@ impl HedNLossConfig {
         Ok(edge_consistency_l1(student_fake, teacher_day)?.mul_scalar(self.edge))
     }
 
-    /// The detector step of HEDN-GAN (papers.md A.4, step 2): runs the frozen teacher on the day
+    /// The detector step of HEDN-GAN (docs/PAPERS.md A.4, step 2): runs the frozen teacher on the day
     /// image (detached) and the student on the day image and on the translated night image, which
     /// is detached so that no gradient reaches the generator.
     ///
@@ -193,7 +193,7 @@ impl HedNLossConfig {
         self.detector_loss_from_logits(student_day, student_night, teacher_day)
     }
 
-    /// The generator's edge-consistency term of HEDN-GAN (papers.md A.4, step 3): the student on
+    /// The generator's edge-consistency term of HEDN-GAN (docs/PAPERS.md A.4, step 3): the student on
     /// the translated image against the teacher's (detached) day map, as sigmoid maps. Only the
     /// generator is stepped with it; the student's parameters receive gradients that its optimiser
     /// must not apply (pass the student as `student.clone().no_grad()` to avoid computing them).

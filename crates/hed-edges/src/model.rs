@@ -1,6 +1,6 @@
 //! The HED network as the common PyTorch port (sniklaus/pytorch-hed `run.py`) defines it.
 //!
-//! papers.md A.3, protocols.md 3.3: a VGG16 trunk in five blocks without BatchNorm (2, 2, 3, 3, 3
+//! docs/PAPERS.md A.3, docs/PAPERS.md protocols 3.3: a VGG16 trunk in five blocks without BatchNorm (2, 2, 3, 3, 3
 //! 3×3 convolutions with ReLU, a 2×2 max-pool of stride 2 in floor mode before blocks 2–5), a 1×1
 //! convolution to one channel on each block's output (the side outputs), each upsampled bilinearly
 //! (`align_corners = false`) to the input size, and a 1×1 fusion over the five, followed by a
@@ -68,7 +68,7 @@ pub struct HedConfig {
     pub normalization: Normalization,
 }
 
-/// HED: the VGG16 trunk, five side outputs and their fusion (papers.md A.3; the PyTorch port
+/// HED: the VGG16 trunk, five side outputs and their fusion (docs/PAPERS.md A.3; the PyTorch port
 /// sniklaus/pytorch-hed `run.py`).
 ///
 /// # Parameter names

@@ -1,7 +1,7 @@
 //! Caffe-style per-layer learning-rate and weight-decay multipliers as optimiser parameter groups.
 //!
-//! HED's Caffe solver (protocols.md 3.3) and gandtr's `HedInterpolation.parameter_groups`
-//! (papers.md A.3) train the detector with one base learning rate and weight decay, multiplied per
+//! HED's Caffe solver (docs/PAPERS.md protocols 3.3) and gandtr's `HedInterpolation.parameter_groups`
+//! (docs/PAPERS.md A.3) train the detector with one base learning rate and weight decay, multiplied per
 //! parameter group:
 //!
 //! | group ([`CaffeGroup`]) | parameters of [`Hed`](crate::Hed) | lr × | weight decay × |
@@ -86,7 +86,7 @@ impl CaffeGroup {
         }
     }
 
-    /// Learning-rate multiplier (papers.md A.3).
+    /// Learning-rate multiplier (docs/PAPERS.md A.3).
     pub fn lr_mult(self) -> f64 {
         match self {
             Self::ConvWeight => 1.0,

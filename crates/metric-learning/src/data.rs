@@ -1,5 +1,5 @@
 //! Training data: cirtorch tuples with hard-negative mining, CosPlace class sampling, and the
-//! augmentation hook (papers.md A.6, A.7, B.5, C.3; protocols.md 1.3, 2.3).
+//! augmentation hook (docs/PAPERS.md A.6, A.7, B.5, C.3; docs/PAPERS.md protocols 1.3, 2.3).
 //!
 //! - [`TupleDatabase`]: images with a cluster id each and the (query, positive) pairs — from
 //!   cirtorch's training pickle ([`TupleDatabase::from_cirtorch_pickle`]) or any in-memory list.
@@ -477,13 +477,13 @@ pub struct AugmentHooks {
     pub anchors: Option<AnchorSelection>,
     /// Apply to positives.
     pub positives: bool,
-    /// Similarity Min-Max for VPR (papers.md C.3, `train_night.py`): every tuple gets an
+    /// Similarity Min-Max for VPR (docs/PAPERS.md C.3, `train_night.py`): every tuple gets an
     /// augmented copy of its query as an extra positive, right after the query (labels
     /// `[-1, 1, 1, 0, …]`), so the contrastive loss pulls the darkened query towards the query.
     /// The paper says the positive is darkened; the code darkens a query copy — we follow the code.
     pub query_copy: bool,
     /// Applied to every image after the augmentation, before normalisation (Dark Side
-    /// Augmentation, papers.md A.6: CLAHE on all images, translated or not).
+    /// Augmentation, docs/PAPERS.md A.6: CLAHE on all images, translated or not).
     pub post: Option<Arc<dyn Augmentation>>,
 }
 
@@ -530,7 +530,7 @@ impl AugmentHooks {
     }
 
     /// Hooks that leave the tuple's own images untouched and add an `a`-augmented copy of every
-    /// query as an extra positive (Similarity Min-Max, papers.md C.3).
+    /// query as an extra positive (Similarity Min-Max, docs/PAPERS.md C.3).
     pub fn query_copy(a: impl Augmentation + 'static) -> Self {
         Self {
             augmentation: Some(Arc::new(a)),

@@ -1,6 +1,6 @@
 //! # metric-learning
 //!
-//! The descriptor side of the three papers (`../shared/reference/papers.md`, `protocols.md`):
+//! The descriptor side of the three papers (docs/PAPERS.md, `docs/PAPERS.md protocols`):
 //!
 //! | part | module | paper / reference |
 //! |---|---|---|

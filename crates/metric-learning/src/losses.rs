@@ -2,7 +2,7 @@
 //!
 //! | loss | source | formula |
 //! |---|---|---|
-//! | [`ContrastiveLoss`] | cirtorch `contrastive_loss` (papers.md A.6, C.3; protocols.md 1.2) | `Σ ½·y·D² + ½·(1−y)·max(m − D, 0)²`, `D = ‖q − x + ε‖₂` (ε = 1e-6 on every coordinate), **sum** |
+//! | [`ContrastiveLoss`] | cirtorch `contrastive_loss` (docs/PAPERS.md A.6, C.3; docs/PAPERS.md protocols 1.2) | `Σ ½·y·D² + ½·(1−y)·max(m − D, 0)²`, `D = ‖q − x + ε‖₂` (ε = 1e-6 on every coordinate), **sum** |
 //! | [`TripletLoss`] | cirtorch `triplet_loss` | `Σ max(‖a − p‖² − ‖a − n‖² + m, 0)`, sum, m = 0.1 |
 //! | [`MarginCosineProduct`] + [`cross_entropy`] | CosPlace / NocPlace `cosface_loss.py` (B.3) | `logits = s·(cos(x, W_j) − m·[j = y])`, s = 30, m = 0.4 |
 //! | [`ikt_loss`] | NocPlace `ikt_loss.py::SoftTarget` (B.4) | `T²·KL(softmax(z_t/T) ‖ softmax(z_s/T))`, batchmean, T = 4 |
@@ -489,7 +489,7 @@ pub fn ikt_loss(
         .mul_scalar(temperature * temperature))
 }
 
-/// Configuration of [`NocPlaceLoss`] (papers.md B.4, B.5).
+/// Configuration of [`NocPlaceLoss`] (docs/PAPERS.md B.4, B.5).
 #[derive(Config, Debug)]
 pub struct NocPlaceLossConfig {
     /// IKT temperature (`--T`, 4).

@@ -1,5 +1,5 @@
 //! Descriptor extraction: single- and multi-scale, with cirtorch's "longer side ≤ N" resizing
-//! (cirtorch `extract_vectors` / `extract_ms`; papers.md A.8; protocols.md 1.5).
+//! (cirtorch `extract_vectors` / `extract_ms`; docs/PAPERS.md A.8; docs/PAPERS.md protocols 1.5).
 //!
 //! Multi-scale descriptors average the network's descriptors at scales `[1, 1/√2, 1/2]` with the
 //! GeM power mean and L2-normalise: `v = (mean_s f_s^p)^{1/p}`, `v / ‖v‖`, where `p` is the learned
@@ -168,7 +168,7 @@ pub struct ExtractConfig {
     /// Input normalisation after resizing.
     pub normalization: Normalization,
     /// CLAHE on every image after resizing, before normalisation (Dark Side Augmentation's
-    /// released models take CLAHE input, papers.md A.8).
+    /// released models take CLAHE input, docs/PAPERS.md A.8).
     pub clahe: Option<ClaheConfig>,
     /// Show a progress bar.
     pub progress: bool,

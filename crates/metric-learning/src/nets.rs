@@ -1,8 +1,8 @@
 //! The two descriptor networks of the papers.
 //!
-//! - [`CirNet`] — cirtorch's `ImageRetrievalNet` (papers.md A.5, C.3; protocols.md 1.1):
+//! - [`CirNet`] — cirtorch's `ImageRetrievalNet` (docs/PAPERS.md A.5, C.3; docs/PAPERS.md protocols 1.1):
 //!   trunk → pooling (GeM) → L2N → optional whitening `Linear(D, D)` → L2N.
-//! - [`CosPlaceNet`] — CosPlace's `GeoLocalizationNet` (papers.md B.2; protocols.md 2.3):
+//! - [`CosPlaceNet`] — CosPlace's `GeoLocalizationNet` (docs/PAPERS.md B.2; docs/PAPERS.md protocols 2.3):
 //!   trunk → per-location channel L2 → GeM → Flatten → `Linear(C, fc_output_dim)` → L2.
 
 use std::path::Path;
@@ -34,6 +34,12 @@ pub struct CirNetConfig {
     #[config(default = true)]
     pub frozen_batchnorm: bool,
 }
+
+/// The field of a checkpoint folder's `config.json` that holds the network's configuration
+/// ([`CirNet::load`], [`CosPlaceNet::load`]).
+pub const NETWORK_FIELD: &str = "network";
+/// The checkpoint part that holds a trainer's network weights.
+pub const MODEL_PART: &str = "model.bpk";
 
 impl CirNetConfig {
     /// Builds the network with random weights on `device`.
@@ -74,6 +80,18 @@ pub struct CirNet {
 }
 
 impl CirNet {
+    /// Rebuilds a trained network from its checkpoint folder alone: the configuration in the
+    /// folder's `config.json` (field [`NETWORK_FIELD`], a [`CirNetConfig`]) and the weights of its
+    /// newest checkpoint ([`MODEL_PART`]), as the trainers and the pipelines write them.
+    ///
+    /// # Errors
+    /// [`crate::MetricError::Core`] for a folder without configuration or checkpoint, or with
+    /// weights of another architecture; configuration errors as [`CirNetConfig::init`].
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
+        let cfg: CirNetConfig = ckpt.config_field(NETWORK_FIELD)?;
+        Ok(ckpt.load_latest(cfg.init(device)?, MODEL_PART)?)
+    }
     /// L2-normalised global descriptors.
     ///
     /// # Shapes
@@ -231,6 +249,18 @@ pub struct CosPlaceNet {
 }
 
 impl CosPlaceNet {
+    /// Rebuilds a trained network from its checkpoint folder alone: the configuration in the
+    /// folder's `config.json` (field [`NETWORK_FIELD`], a [`CosPlaceNetConfig`]) and the weights of its
+    /// newest checkpoint ([`MODEL_PART`]), as the trainers and the pipelines write them.
+    ///
+    /// # Errors
+    /// [`crate::MetricError::Core`] for a folder without configuration or checkpoint, or with
+    /// weights of another architecture; configuration errors as [`CosPlaceNetConfig::init`].
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
+        let cfg: CosPlaceNetConfig = ckpt.config_field(NETWORK_FIELD)?;
+        Ok(ckpt.load_latest(cfg.init(device)?, MODEL_PART)?)
+    }
     /// L2-normalised descriptors.
     ///
     /// # Shapes

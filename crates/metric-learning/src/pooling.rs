@@ -1,5 +1,5 @@
 //! Global pooling and normalisation layers (cirtorch `layers/functional.py`, `pooling.py`,
-//! `normalization.py`; CosPlace `model/layers.py`; protocols.md 1.1, papers.md A.5, B.2).
+//! `normalization.py`; CosPlace `model/layers.py`; docs/PAPERS.md protocols 1.1, docs/PAPERS.md A.5, B.2).
 //!
 //! - [`gem`]: `f_c = ((1/HW) Σ max(x, ε)^p)^{1/p}` with a learnable scalar `p` ([`Gem`], init 3,
 //!   ε = 1e-6);

@@ -1,4 +1,4 @@
-//! Trainers: cirtorch tuple training (papers.md A.6, C.3) and CosPlace / NocPlace class training
+//! Trainers: cirtorch tuple training (docs/PAPERS.md A.6, C.3) and CosPlace / NocPlace class training
 //! (B.4, B.5), seeded, checkpointed every epoch and resumable exactly.
 //!
 //! **Tuple training** ([`TupleTrainer`]), per epoch `e`:
@@ -61,7 +61,7 @@ pub enum TupleLoss {
     Triplet(TripletLossConfig),
 }
 
-/// Configuration of [`TupleTrainer`] (defaults: cirtorch `train.py` / papers.md A.6).
+/// Configuration of [`TupleTrainer`] (defaults: cirtorch `train.py` / docs/PAPERS.md A.6).
 #[derive(Debug, Clone)]
 pub struct TupleTrainerConfig {
     /// Epochs to train (in total, counting resumed ones).

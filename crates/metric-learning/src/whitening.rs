@@ -1,5 +1,5 @@
 //! Learned (Lw) and PCA whitening of global descriptors (cirtorch `utils/whiten.py`;
-//! papers.md A.8, protocols.md 1.4).
+//! docs/PAPERS.md A.8, docs/PAPERS.md protocols 1.4).
 //!
 //! **Lw** (Radenović et al., after Mikolajczyk & Matas), from matching pairs `(q_i, p_i)`:
 //! ```text

@@ -502,7 +502,7 @@ fn cosplace_classes_from_utm_names_feed_the_sampler() {
     );
 }
 
-/// Similarity Min-Max's extra positive (papers.md C.3): an identity "darkening" adds a positive
+/// Similarity Min-Max's extra positive (docs/PAPERS.md C.3): an identity "darkening" adds a positive
 /// pair at distance 0, which the contrastive loss scores 0 — the epoch's losses equal those of a
 /// run without the copy; a real darkening adds a positive pair at a positive distance, so every
 /// step's loss grows.

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 crates/nightgen-gan/scripts/gen_loss_fixtures.py     # from the workspace root
 
-Re-implements, from protocols.md 3.1/3.2 and papers.md A.4/B.1, the math of
+Re-implements, from docs/PAPERS.md protocols 3.1/3.2 and docs/PAPERS.md A.4/B.1, the math of
   - CycleGAN/CUT `GANLoss` (lsgan = MSELoss, vanilla = BCEWithLogitsLoss, target broadcast to the
     map, mean; D loss 0.5 (real + fake)), the L1 terms (mean);
   - CUT `PatchSampleF` (mlp_<i> = Linear-ReLU-Linear, same random ids for keys and queries,

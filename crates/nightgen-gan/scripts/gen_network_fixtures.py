@@ -3,7 +3,7 @@
 
     /usr/bin/python3 crates/nightgen-gan/scripts/gen_network_fixtures.py     # from the workspace root
 
-The networks are re-implemented here from the specification (papers.md A.2, B.1; protocols.md
+The networks are re-implemented here from the specification (docs/PAPERS.md A.2, B.1; docs/PAPERS.md protocols
 3.1, 3.2): CycleGAN/CUT/gandtr `ResnetGenerator` (reflection padding, optional CUT anti-aliased
 Downsample/Upsample) and `NLayerDiscriminator`, as `nn.Sequential`s with the reference indices, so
 their `state_dict` keys are the reference ones (`model.1.weight`, `model.10.conv_block.5.weight`).

@@ -4,7 +4,7 @@
     /usr/bin/python3 crates/nightgen-gan/scripts/negcut_dynamics.py            # all variants
     /usr/bin/python3 crates/nightgen-gan/scripts/negcut_dynamics.py base lr2e-5 --iters 10
 
-A compact PyTorch re-implementation of one NEG-CUT iteration (papers.md B.1, protocols.md 3.2;
+A compact PyTorch re-implementation of one NEG-CUT iteration (docs/PAPERS.md B.1, docs/PAPERS.md protocols 3.2;
 NEGCUT `negcut_model.py::optimize_parameters`, `negative_generator.py`, `losses.py`,
 `feature_extractor.py`), to tell whether the collapse of the learned-negatives PatchNCE to 0
 seen in `train_cut.rs` is inherent in the method at small settings or a Rust bug.
@@ -343,7 +343,7 @@ VARIANTS = {
     "d_no_nstep": dict(n_step=False),
     "a1_F_default_only": dict(f_init="default"),  # F, F' PyTorch default; N xavier 0.02
     "a2_N_default_only": dict(init="default", f_init="xavier"),  # N default; F, F' xavier 0.02
-    "e_N_gain1": dict(n_gain=1.0),  # papers.md B.1's literal "N init xavier gain 1.0"
+    "e_N_gain1": dict(n_gain=1.0),  # docs/PAPERS.md B.1's literal "N init xavier gain 1.0"
 }
 # Not in the default list (slow, ~10 s / iteration): the reference's full-size G and 256 patches.
 EXTRA = {

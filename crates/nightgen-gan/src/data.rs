@@ -1,4 +1,4 @@
-//! Unpaired day / night batches for translator training (papers.md A.1).
+//! Unpaired day / night batches for translator training (docs/PAPERS.md A.1).
 //!
 //! gandtr's `RandomDomainsPair` draws, for every pair, one day image and one night image
 //! independently and with replacement; each goes through `RandomScaleCrop` (`scalecrop:256_256:0.8_1`):
@@ -52,7 +52,7 @@ pub fn image_files(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// gandtr's `RandomScaleCrop` (papers.md A.1).
+/// gandtr's `RandomScaleCrop` (docs/PAPERS.md A.1).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScaleCrop {
     /// Output side (256).

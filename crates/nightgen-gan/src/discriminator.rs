@@ -1,5 +1,5 @@
-//! The PatchGAN discriminator (`NLayerDiscriminator`, `netD basic`): papers.md A.2, B.1,
-//! protocols.md 3.1.
+//! The PatchGAN discriminator (`NLayerDiscriminator`, `netD basic`): docs/PAPERS.md A.2, B.1,
+//! docs/PAPERS.md protocols 3.1.
 //!
 //! With `n_layers = 3`, `ndf = 64`, `kw = 4`, `padw = 1` (the 70×70 PatchGAN):
 //!
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Channel multipliers are `min(2ⁿ, 8)`. The middle convolutions have a bias only with instance
-//! norm. With CUT's anti-aliasing (papers.md B.1, NEG-CUT default) each stride-2 convolution
+//! norm. With CUT's anti-aliasing (docs/PAPERS.md B.1, NEG-CUT default) each stride-2 convolution
 //! becomes a stride-1 convolution followed (after its norm and LeakyReLU) by a blur
 //! [`BlurDownsample`], which shifts the indices as in the reference.
 //!
@@ -58,7 +58,7 @@ pub struct NLayerDiscriminatorConfig {
     /// The normalisation layer.
     #[config(default = "NormKind::Instance")]
     pub norm: NormKind,
-    /// CUT's anti-aliased downsampling (CUT / NEG-CUT default, papers.md B.1).
+    /// CUT's anti-aliased downsampling (CUT / NEG-CUT default, docs/PAPERS.md B.1).
     #[config(default = false)]
     pub antialias: bool,
     /// Weight initialisation applied by [`NLayerDiscriminatorConfig::init`].
@@ -75,14 +75,14 @@ const KW: usize = 4;
 const PADW: usize = 1;
 
 impl NLayerDiscriminatorConfig {
-    /// CUT / NEG-CUT: anti-aliased, Xavier-normal init with gain 0.02 (papers.md B.1).
+    /// CUT / NEG-CUT: anti-aliased, Xavier-normal init with gain 0.02 (docs/PAPERS.md B.1).
     pub fn cut() -> Self {
         Self::new()
             .with_antialias(true)
             .with_init_scheme(InitConfig::cut())
     }
 
-    /// gandtr's HEDGAN / HEDNGAN: batch norm, `kaiming_p2p` (papers.md A.2).
+    /// gandtr's HEDGAN / HEDNGAN: batch norm, `kaiming_p2p` (docs/PAPERS.md A.2).
     pub fn gandtr_hedngan() -> Self {
         Self::new()
             .with_norm(NormKind::Batch)

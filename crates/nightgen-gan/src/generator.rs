@@ -1,7 +1,7 @@
 //! The ResNet generator of CycleGAN, CUT / NEG-CUT and Dark Side Augmentation's GANs.
 //!
-//! papers.md A.2 (gandtr `p2p_networks.py::ResnetGenerator`), B.1 (NEG-CUT = CUT defaults),
-//! protocols.md 3.1 (CycleGAN `networks.py::ResnetGenerator`), 3.2 (CUT):
+//! docs/PAPERS.md A.2 (gandtr `p2p_networks.py::ResnetGenerator`), B.1 (NEG-CUT = CUT defaults),
+//! docs/PAPERS.md protocols 3.1 (CycleGAN `networks.py::ResnetGenerator`), 3.2 (CUT):
 //!
 //! ```text
 //! ReflPad(3) → Conv7×7(in→ngf) → Norm → ReLU
@@ -86,7 +86,7 @@ use serde::{Deserialize, Serialize};
 use crate::GanError;
 use crate::init::{InitConfig, init_weights};
 
-/// The normalisation layer of the generator and discriminator (papers.md A.2).
+/// The normalisation layer of the generator and discriminator (docs/PAPERS.md A.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NormKind {
     /// `InstanceNorm2d(affine=False)`, convolutions with bias (CycleGAN, CUT, NEG-CUT).
@@ -158,7 +158,7 @@ fn blur_kernel(size: usize, channels: usize, scale: f32, device: &Device) -> Ten
     Tensor::from_data(TensorData::new(all, [channels, 1, size, size]), device)
 }
 
-/// CUT's anti-aliased `Downsample(channels)` (papers.md B.1; `pad_type='reflect'`, `filt_size=3`,
+/// CUT's anti-aliased `Downsample(channels)` (docs/PAPERS.md B.1; `pad_type='reflect'`, `filt_size=3`,
 /// `stride=2`): reflection pad 1, then a depthwise stride-2 convolution with the 3×3 binomial
 /// kernel `[1,2,1]ᵀ[1,2,1]/16`. The kernel is a constant (the reference's `filt` buffer is
 /// recomputed, not loaded).
@@ -184,7 +184,7 @@ impl BlurDownsample {
     }
 }
 
-/// CUT's anti-aliased `Upsample(channels)` (papers.md B.1; `pad_type='repl'`, `filt_size=4`,
+/// CUT's anti-aliased `Upsample(channels)` (docs/PAPERS.md B.1; `pad_type='repl'`, `filt_size=4`,
 /// `stride=2`): replication pad 1, a depthwise transposed convolution (stride 2, padding 2) with
 /// the 4×4 binomial kernel `[1,3,3,1]ᵀ[1,3,3,1]/64 · 4`, then `[:, :, 1:-1, 1:-1]`.
 #[derive(Module, Debug)]
@@ -407,7 +407,7 @@ impl ResnetBlock {
     }
 }
 
-/// Configuration of [`ResnetGenerator`] (papers.md A.2, protocols.md 3.1). The defaults are
+/// Configuration of [`ResnetGenerator`] (docs/PAPERS.md A.2, docs/PAPERS.md protocols 3.1). The defaults are
 /// CycleGAN's `resnet_9blocks` (ngf 64, instance norm, no anti-aliasing, init N(0, 0.02)).
 #[derive(Config, Debug)]
 pub struct ResnetGeneratorConfig {
@@ -426,7 +426,7 @@ pub struct ResnetGeneratorConfig {
     /// The normalisation layer.
     #[config(default = "NormKind::Instance")]
     pub norm: NormKind,
-    /// CUT's anti-aliased downsampling (`not --no_antialias`; CUT / NEG-CUT default, papers.md
+    /// CUT's anti-aliased downsampling (`not --no_antialias`; CUT / NEG-CUT default, docs/PAPERS.md
     /// B.1). Off in CycleGAN and gandtr.
     #[config(default = false)]
     pub antialias: bool,
@@ -442,12 +442,12 @@ pub struct ResnetGeneratorConfig {
 }
 
 impl ResnetGeneratorConfig {
-    /// CycleGAN (protocols.md 3.1): instance norm, no anti-aliasing, N(0, 0.02).
+    /// CycleGAN (docs/PAPERS.md protocols 3.1): instance norm, no anti-aliasing, N(0, 0.02).
     pub fn cyclegan() -> Self {
         Self::new()
     }
 
-    /// CUT / NEG-CUT defaults (protocols.md 3.2, papers.md B.1): instance norm, anti-aliased
+    /// CUT / NEG-CUT defaults (docs/PAPERS.md protocols 3.2, docs/PAPERS.md B.1): instance norm, anti-aliased
     /// down- and upsampling, Xavier-normal init with gain 0.02.
     pub fn cut() -> Self {
         Self::new()
@@ -456,18 +456,18 @@ impl ResnetGeneratorConfig {
             .with_init_scheme(InitConfig::cut())
     }
 
-    /// gandtr's CycleGAN (papers.md A.2): instance norm, no anti-aliasing, `normal_p2p` with
+    /// gandtr's CycleGAN (docs/PAPERS.md A.2): instance norm, no anti-aliasing, `normal_p2p` with
     /// mdir's default gain **0.2**.
     pub fn gandtr_cyclegan() -> Self {
         Self::new().with_init_scheme(InitConfig::gandtr_normal())
     }
 
-    /// gandtr's CUT (papers.md A.2): instance norm, no anti-aliasing, `kaiming_p2p`.
+    /// gandtr's CUT (docs/PAPERS.md A.2): instance norm, no anti-aliasing, `kaiming_p2p`.
     pub fn gandtr_cut() -> Self {
         Self::new().with_init_scheme(InitConfig::gandtr_kaiming())
     }
 
-    /// gandtr's HEDGAN / HEDNGAN (papers.md A.2): batch norm, no anti-aliasing, `kaiming_p2p`
+    /// gandtr's HEDGAN / HEDNGAN (docs/PAPERS.md A.2): batch norm, no anti-aliasing, `kaiming_p2p`
     /// (BatchNorm weights N(1, 0.2)).
     pub fn gandtr_hedngan() -> Self {
         Self::new()
@@ -592,7 +592,7 @@ impl ResnetGeneratorConfig {
     }
 }
 
-/// The ResNet generator (papers.md A.2; see the [module docs](self) for the layer table and the
+/// The ResNet generator (docs/PAPERS.md A.2; see the [module docs](self) for the layer table and the
 /// PyTorch key layout).
 #[derive(Module, Debug)]
 pub struct ResnetGenerator {
@@ -606,7 +606,40 @@ pub struct ResnetGenerator {
     pub layer_channels: Vec<usize>,
 }
 
+/// The field of a translator's checkpoint folder `config.json` holding the generator's
+/// [`ResnetGeneratorConfig`] ([`ResnetGenerator::load`]).
+pub const GENERATOR_FIELD: &str = "generator";
+/// The optional field naming the checkpoint part with the day→night generator's weights
+/// (`"generator.bpk"` when absent: the HEDN-GAN and CUT trainers; CycleGAN writes
+/// `"day_to_night.bpk"`).
+pub const GENERATOR_PART_FIELD: &str = "generator_part";
+
 impl ResnetGenerator {
+    /// Rebuilds a trained generator from its checkpoint folder alone: the configuration in the
+    /// folder's `config.json` (field [`GENERATOR_FIELD`]; the part name in
+    /// [`GENERATOR_PART_FIELD`], default `generator.bpk`) and the weights of its newest
+    /// checkpoint, as the pipelines write them. Call `valid()` on it for inference.
+    ///
+    /// # Errors
+    /// [`GanError::Core`] for a folder without configuration or checkpoint, or with weights of
+    /// another architecture; [`GanError::Config`] for an invalid stored configuration.
+    pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
+        let cfg: ResnetGeneratorConfig = ckpt.config_field(GENERATOR_FIELD)?;
+        let stored: serde_json::Value = ckpt.config()?;
+        let part = match stored.get(GENERATOR_PART_FIELD) {
+            None => "generator.bpk",
+            Some(serde_json::Value::String(p)) => p.as_str(),
+            Some(other) => {
+                return Err(GanError::config(
+                    GENERATOR_PART_FIELD,
+                    format!("{other} in {} is not a file name", dir.as_ref().display()),
+                ));
+            }
+        };
+        Ok(ckpt.load_latest(cfg.try_init(device)?, part)?)
+    }
+
     /// The translated image in `[-1, 1]` (Tanh output).
     ///
     /// # Shapes

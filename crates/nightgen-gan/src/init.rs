@@ -1,10 +1,10 @@
 //! Weight initialisation of the GAN networks (`init_weights` of CycleGAN / CUT `networks.py`,
-//! gandtr `weight_initialization.py::init_weights_p2p`; papers.md A.2, B.1, protocols.md 3.1–3.2).
+//! gandtr `weight_initialization.py::init_weights_p2p`; docs/PAPERS.md A.2, B.1, docs/PAPERS.md protocols 3.1–3.2).
 //!
 //! For every convolution, transposed convolution and linear layer (PyTorch class names containing
 //! `Conv` or `Linear`):
 //! - `normal`: weight ~ N(0, gain) — CycleGAN gain 0.02; ⚠ gandtr passes no init parameters, so
-//!   mdir's default gain **0.2** applies (papers.md A.2);
+//!   mdir's default gain **0.2** applies (docs/PAPERS.md A.2);
 //! - `xavier`: `xavier_normal_(weight, gain)`, std = gain·√(2 / (fan_in + fan_out)) — CUT, gain 0.02;
 //! - `kaiming`: `kaiming_normal_(weight, a=0, mode='fan_in')`, std = √2 / √fan_in (gain unused) —
 //!   gandtr's CUT and HED GANs;
@@ -66,22 +66,22 @@ impl InitConfig {
         Self { kind, gain }
     }
 
-    /// CycleGAN: `normal`, gain 0.02 (protocols.md 3.1).
+    /// CycleGAN: `normal`, gain 0.02 (docs/PAPERS.md protocols 3.1).
     pub fn cyclegan() -> Self {
         Self::new(InitKind::Normal, 0.02)
     }
 
-    /// CUT / NEG-CUT: `xavier`, gain 0.02 (protocols.md 3.2, papers.md B.1).
+    /// CUT / NEG-CUT: `xavier`, gain 0.02 (docs/PAPERS.md protocols 3.2, docs/PAPERS.md B.1).
     pub fn cut() -> Self {
         Self::new(InitKind::XavierNormal, 0.02)
     }
 
-    /// gandtr `normal_p2p` with mdir's default gain 0.2 (papers.md A.2, ⚠ not 0.02).
+    /// gandtr `normal_p2p` with mdir's default gain 0.2 (docs/PAPERS.md A.2, ⚠ not 0.02).
     pub fn gandtr_normal() -> Self {
         Self::new(InitKind::Normal, 0.2)
     }
 
-    /// gandtr `kaiming_p2p` (BatchNorm weights N(1, 0.2)) (papers.md A.2).
+    /// gandtr `kaiming_p2p` (BatchNorm weights N(1, 0.2)) (docs/PAPERS.md A.2).
     pub fn gandtr_kaiming() -> Self {
         Self::new(InitKind::KaimingNormal, 0.2)
     }

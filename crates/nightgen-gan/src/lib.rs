@@ -1,7 +1,7 @@
 //! # nightgen-gan
 //!
 //! Day→night unpaired image translation on burn: the ResNet generator and PatchGAN discriminator
-//! shared by CycleGAN, CUT/NEG-CUT and the HED-GAN family (papers.md A.2, A.4, B.1; protocols.md
+//! shared by CycleGAN, CUT/NEG-CUT and the HED-GAN family (docs/PAPERS.md A.2, A.4, B.1; docs/PAPERS.md protocols
 //! 3.1–3.2), their losses, and the training steps.
 #![warn(missing_docs)]
 

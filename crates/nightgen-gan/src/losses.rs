@@ -1,6 +1,6 @@
 //! Adversarial and L1 losses of the day→night GANs.
 //!
-//! - [`GanMode`]: CycleGAN/CUT's `GANLoss` (protocols.md 3.1, 3.2; papers.md A.4, B.1). The target
+//! - [`GanMode`]: CycleGAN/CUT's `GANLoss` (docs/PAPERS.md protocols 3.1, 3.2; docs/PAPERS.md A.4, B.1). The target
 //!   (1 for real, 0 for fake) is broadcast to the full prediction map and the loss is the mean over
 //!   every element: [`GanMode::Lsgan`] is `MSELoss`, [`GanMode::Vanilla`] is
 //!   `BCEWithLogitsLoss` (the discriminator outputs logits, no sigmoid). The generator loss is
@@ -9,7 +9,7 @@
 //! - [`cycle_consistency_l1`], [`identity_l1`]: CycleGAN's `|G_B(G_A(A)) − A|₁` and
 //!   `|G_A(B) − B|₁` (mean reduction, weights λ = 10 and λ·0.5 applied by the caller; gandtr uses
 //!   no identity term).
-//! - [`edge_consistency_l1`]: the edge-consistency term of HEDGAN / HEDN-GAN (papers.md A.4),
+//! - [`edge_consistency_l1`]: the edge-consistency term of HEDGAN / HEDN-GAN (docs/PAPERS.md A.4),
 //!   `L1(H(G(x)), H(x))` on edge maps (sigmoid outputs of the detector), before its weight 5.
 //!
 //! Nothing here detaches: as in PyTorch, pass `D(fake.detach())` to

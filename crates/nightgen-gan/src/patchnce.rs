@@ -1,6 +1,6 @@
 //! PatchNCE (CUT) and its learned-negatives variant (NEG-CUT).
 //!
-//! **CUT** (protocols.md 3.2; papers.md A.4 "CUT baseline", B.1; taesungp/contrastive-unpaired-translation
+//! **CUT** (docs/PAPERS.md protocols 3.2; docs/PAPERS.md A.4 "CUT baseline", B.1; taesungp/contrastive-unpaired-translation
 //! `networks.py::PatchSampleF`, `patchnce.py`, `cut_model.py::calculate_NCE_loss`):
 //!
 //! - [`PatchSampleF`] ([`PatchSampleFConfig`]): per encoder layer `l` a feature map `[B, C_l, H, W]`
@@ -19,7 +19,7 @@
 //!   `batch_dim_for_bmm = batch_size`) keeps negatives within each image, `true`
 //!   (`batch_dim_for_bmm = 1`) uses the patches of every image of the batch.
 //!
-//! **NEG-CUT** (papers.md B.1; `BinuxLiu/NEGCUT` = NEGCUT `models/negative_generator.py`,
+//! **NEG-CUT** (docs/PAPERS.md B.1; `BinuxLiu/NEGCUT` = NEGCUT `models/negative_generator.py`,
 //! `losses.py::LearnedPatchNCELoss`, `negcut_model.py`):
 //!
 //! - A momentum copy `F′` of `F` ([`PatchSampleF::ema_update`], decay

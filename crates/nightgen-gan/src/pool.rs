@@ -1,5 +1,5 @@
-//! CycleGAN's history of generated images for the discriminator updates (protocols.md 3.1,
-//! `util/image_pool.py`; papers.md A.4: gandtr's CycleGAN uses a pool of 50, CUT/NEG-CUT none).
+//! CycleGAN's history of generated images for the discriminator updates (docs/PAPERS.md protocols 3.1,
+//! `util/image_pool.py`; docs/PAPERS.md A.4: gandtr's CycleGAN uses a pool of 50, CUT/NEG-CUT none).
 //!
 //! [`ImagePool::query`] takes a batch of generated images and returns a batch of the same size,
 //! image by image in order:

@@ -1,11 +1,11 @@
 //! Per-epoch learning-rate factors of the GAN recipes.
 //!
-//! - [`LinearDecay`]: CycleGAN's and CUT's `lr_policy linear` (protocols.md 3.1;
+//! - [`LinearDecay`]: CycleGAN's and CUT's `lr_policy linear` (docs/PAPERS.md protocols 3.1;
 //!   `networks.py::get_scheduler`): `lr_l = 1 − max(0, epoch + epoch_count − n_epochs) /
 //!   (n_epochs_decay + 1)`, constant for `n_epochs` epochs, then linear towards 0 over
 //!   `n_epochs_decay` epochs. Presets: CycleGAN 100 + 100, CUT/NEG-CUT 200 + 200, gandtr's
-//!   CycleGAN 50 + 50 (papers.md A.4, B.1).
-//! - [`LambdaP2p`]: gandtr's `lambda_p2p` (papers.md A.4; HEDGAN/HEDN-GAN and its CUT): `epochs`
+//!   CycleGAN 50 + 50 (docs/PAPERS.md A.4, B.1).
+//! - [`LambdaP2p`]: gandtr's `lambda_p2p` (docs/PAPERS.md A.4; HEDGAN/HEDN-GAN and its CUT): `epochs`
 //!   in total, constant, then linear over the last `decay_epochs`: `lr_l = 1 − max(0, epoch + 1 −
 //!   (epochs − decay_epochs)) / (decay_epochs + 1)` — 50 epochs, 25 constant:
 //!   `1 − max(0, epoch + 1 − 25) / 26`. It equals [`LinearDecay`] with `epoch_count = 1`,

@@ -1,5 +1,5 @@
 //! HEDN-GAN training: a day→night generator with edge consistency through a jointly trained HED
-//! (Dark Side Augmentation, papers.md A.4 `SupervisedHedNGanEpoch`, `train_hedngan.yml`).
+//! (Dark Side Augmentation, docs/PAPERS.md A.4 `SupervisedHedNGanEpoch`, `train_hedngan.yml`).
 //!
 //! Networks: the generator G (ResNet, batch norm), the PatchGAN discriminator D_Y (batch norm),
 //! a trainable *student* HED H_s and a frozen *teacher* HED H_t, both from the same BSDS500
@@ -40,7 +40,7 @@ use crate::generator::{ResnetGenerator, ResnetGeneratorConfig};
 use crate::losses::GanMode;
 use crate::schedule::{LambdaP2p, LinearDecay};
 
-/// Configuration of [`HedNGanTrainer`] (defaults: gandtr `train_hedngan.yml`, papers.md A.4).
+/// Configuration of [`HedNGanTrainer`] (defaults: gandtr `train_hedngan.yml`, docs/PAPERS.md A.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HedNGanConfig {
     /// The adversarial objective (LSGAN).

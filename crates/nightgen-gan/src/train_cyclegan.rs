@@ -1,11 +1,11 @@
-//! CycleGAN training: the day→night baseline of Dark Side Augmentation (papers.md A.4 "CycleGAN
+//! CycleGAN training: the day→night baseline of Dark Side Augmentation (docs/PAPERS.md A.4 "CycleGAN
 //! baseline", gandtr `SupervisedCycleGanEpoch`, `train_cyclegan.yml`) and CycleGAN itself
-//! (protocols.md 3.1, `cycle_gan_model.py`).
+//! (docs/PAPERS.md protocols 3.1, `cycle_gan_model.py`).
 //!
 //! ## Networks and naming
 //!
 //! The two codebases name the networks differently, and gandtr's discriminator names are the
-//! opposite of what they judge (⚠ papers.md A.4). The fields of [`CycleGan`] are named after
+//! opposite of what they judge (⚠ docs/PAPERS.md A.4). The fields of [`CycleGan`] are named after
 //! what they do:
 //!
 //! | field                 | role                                  | gandtr | CycleGAN |
@@ -92,7 +92,7 @@ use crate::train::{
     linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
 };
 
-/// Configuration of [`CycleGanTrainer`] (defaults: gandtr `train_cyclegan.yml`, papers.md A.4).
+/// Configuration of [`CycleGanTrainer`] (defaults: gandtr `train_cyclegan.yml`, docs/PAPERS.md A.4).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CycleGanConfig {
     /// The adversarial objective (LSGAN).
@@ -127,7 +127,7 @@ impl Default for CycleGanConfig {
 }
 
 impl CycleGanConfig {
-    /// gandtr's day→night CycleGAN (papers.md A.4, protocols.md 3.1 last item): LSGAN, cycle 10,
+    /// gandtr's day→night CycleGAN (docs/PAPERS.md A.4, docs/PAPERS.md protocols 3.1 last item): LSGAN, cycle 10,
     /// no identity, pools of 50, Adam 2e-4 β₁ 0.5, 50 + 50 epochs of 10 000 iterations.
     pub fn gandtr() -> Self {
         Self {
@@ -145,7 +145,7 @@ impl CycleGanConfig {
         }
     }
 
-    /// CycleGAN's defaults (protocols.md 3.1): as [`gandtr`](Self::gandtr) with identity 0.5 and
+    /// CycleGAN's defaults (docs/PAPERS.md protocols 3.1): as [`gandtr`](Self::gandtr) with identity 0.5 and
     /// 100 + 100 epochs.
     pub fn cyclegan() -> Self {
         Self {
@@ -190,7 +190,7 @@ pub struct CycleGan {
 }
 
 impl CycleGan {
-    /// gandtr's networks at full size (papers.md A.2): instance norm, no anti-aliasing,
+    /// gandtr's networks at full size (docs/PAPERS.md A.2): instance norm, no anti-aliasing,
     /// `normal_p2p` with gain 0.2; the four networks use init seeds 0–3 (independent weights).
     pub fn gandtr(device: &Device) -> Self {
         Self::with_configs(
@@ -200,7 +200,7 @@ impl CycleGan {
         )
     }
 
-    /// CycleGAN's networks (protocols.md 3.1): `resnet_9blocks`, 70×70 PatchGAN, N(0, 0.02);
+    /// CycleGAN's networks (docs/PAPERS.md protocols 3.1): `resnet_9blocks`, 70×70 PatchGAN, N(0, 0.02);
     /// init seeds 0–3.
     // Named like the matching preset `CycleGanConfig::cyclegan`.
     #[allow(clippy::self_named_constructors)]

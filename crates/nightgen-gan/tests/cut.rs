@@ -1,4 +1,4 @@
-//! CUT / NEG-CUT training (protocols.md 3.2, papers.md A.4, B.1): exact resume in both modes,
+//! CUT / NEG-CUT training (docs/PAPERS.md protocols 3.2, docs/PAPERS.md A.4, B.1): exact resume in both modes,
 //! learning on a toy day/night task, NEG-CUT's N step and F′ momentum update, typed
 //! configuration errors.
 

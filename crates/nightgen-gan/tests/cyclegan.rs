@@ -1,4 +1,4 @@
-//! CycleGAN training (papers.md A.4 "CycleGAN baseline", protocols.md 3.1): exact resume, the
+//! CycleGAN training (docs/PAPERS.md A.4 "CycleGAN baseline", docs/PAPERS.md protocols 3.1): exact resume, the
 //! cycle loss decreasing, learning on a toy day/night task, typed configuration errors.
 
 mod common;

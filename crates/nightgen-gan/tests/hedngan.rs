@@ -1,4 +1,4 @@
-//! HEDN-GAN training (papers.md A.4): exact resume, learning on a toy day/night task, typed
+//! HEDN-GAN training (docs/PAPERS.md A.4): exact resume, learning on a toy day/night task, typed
 //! configuration errors.
 
 mod common;

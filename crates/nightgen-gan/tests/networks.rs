@@ -1,5 +1,5 @@
 //! Parity of the ResNet generator and the PatchGAN discriminator with an independent PyTorch
-//! re-implementation (papers.md A.2, B.1; protocols.md 3.1, 3.2).
+//! re-implementation (docs/PAPERS.md A.2, B.1; docs/PAPERS.md protocols 3.1, 3.2).
 //!
 //! Fixtures: `scripts/gen_network_fixtures.py` (Debian's torch 1.13) builds the reference
 //! `nn.Sequential`s at reduced widths with seeded, non-trivial weights (biases, BatchNorm affine

@@ -1,5 +1,5 @@
 //! CLAHE throughput: the Dark Side Augmentation preset (L of Lab, clip 1.0, 8×8 tiles) on the
-//! training size (362×362, longer side 362 as in papers.md A.6) and the evaluation size
+//! training size (362×362, longer side 362 as in docs/PAPERS.md A.6) and the evaluation size
 //! (1024×768), plus the grayscale kernel alone. Compare with `benches/clahe_cv2.py` (OpenCV).
 //!
 //! `cargo bench -p nightvision-core --bench clahe`

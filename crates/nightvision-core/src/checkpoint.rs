@@ -152,6 +152,55 @@ pub fn load_optimizer(optim: ModuleOptimizer, path: impl AsRef<Path>) -> Result<
         })
 }
 
+/// The file in a [`CheckpointDir`] that holds the configuration of what it trains.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// Pushes `(path, a, b)` for every leaf where the JSON values `a` and `b` differ.
+fn json_diff(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<(String, String, String)>,
+) {
+    use serde_json::Value;
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (va, vb) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
+                json_diff(va, vb, &join(k), out);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
+                json_diff(va, vb, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ if a != b => out.push((
+            if path.is_empty() {
+                "(root)".into()
+            } else {
+                path.to_string()
+            },
+            a.to_string(),
+            b.to_string(),
+        )),
+        _ => {}
+    }
+}
+
 /// Numbered training checkpoints with an atomically switched `latest.json` pointer.
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
@@ -169,6 +218,21 @@ impl CheckpointDir {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
         std::fs::create_dir_all(&root).map_err(|e| CoreError::io(&root, e))?;
+        Ok(Self { root })
+    }
+
+    /// Opens an existing checkpoint folder for reading (a loader's entry: nothing is created).
+    ///
+    /// # Errors
+    /// [`CoreError::NoCheckpoint`] when `root` is not a folder.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(CoreError::NoCheckpoint {
+                path: root,
+                what: "the checkpoint folder".into(),
+            });
+        }
         Ok(Self { root })
     }
 
@@ -236,6 +300,133 @@ impl CheckpointDir {
         load_json(p).map(Some)
     }
 
+    /// Binds the folder to the configuration that builds and trains what it holds (the
+    /// networks' configurations and the stage's settings): a folder without `config.json` gets
+    /// it (written atomically); a folder with one accepts an equal configuration and refuses any
+    /// other with [`CoreError::ConfigMismatch`] naming every differing field, so that a resumed
+    /// run never continues another run's weights. [`CheckpointDir::clear`] starts over.
+    ///
+    /// ```
+    /// use nightvision_core::checkpoint::CheckpointDir;
+    /// use serde_json::json;
+    ///
+    /// let root = tempfile::tempdir().unwrap();
+    /// let ckpt = CheckpointDir::new(root.path()).unwrap();
+    /// ckpt.bind_config(&json!({"network": {"ngf": 16}, "lr": 1e-4})).unwrap();
+    /// ckpt.bind_config(&json!({"network": {"ngf": 16}, "lr": 1e-4})).unwrap(); // same: resumes
+    /// let e = ckpt.bind_config(&json!({"network": {"ngf": 32}, "lr": 1e-4})).unwrap_err();
+    /// assert!(e.to_string().contains("network.ngf"), "{e}");
+    /// ckpt.clear().unwrap();
+    /// ckpt.bind_config(&json!({"network": {"ngf": 32}, "lr": 1e-4})).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// [`CoreError::ConfigMismatch`]; I/O and JSON errors naming the file.
+    pub fn bind_config<C: Serialize + ?Sized>(&self, config: &C) -> Result<()> {
+        let path = self.root.join(CONFIG_FILE);
+        let requested = serde_json::to_value(config).map_err(|source| CoreError::Json {
+            path: path.clone(),
+            source,
+        })?;
+        if !path.exists() {
+            return save_json(&path, &requested);
+        }
+        let stored: serde_json::Value = load_json(&path)?;
+        let mut diffs = Vec::new();
+        json_diff(&stored, &requested, "", &mut diffs);
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::ConfigMismatch {
+            path,
+            fields: diffs.iter().map(|(f, _, _)| f.clone()).collect(),
+            details: diffs
+                .iter()
+                .map(|(f, a, b)| format!("{f}: {a} → {b}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })
+    }
+
+    /// The stored configuration (`config.json`) read as `C`.
+    ///
+    /// # Errors
+    /// [`CoreError::NoCheckpoint`] when the folder has none; JSON errors naming the file.
+    pub fn config<C: DeserializeOwned>(&self) -> Result<C> {
+        let path = self.root.join(CONFIG_FILE);
+        if !path.is_file() {
+            return Err(CoreError::NoCheckpoint {
+                path: self.root.clone(),
+                what: CONFIG_FILE.into(),
+            });
+        }
+        load_json(path)
+    }
+
+    /// Field `key` of the stored configuration read as `C` (e.g. the `"network"` configuration
+    /// a loader rebuilds the network from).
+    ///
+    /// # Errors
+    /// [`CoreError::NoCheckpoint`] when the folder has no `config.json` or it lacks `key`; JSON
+    /// errors naming the file.
+    pub fn config_field<C: DeserializeOwned>(&self, key: &str) -> Result<C> {
+        let path = self.root.join(CONFIG_FILE);
+        let value: serde_json::Value = self.config()?;
+        let field = value
+            .get(key)
+            .cloned()
+            .ok_or_else(|| CoreError::NoCheckpoint {
+                path: path.clone(),
+                what: format!("the field {key:?} of {CONFIG_FILE}"),
+            })?;
+        serde_json::from_value(field).map_err(|source| CoreError::Json { path, source })
+    }
+
+    /// Loads part `file` of the newest checkpoint into `module` (same architecture): how a
+    /// trained network is rebuilt from its folder alone, with [`CheckpointDir::config`].
+    ///
+    /// # Errors
+    /// [`CoreError::NoCheckpoint`] when the folder has no complete checkpoint; I/O and record
+    /// errors naming the file.
+    pub fn load_latest<M: Module>(&self, module: M, file: &str) -> Result<M> {
+        let Some(latest) = self.latest_pointer()? else {
+            return Err(CoreError::NoCheckpoint {
+                path: self.root.clone(),
+                what: "latest.json (a complete checkpoint)".into(),
+            });
+        };
+        load_module(module, self.root.join(latest.dir).join(file))
+    }
+
+    /// Removes every checkpoint, `latest.json`, `config.json` and `log.json` of the folder (the
+    /// folder itself stays): the next run starts over.
+    ///
+    /// # Errors
+    /// I/O errors naming the file.
+    pub fn clear(&self) -> Result<()> {
+        let entries = std::fs::read_dir(&self.root).map_err(|e| CoreError::io(&self.root, e))?;
+        // the pointer first: a kill half-way leaves a folder that starts over, never a torn resume
+        for name in ["latest.json", CONFIG_FILE, "log.json"] {
+            let p = self.root.join(name);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(|e| CoreError::io(&p, e))?;
+            }
+        }
+        for entry in entries.flatten() {
+            let n = entry.file_name().to_string_lossy().into_owned();
+            if n.starts_with("step-") || (n.starts_with('.') && n.ends_with(".part")) {
+                let p = entry.path();
+                let r = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+                r.map_err(|e| CoreError::io(&p, e))?;
+            }
+        }
+        Ok(())
+    }
+
     /// The newest complete checkpoint: `(step, state, folder)`, or `None` for a fresh run.
     pub fn latest<S: DeserializeOwned>(&self) -> Result<Option<(u64, S, PathBuf)>> {
         let Some(latest) = self.latest_pointer()? else {
@@ -267,6 +458,39 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"old");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn a_changed_configuration_is_refused_with_every_differing_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = CheckpointDir::new(dir.path()).unwrap();
+        let a = serde_json::json!({"g": {"ngf": 16, "norm": "instance"}, "lr": 0.1, "ms": [1, 2]});
+        c.bind_config(&a).unwrap();
+        c.save(1, &[("m.bin", vec![1])], &1u8).unwrap();
+        c.bind_config(&a).unwrap();
+        let b = serde_json::json!({"g": {"ngf": 32, "norm": "instance"}, "lr": 0.1, "ms": [1, 3], "new": true});
+        match c.bind_config(&b).unwrap_err() {
+            CoreError::ConfigMismatch {
+                fields,
+                details,
+                path,
+            } => {
+                assert_eq!(fields, ["g.ngf", "ms[1]", "new"]);
+                assert!(details.contains("g.ngf: 16 → 32"), "{details}");
+                assert_eq!(path, dir.path().join(CONFIG_FILE));
+            }
+            e => panic!("{e}"),
+        }
+        // the stored configuration and the checkpoint are untouched by the refusal
+        assert_eq!(c.config::<serde_json::Value>().unwrap(), a);
+        assert!(c.latest::<u8>().unwrap().is_some());
+        c.clear().unwrap();
+        assert!(c.latest::<u8>().unwrap().is_none());
+        assert!(matches!(
+            c.config::<serde_json::Value>(),
+            Err(CoreError::NoCheckpoint { .. })
+        ));
+        c.bind_config(&b).unwrap();
     }
 
     #[test]

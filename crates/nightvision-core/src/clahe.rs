@@ -1,7 +1,7 @@
 //! CLAHE (contrast-limited adaptive histogram equalisation) on the L channel of Lab, as OpenCV computes it.
 //!
 //! Dark Side Augmentation feeds every image — day images, real night images and synthetic
-//! night images alike — through CLAHE before the descriptor network (papers.md A.5/A.6:
+//! night images alike — through CLAHE before the descriptor network (docs/PAPERS.md A.5/A.6:
 //! `pil2np | apply_clahe:1.0 | totensor | normalize`, and `clahepost` after the generator).
 //! The reference code (`mdir`, `ApplyClahe(clip_limit=1.0, grid_size=8, colorspace=lab)`) does,
 //! on a float32 RGB image in `[0, 1]`:
@@ -58,7 +58,7 @@ pub struct ClaheConfig {
 }
 
 impl ClaheConfig {
-    /// The Dark Side Augmentation preset: clip limit 1.0, 8×8 tiles (papers.md A.5).
+    /// The Dark Side Augmentation preset: clip limit 1.0, 8×8 tiles (docs/PAPERS.md A.5).
     pub const DARK_SIDE: ClaheConfig = ClaheConfig {
         clip_limit: 1.0,
         tiles: (8, 8),

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// The real-data cache filled by `../shared/fetch-real-data.sh`:
+/// The real-data cache filled by `scripts/fetch-real-data.sh`:
 /// `$NIGHTVISION_DATA`, or `$HOME/.cache/nightvision/real`.
 ///
 /// Returns `Err(reason)` when the folder (or its `MANIFEST.txt`) is absent, so a test can print
@@ -26,7 +26,7 @@ pub fn real_data_dir() -> Result<PathBuf, String> {
         Ok(dir)
     } else {
         Err(format!(
-            "real-data cache {} is absent: run ../shared/fetch-real-data.sh",
+            "real-data cache {} is absent: run scripts/fetch-real-data.sh",
             dir.display()
         ))
     }

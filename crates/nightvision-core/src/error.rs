@@ -100,6 +100,28 @@ pub enum CoreError {
         /// Why it is invalid.
         reason: String,
     },
+    /// A checkpoint folder holds a run of another configuration than the one requested.
+    #[error(
+        "{path} holds a run with another configuration: {} differ{} (stored vs requested: {details}); restart it (e.g. --restart) or choose another folder",
+        fields.join(", "),
+        if fields.len() == 1 { "s" } else { "" }
+    )]
+    ConfigMismatch {
+        /// The folder's `config.json`.
+        path: PathBuf,
+        /// The differing fields, as JSON paths (`generator.ngf`, `stage.lr`).
+        fields: Vec<String>,
+        /// `field: stored → requested` for each.
+        details: String,
+    },
+    /// A checkpoint folder has no checkpoint (or no configuration) to load from.
+    #[error("{path}: {what} not found (train into this folder first)")]
+    NoCheckpoint {
+        /// The folder.
+        path: PathBuf,
+        /// What is missing.
+        what: String,
+    },
 }
 
 /// Result with [`CoreError`].

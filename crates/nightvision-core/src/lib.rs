@@ -6,10 +6,10 @@
 //!   (RGB, grayscale, RGBA and 16-bit inputs), resizing (bilinear; "longer side = N" as cirtorch and
 //!   the VPR code do);
 //! - [`Normalization`]: the three input conventions of the papers with exact inverses — ImageNet
-//!   mean/std (descriptors), `[-1, 1]` (the GANs, papers.md A.1), Caffe BGR×255 minus the BSDS mean
-//!   (HED, papers.md A.3);
+//!   mean/std (descriptors), `[-1, 1]` (the GANs, docs/PAPERS.md A.1), Caffe BGR×255 minus the BSDS mean
+//!   (HED, docs/PAPERS.md A.3);
 //! - [`clahe`]: CLAHE on the L channel of Lab exactly as OpenCV computes it (Dark Side Augmentation
-//!   applies it to every image, papers.md A.5);
+//!   applies it to every image, docs/PAPERS.md A.5);
 //! - [`weights`]: PyTorch `.pth` / safetensors loading over burn-store with key remapping, strict by
 //!   default, naming every missing, unused or wrongly shaped key;
 //! - [`checkpoint`]: atomic (temp file + rename) save and load of modules and training state;

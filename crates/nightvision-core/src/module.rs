@@ -29,7 +29,7 @@ pub fn on_device<M: Module>(module: M, device: &Device) -> M {
 /// Puts every `BatchNorm` inside `module` into inference mode for good: the running statistics are
 /// used (and no longer updated) even on an autodiff device, while `gamma`/`beta` stay trainable.
 ///
-/// This is cirtorch's `set_batchnorm_eval` (papers.md A.5, C.3: "BatchNorm frozen in train mode"),
+/// This is cirtorch's `set_batchnorm_eval` (docs/PAPERS.md A.5, C.3: "BatchNorm frozen in train mode"),
 /// which both Dark Side Augmentation and Similarity Min-Max fine-tune with.
 ///
 /// ```

@@ -15,7 +15,7 @@ pub const CAFFE_BGR_MEAN: [f32; 3] = [104.006_99, 116.668_77, 122.678_92];
 /// Every variant has an exact inverse ([`Normalization::invert`]), so a translated image can be
 /// brought back to `[0, 1]` and re-normalised for another network — which is what Dark Side
 /// Augmentation does between its generator (`[-1, 1]`) and its descriptor network (ImageNet),
-/// papers.md A.6.
+/// docs/PAPERS.md A.6.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Normalization {
     /// `(x − mean) / std` with the ImageNet statistics (descriptor networks, darkening F).

@@ -17,11 +17,11 @@
 //!   tail lights, white-balance cast, lower contrast, gain noise and blur). Geometry, colours and
 //!   signs are the same by day and by night, so a place stays recognisable.
 //! * **Exports** ([`export`]): the VPR test layout of gmberton's benchmark (`database/`,
-//!   `queries/`, `queries_night/`, `@`-separated UTM names — protocols.md §2.1, papers.md B.7),
+//!   `queries/`, `queries_night/`, `@`-separated UTM names — docs/PAPERS.md protocols §2.1, docs/PAPERS.md B.7),
 //!   a Tokyo 24/7-style set whose sorted queries cycle day / sunset / night (B.7), unpaired
-//!   `trainA`/`trainB` GAN folders (papers.md A, 3.1), the cirtorch tuple pickle with
+//!   `trainA`/`trainB` GAN folders (docs/PAPERS.md A, 3.1), the cirtorch tuple pickle with
 //!   `cids, cluster, qidxs, pidxs` and `ims/<cid[-2:]>/<cid[-4:-2]>/<cid[-6:-4]>/<cid>`
-//!   (papers.md A.9, protocols.md §1.3) and a CosPlace training folder (protocols.md §2.3).
+//!   (docs/PAPERS.md A.9, docs/PAPERS.md protocols §1.3) and a CosPlace training folder (docs/PAPERS.md protocols §2.3).
 //!   Exports are atomic: written into a hidden sibling folder, then renamed.
 //!
 //! * **Default world** ([`WorldConfig::default`], issue 11): 200 test places (600 database

@@ -1,5 +1,5 @@
 //! UTM coordinates and the `@`-separated image names of the VPR dataset standard
-//! (gmberton's VPR-datasets-downloader `util.py::get_dst_image_name`, protocols.md §2.1, papers.md B.7).
+//! (gmberton's VPR-datasets-downloader `util.py::get_dst_image_name`, docs/PAPERS.md protocols §2.1, docs/PAPERS.md B.7).
 
 /// WGS84 semi-major axis (m).
 const A: f64 = 6_378_137.0;

@@ -610,7 +610,7 @@ impl World {
     }
 }
 
-/// CosPlace's class cell size (m) and heading bin (degrees), protocols.md §2.3.
+/// CosPlace's class cell size (m) and heading bin (degrees), docs/PAPERS.md protocols §2.3.
 const COSPLACE_M: f64 = 10.0;
 const COSPLACE_ALPHA: f64 = 30.0;
 

@@ -1,4 +1,4 @@
-//! The UTM-named folder format of the VPR benchmarks (protocols.md 2.1, papers.md B.7).
+//! The UTM-named folder format of the VPR benchmarks (docs/PAPERS.md protocols 2.1, docs/PAPERS.md B.7).
 //!
 //! File names are `@east@north@zone@letter@lat@lon@pano@tile@heading@pitch@roll@height@timestamp@note@.jpg`;
 //! only east and north are required. A split folder (`database/`, `queries/`, `queries_night/`, …) is

@@ -1,4 +1,4 @@
-//! cirtorch / revisitop ground-truth pickles `gnd_<dataset>.pkl` (protocols.md 1.7, papers.md A.8/A.9).
+//! cirtorch / revisitop ground-truth pickles `gnd_<dataset>.pkl` (docs/PAPERS.md protocols 1.7, docs/PAPERS.md A.8/A.9).
 //!
 //! A dict with `imlist` (database names without extension), `qimlist` (query names) and `gnd`
 //! (one dict per query): `ok`/`junk` (old Oxford5k/Paris6k protocol and `gnd_247tokyo1k.pkl`) or

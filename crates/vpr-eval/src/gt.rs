@@ -2,7 +2,7 @@
 //!
 //! Positives are the database images within `radius` metres (Euclidean in UTM, **boundary
 //! included**), as `NearestNeighbors().radius_neighbors(q_utm, radius=25)` gives them in
-//! VPR-methods-evaluation and CosPlace (protocols.md 2.2). They are found through an exact uniform
+//! VPR-methods-evaluation and CosPlace (docs/PAPERS.md protocols 2.2). They are found through an exact uniform
 //! grid index (cell = radius): only the 3×3 cells around a query are visited, and each candidate is
 //! tested with `dx² + dy² <= r²` in `f64` (the kd-tree's reduced-distance test).
 

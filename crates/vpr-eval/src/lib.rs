@@ -4,9 +4,9 @@
 //! computes it, on the file formats users already have:
 //!
 //! * **Readers** — the UTM-named VPR folder format ([`VprDataset`], [`parse_vpr_name`];
-//!   protocols.md 2.1, papers.md B.7), the npz ground truth of Tokyo 24/7 / Pitts30k
+//!   docs/PAPERS.md protocols 2.1, docs/PAPERS.md B.7), the npz ground truth of Tokyo 24/7 / Pitts30k
 //!   ([`GroundTruth::read_npz`]), cirtorch `gnd_*.pkl` pickles with numpy `bbx` arrays ([`Gnd`];
-//!   protocols.md 1.7, papers.md A.8/A.9), descriptors and ranks as `.npy` ([`Descriptors`],
+//!   docs/PAPERS.md protocols 1.7, docs/PAPERS.md A.8/A.9), descriptors and ranks as `.npy` ([`Descriptors`],
 //!   [`Ranks`]).
 //! * **Positives** within a radius (25 m, boundary included) through an exact grid index
 //!   ([`GroundTruth::positives`]).
@@ -15,9 +15,9 @@
 //!   ([`DeviceDatabase`]), or on the CPU with a packed index and a fused score + top-k kernel
 //!   ([`HostIndex`]).
 //! * **Metrics** — Recall@N with queries without positives counted as misses (VPR-methods-evaluation,
-//!   protocols.md 2.2), cirtorch trapezoid mAP / mP@k with junk on the old protocol and the revisited
-//!   Easy / Medium / Hard protocols (protocols.md 1.6), Tokyo 24/7 day / sunset / night splits.
-//! * **Partial divide-and-conquer** (NocPlace, papers.md B.6): a database encoded once by one model
+//!   docs/PAPERS.md protocols 2.2), cirtorch trapezoid mAP / mP@k with junk on the old protocol and the revisited
+//!   Easy / Medium / Hard protocols (docs/PAPERS.md protocols 1.6), Tokyo 24/7 day / sunset / night splits.
+//! * **Partial divide-and-conquer** (NocPlace, docs/PAPERS.md B.6): a database encoded once by one model
 //!   and cached under a key that detects staleness, queries encoded by another ([`pdc`]).
 //! * **Reports** — JSON, Markdown and a PNG of Recall@N curves ([`Report`]).
 //! * **Statistics** ([`stats`]) — Recall@N with 95 % bootstrap intervals over queries

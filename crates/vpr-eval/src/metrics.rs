@@ -1,9 +1,9 @@
 //! Recall@N (VPR) and cirtorch mAP / mP@k (retrieval), exactly as the reference code computes them.
 //!
-//! * Recall@N (VPR-methods-evaluation, protocols.md 2.2): a query is a hit at N if any of its first N
+//! * Recall@N (VPR-methods-evaluation, docs/PAPERS.md protocols 2.2): a query is a hit at N if any of its first N
 //!   predictions is a positive; `R@N = hits / n_queries × 100`, so **queries without positives
 //!   count as misses**.
-//! * mAP (cirtorch `utils/evaluate.py`, protocols.md 1.6): trapezoid AP over the positions of the
+//! * mAP (cirtorch `utils/evaluate.py`, docs/PAPERS.md protocols 1.6): trapezoid AP over the positions of the
 //!   positives after removing junk ranked before them; queries with no positive get AP = NaN and are
 //!   excluded from the mean; mP@k uses cirtorch's `kq = min(max(pos), k)` denominator.
 //! * The revisited Easy / Medium / Hard protocols of ROxford5k / RParis6k.
@@ -143,7 +143,7 @@ pub fn recall_at_n(
 }
 
 /// The three query splits of Tokyo 24/7 (queries sorted so that `index % 3` is 0 day, 1 sunset,
-/// 2 night; papers.md B.7).
+/// 2 night; docs/PAPERS.md B.7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokyoSplit {

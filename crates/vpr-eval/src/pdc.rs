@@ -1,4 +1,4 @@
-//! NocPlace's partial divide-and-conquer retrieval (papers.md B.6) with a keyed descriptor cache.
+//! NocPlace's partial divide-and-conquer retrieval (docs/PAPERS.md B.6) with a keyed descriptor cache.
 //!
 //! NocPlace encodes the database once with the original **daytime** model and caches it
 //! (`database_{backbone}_{dim}.npy`); later evaluations encode only the (night) queries with the

@@ -1,5 +1,5 @@
 //! mAP / AP / mP@k parity with the numpy re-implementation of cirtorch `compute_map`
-//! (`scripts/gen_fixtures.py`, written from reference/protocols.md 1.6) on 24 seeded random cases
+//! (`scripts/gen_fixtures.py`, written from docs/PAPERS.md protocols 1.6) on 24 seeded random cases
 //! per protocol (old ok/junk, revisited Easy/Medium/Hard): truncated rankings, empty queries, ids
 //! that are both positive and junk.
 

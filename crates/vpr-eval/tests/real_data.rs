@@ -1,5 +1,5 @@
 //! The real Tokyo 24/7 and Pitts30k-test ground truth of the real-data cache
-//! (`../shared/fetch-real-data.sh`; from patchnetvlad 0.1.8): every Tokyo query has a positive
+//! (`scripts/fetch-real-data.sh`; from patchnetvlad 0.1.8): every Tokyo query has a positive
 //! within 25 m and the mean is 118.3 per query; Pitts30k-test 142.1. Skipped when the cache is absent.
 
 use vpr_eval::{GroundTruth, TokyoSplit};

@@ -1,0 +1,434 @@
+//! Dark Side Augmentation (Mohwald, Jenicek, Chum, ICCV 2023; docs/PAPERS.md A) on an exported
+//! world:
+//!
+//! 1. **HEDN-GAN** (A.4): a day→night generator trained on the unpaired `gan/trainA` (day) and
+//!    `gan/trainB` (night) images, with edge consistency through a student HED that is trained
+//!    jointly against a frozen teacher, both from the real BSDS500 HED weights (`OUT/gan`,
+//!    losses in `OUT/gan/log.json`); its translation quality on the held-out test places
+//!    ([`TranslationBench`]: `OUT/translated/`, `OUT/held-out.png`).
+//! 2. **Fine-tuning with synthetic night anchors** (A.6): cirtorch tuples of the world's
+//!    `cirtorch` pickle, MobileNetV2-GeM (real ImageNet weights) trained with the contrastive
+//!    loss; the frozen generator translates DSA's fixed 25 % hashed subset of anchors, and CLAHE
+//!    is applied to every image afterwards. A baseline is fine-tuned the same way without the
+//!    translator (`OUT/finetune-dsa`, `OUT/finetune-baseline`).
+//! 3. **Evaluation**: Recall@1/5/10 at 25 m of day, sunset and night queries against the day
+//!    database, before and after (the fine-tuned networks, like DSA's released models, see CLAHE
+//!    input), with intervals and paired comparisons; `translations.png` shows day crops | their
+//!    translation | CLAHE of the translation.
+//!
+//! The default schedule is a CPU-sized sketch of the paper's (50 GAN epochs of 1000 iterations of
+//! batch 10 at 256², 40 fine-tuning epochs of 2000 tuples at 362 px): the generator is narrower
+//! (`ngf 16, blocks 6` instead of 64 and 9), its learning rate higher, and its normalisation
+//! instance norm: gandtr's HEDN-GAN uses batch norm with batches of 10 (`norm: Batch` restores it;
+//! at 200 iterations of batch 2 it scored no worse, docs/TRAINING.md); the initialisation is
+//! CycleGAN's N(0, 0.02), whose near-grey start a short run can learn from, instead of mdir's
+//! Kaiming (`init: Gandtr`). At this schedule the generator is far from trained (docs/TRAINING.md
+//! measures its translation quality against the iterations).
+//!
+//! ```
+//! use nightvision::pipelines::dark_side::DarkSideConfig;
+//! let cfg = DarkSideConfig::new().with_gan_iterations(400).with_gan_only(true);
+//! assert_eq!(cfg.out, std::path::PathBuf::from("out/dark_side"));
+//! assert!(cfg.baseline);
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::Device;
+
+use super::{PipelineReport, files, invalid, parse_norm, prepare};
+use crate::anchors::{AnchorStrategy, TranslationSubset};
+use crate::core::clahe::ClaheConfig;
+use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
+use crate::gan::generator::GENERATOR_FIELD;
+use crate::gan::{
+    HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, NLayerDiscriminatorConfig,
+    NormKind, ResnetGenerator, ResnetGeneratorConfig,
+};
+use crate::hed::{Hed, HedConfig};
+use crate::metric::CirNet;
+use crate::metric::data::{
+    AnchorSelection, AugmentHooks, Augmentation, ImageSource, MiningConfig, TupleDatabase,
+};
+use crate::metric::multiscale::ExtractConfig;
+use crate::metric::nets::NETWORK_FIELD;
+use crate::metric::train::TupleTrainerConfig;
+use crate::pipeline::{self, Clahe, Translator};
+use crate::quality::TranslationBench;
+
+/// The baseline's label: fine-tuned the same way, without the translator.
+pub const BASELINE: &str = "fine-tuned (CLAHE, no GAN)";
+
+/// The generator's initialisation.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum GanInit {
+    /// CycleGAN's N(0, 0.02) (`init_type normal`).
+    Normal,
+    /// mdir's / gandtr's Kaiming initialisation.
+    Gandtr,
+}
+
+impl GanInit {
+    /// The scheme the networks are built with.
+    pub fn scheme(self) -> InitConfig {
+        match self {
+            GanInit::Normal => InitConfig::cyclegan(),
+            GanInit::Gandtr => InitConfig::gandtr_kaiming(),
+        }
+    }
+}
+
+/// Every knob of the Dark Side Augmentation pipeline; the defaults are the `dark_side` example's.
+#[derive(Config, Debug, clap::Args)]
+pub struct DarkSideConfig {
+    /// The exported world to run on (`synthetic_places --out`, or any folder in its format);
+    /// without it the default world is rendered into OUT/world.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output folder: checkpoints of every stage (resumed from), reports, pictures.
+    #[arg(long, default_value = "out/dark_side")]
+    #[config(default = "PathBuf::from(\"out/dark_side\")")]
+    pub out: PathBuf,
+    /// HEDN-GAN iterations (two epochs: constant, then linear decay).
+    #[arg(long, default_value_t = 150)]
+    #[config(default = 150)]
+    pub gan_iterations: usize,
+    /// HEDN-GAN batch size.
+    #[arg(long, default_value_t = 2)]
+    #[config(default = 2)]
+    pub gan_batch: usize,
+    /// HEDN-GAN training crop (px; images are first resized to 1.5× this shorter side).
+    #[arg(long, default_value_t = 64)]
+    #[config(default = 64)]
+    pub crop: usize,
+    /// HEDN-GAN Adam learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    #[config(default = 5e-4)]
+    pub gan_lr: f64,
+    /// Generator width (and the discriminator's; the paper's 64).
+    #[arg(long, default_value_t = 16)]
+    #[config(default = 16)]
+    pub ngf: usize,
+    /// Generator residual blocks (the paper's 9).
+    #[arg(long, default_value_t = 6)]
+    #[config(default = 6)]
+    pub blocks: usize,
+    /// Normalisation of generator and discriminator: instance, or batch (gandtr's).
+    #[arg(long, default_value = "instance", value_parser = parse_norm)]
+    #[config(default = "NormKind::Instance")]
+    pub norm: NormKind,
+    /// Initialisation of generator and discriminator.
+    #[arg(long, value_enum, default_value_t = GanInit::Normal)]
+    #[config(default = "GanInit::Normal")]
+    pub init: GanInit,
+    /// Fine-tuning epochs.
+    #[arg(long, default_value_t = 2)]
+    #[config(default = 2)]
+    pub epochs: usize,
+    /// Tuples per fine-tuning epoch.
+    #[arg(long, default_value_t = 40)]
+    #[config(default = 40)]
+    pub tuples: usize,
+    /// Fine-tuning Adam learning rate.
+    #[arg(long, default_value_t = 1e-5)]
+    #[config(default = 1e-5)]
+    pub lr: f64,
+    /// Fine-tuning image size (longer side, px).
+    #[arg(long, default_value_t = 160)]
+    #[config(default = 160)]
+    pub image_size: usize,
+    /// Fine-tune the baseline (same schedule, no translator) too (`--no-baseline` skips it).
+    #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
+    #[config(default = true)]
+    pub baseline: bool,
+    /// Stop after the generator and its translation quality.
+    #[arg(long)]
+    #[config(default = false)]
+    pub gan_only: bool,
+    /// Start every stage over: remove the checkpoints in OUT (otherwise a run resumes, and
+    /// refuses a folder trained with other settings, naming them).
+    #[arg(long)]
+    #[config(default = false)]
+    pub restart: bool,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+fn hed(weights: &Path, device: &Device) -> pipeline::Result<Hed> {
+    let mut h = HedConfig::new().init(device);
+    h.load_weights(weights)?;
+    Ok(h)
+}
+
+/// Stage 1: trains (or resumes) the HEDN-GAN into `OUT/gan` on the world `data` and returns the
+/// generator in inference mode. The folder's `config.json` holds the generator's and the
+/// discriminator's configurations and the stage's settings, so that
+/// [`ResnetGenerator::load`] / [`Translator::load`] rebuild it from the folder alone and a resume
+/// with other settings is refused (`restart` starts over).
+///
+/// # Errors
+/// Missing HED weights, an invalid setting or stored configuration, training and I/O errors.
+pub fn train_translator(
+    cfg: &DarkSideConfig,
+    data: &Path,
+    device: &Device,
+) -> pipeline::Result<ResnetGenerator> {
+    if cfg.gan_iterations == 0 || cfg.gan_batch == 0 {
+        return Err(invalid(
+            "gan_iterations / gan_batch",
+            "must be positive".into(),
+        ));
+    }
+    let train_device = device.clone().autodiff();
+    let hed_weights = pipeline::real_weights("HEDN-GAN", "weights/hed_bsds500.safetensors")?;
+    let day = ImageSource::Files(image_files(data.join("gan/trainA"))?);
+    let night = ImageSource::Files(image_files(data.join("gan/trainB"))?);
+    let batches = UnpairedBatches::new(
+        day,
+        night,
+        ScaleCrop {
+            size: cfg.crop,
+            min_scale: 0.8,
+        },
+        cfg.gan_batch,
+    )?
+    .with_shorter_side(Some(cfg.crop * 3 / 2));
+    let gan_cfg = HedNGanConfig {
+        lr: cfg.gan_lr,
+        schedule: LambdaP2p::new().with_epochs(2).with_decay_epochs(1),
+        iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
+        checkpoint_every: 50,
+        seed: cfg.seed,
+        progress: true,
+        ..HedNGanConfig::default()
+    };
+    let generator = ResnetGeneratorConfig::gandtr_hedngan()
+        .with_norm(cfg.norm)
+        .with_init_scheme(cfg.init.scheme())
+        .with_ngf(cfg.ngf)
+        .with_n_blocks(cfg.blocks);
+    let discriminator = NLayerDiscriminatorConfig::gandtr_hedngan()
+        .with_norm(cfg.norm)
+        .with_init_scheme(cfg.init.scheme())
+        .with_ndf(cfg.ngf);
+    let stage = serde_json::json!({
+        GENERATOR_FIELD: generator,
+        "discriminator": discriminator,
+        "stage": {
+            "method": "HEDN-GAN",
+            "iterations": cfg.gan_iterations,
+            "batch": cfg.gan_batch,
+            "crop": cfg.crop,
+            "lr": cfg.gan_lr,
+            "hed": "weights/hed_bsds500.safetensors",
+            "seed": cfg.seed,
+        },
+    });
+    let gan_dir = pipeline::stage_dir(&cfg.out.join("gan"), &stage, cfg.restart)?;
+    let nets = HedNGan {
+        generator: generator.try_init(&train_device)?,
+        discriminator: discriminator.try_init(&train_device)?,
+        student: hed(&hed_weights, &train_device)?,
+    };
+    let teacher = hed(&hed_weights, &train_device)?;
+    let t = Instant::now();
+    let (nets, gan_log) = HedNGanTrainer::new(gan_cfg, &batches, teacher, &train_device)?
+        .train(nets, Some(&gan_dir))?;
+    if let (Some(first), Some(last)) = (gan_log.epochs.first(), gan_log.epochs.last()) {
+        log::info!(
+            "HEDN-GAN: {} iterations in {:.0} s; D loss {:.3} → {:.3}, G adversarial {:.3} → {:.3}, G edge {:.3} → {:.3}",
+            gan_log.iterations.len(),
+            t.elapsed().as_secs_f64(),
+            first.mean.discriminator,
+            last.mean.discriminator,
+            first.mean.generator_adversarial,
+            last.mean.generator_adversarial,
+            first.mean.generator_edge,
+            last.mean.generator_edge,
+        );
+    }
+    Ok(nets.generator.valid())
+}
+
+/// Stage 2: fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data` into
+/// `OUT/<dir>` with the given augmentation `hooks` (named `augmentation` in the stage's
+/// `config.json`), and returns it in inference mode; [`CirNet::load`] rebuilds it from the
+/// folder.
+///
+/// # Errors
+/// Missing weights, a world without the tuple pickle, training and I/O errors.
+pub fn finetune(
+    cfg: &DarkSideConfig,
+    data: &Path,
+    hooks: AugmentHooks,
+    augmentation: &str,
+    dir: &str,
+    device: &Device,
+) -> pipeline::Result<CirNet> {
+    let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
+    let ims = data.join("cirtorch/train/synthetic-places/ims");
+    let db = TupleDatabase::from_cirtorch_pickle(&pkl, "train", &ims)?;
+    let trainer = TupleTrainerConfig {
+        epochs: cfg.epochs,
+        lr: cfg.lr,
+        weight_decay: 5e-4,
+        gamma: 0.99,
+        image_size: cfg.image_size,
+        mining: MiningConfig {
+            neg_num: 5,
+            query_size: cfg.tuples,
+            pool_size: 400,
+        },
+        anchors: AnchorStrategy::Random,
+        seed: cfg.seed,
+        progress: true,
+        ..TupleTrainerConfig::default()
+    };
+    let stage = serde_json::json!({
+        NETWORK_FIELD: pipeline::mobilenet_v2_gem_config(),
+        "stage": {
+            "method": "contrastive tuples (margin 0.7), Adam, weight decay 5e-4, gamma 0.99",
+            "augmentation": augmentation,
+            "epochs": cfg.epochs,
+            "tuples": cfg.tuples,
+            "lr": cfg.lr,
+            "image_size": cfg.image_size,
+            "seed": cfg.seed,
+        },
+    });
+    let ckpt = pipeline::stage_dir(&cfg.out.join(dir), &stage, cfg.restart)?;
+    pipeline::finetune_gem(&db, hooks, trainer, &ckpt, device)
+}
+
+/// Runs the pipeline: trains (or resumes) every stage into `cfg.out`, evaluates, writes
+/// `report.{json,md}`, `recall.png`, `translation-quality.{json,md}`, `translations.png`,
+/// `held-out.png`, `translated/` and the descriptors (`descriptors/`), and returns the report.
+///
+/// # Errors
+/// Missing real weights ([`crate::pipeline::PipelineError::MissingWeights`]), an invalid
+/// setting, a world that is not in the exported format, training, checkpoint and I/O errors.
+pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineReport> {
+    let t0 = Instant::now();
+    if cfg.gan_iterations == 0 || cfg.gan_batch == 0 {
+        return Err(invalid(
+            "gan_iterations / gan_batch",
+            "must be positive".into(),
+        ));
+    }
+    let out = cfg.out.as_path();
+    let data = prepare(cfg.data.as_deref(), out)?;
+
+    // 1. HEDN-GAN
+    let translator = Translator::new(train_translator(cfg, &data, device)?, device);
+
+    // translation grid: day crops | translated | CLAHE(translated)
+    let sample_paths: Vec<PathBuf> = image_files(data.join("gan/trainA"))?
+        .into_iter()
+        .take(6)
+        .collect();
+    let sample = pipeline::load_square(&sample_paths, 128, device)?;
+    let fake = translator.translate(sample.clone())?;
+    let clahe = Clahe::dsa().augment(fake.clone(), &mut crate::core::rng::seeded(0));
+    pipeline::image_grid(&[sample, fake, clahe], out.join("translations.png"))?;
+
+    // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
+    let bench = TranslationBench::new(&data, device)?;
+    let mut rows = bench.reference_rows(cfg.seed)?;
+    rows.push(bench.run_generator("HEDN-GAN", out, |_, x| translator.translate(x))?);
+    let quality = bench.report(rows)?;
+    log::info!("translation quality:\n{}", quality.to_markdown());
+    let mut report = PipelineReport {
+        recall: None,
+        quality,
+        out: out.to_path_buf(),
+        files: files(&[
+            "translation-quality.json",
+            "translation-quality.md",
+            "translations.png",
+            "held-out.png",
+            "translated/",
+            "gan/",
+        ]),
+        seconds: 0.0,
+    };
+    if cfg.gan_only {
+        report.seconds = t0.elapsed().as_secs_f64();
+        report.write()?;
+        return Ok(report);
+    }
+
+    // 2. fine-tuning with synthetic night anchors (and the baseline without)
+    let eval_cfg = ExtractConfig {
+        max_side: 320,
+        ..ExtractConfig::default()
+    };
+    // DSA's models take CLAHE input at test time too (A.8)
+    let clahe_cfg = ExtractConfig {
+        clahe: Some(ClaheConfig::default()),
+        ..eval_cfg.clone()
+    };
+    let base = pipeline::mobilenet_v2_gem(device)?;
+    let mut eval = pipeline::Evaluator::new(&data, &[1, 5, 10], Some(&out.join("descriptors")));
+    eval.evaluate(&base, "off-the-shelf", &eval_cfg, device)?;
+    eval.evaluate(&base, "off-the-shelf + CLAHE", &clahe_cfg, device)?;
+    if cfg.baseline {
+        let net = finetune(
+            cfg,
+            &data,
+            AugmentHooks::default().with_post(Clahe::dsa()),
+            "CLAHE",
+            "finetune-baseline",
+            device,
+        )?;
+        eval.evaluate(&net, BASELINE, &clahe_cfg, device)?;
+    }
+    let hooks = AugmentHooks {
+        augmentation: Some(Arc::new(translator)),
+        anchors: Some(AnchorSelection::Hashed(TranslationSubset::default())),
+        positives: false,
+        query_copy: false,
+        post: Some(Arc::new(Clahe::dsa())),
+    };
+    let net = finetune(
+        cfg,
+        &data,
+        hooks,
+        "HEDN-GAN anchors (hashed 25 % subset) + CLAHE",
+        "finetune-dsa",
+        device,
+    )?;
+    eval.evaluate(
+        &net,
+        "fine-tuned, DSA (HEDN-GAN anchors + CLAHE)",
+        &clahe_cfg,
+        device,
+    )?;
+
+    // 3. report
+    report.recall = Some(eval.report(
+        "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
+        Some(BASELINE),
+    )?);
+    report.files.extend(files(&[
+        "report.json",
+        "report.md",
+        "recall.png",
+        "descriptors/",
+        "finetune-dsa/",
+    ]));
+    if cfg.baseline {
+        report.files.push("finetune-baseline/".into());
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    report.write()?;
+    Ok(report)
+}

@@ -1,0 +1,127 @@
+//! The three papers' pipelines as library calls: a configuration with every knob of the examples'
+//! flags (`#[derive(Config)]`, serde, and `clap::Args` so a command line maps onto it one to one)
+//! and `run(&config, &device)`, which trains every stage on an exported world, checkpoints each into
+//! the configuration's `out` folder (resuming from there), evaluates and writes the report.
+//!
+//! | module | paper | stages |
+//! |---|---|---|
+//! | [`dark_side`] | Dark Side Augmentation (ICCV 2023) | HEDN-GAN → tuple fine-tuning with synthetic-night anchors + CLAHE |
+//! | [`nocplace`] | NocPlace (arXiv 2402.17159) | CUT / NEG-CUT → night CosPlace set → daytime CosPlace → NocPlace (CosFace + IKT) → partial divide-and-conquer |
+//! | [`similarity_minmax`] | Similarity Min-Max (ICCV 2023) | darkening network D → tuple fine-tuning with a darkened query copy |
+//!
+//! Progress goes through the [`log`] facade (`info` per stage; install any logger, e.g.
+//! `env_logger`, to see it); the trainers' progress bars follow each stage's `progress` flag.
+//!
+//! ```no_run
+//! use burn::tensor::Device;
+//! use nightvision::pipelines::similarity_minmax::{self, SimilarityMinMaxConfig};
+//!
+//! // a short run on an exported world; the report also lands in out/smm/report.{json,md}
+//! let cfg = SimilarityMinMaxConfig::new()
+//!     .with_data(Some("out/synthetic-places".into()))
+//!     .with_out("out/smm".into())
+//!     .with_d_iterations(20)
+//!     .with_tuples(10)
+//!     .with_epochs(1);
+//! let report = similarity_minmax::run(&cfg, &Device::default())?;
+//! println!("{}", report.to_markdown());
+//! # Ok::<(), nightvision::pipeline::PipelineError>(())
+//! ```
+
+pub mod dark_side;
+pub mod nocplace;
+pub mod similarity_minmax;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::eval::Report;
+use crate::pipeline::{PipelineError, Result, write_report};
+use crate::quality::QualityReport;
+
+/// What a pipeline run produced: the Recall@N report of its networks (absent when the run
+/// stopped after its generator), its generator's translation quality on the held-out places,
+/// and where the files are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PipelineReport {
+    /// Recall@1/5/10 with intervals and paired comparisons of every network, or `None` after
+    /// `gan_only` / `d_only`.
+    pub recall: Option<Report>,
+    /// The generator's translation quality beside the reference rows.
+    pub quality: QualityReport,
+    /// The output folder.
+    pub out: PathBuf,
+    /// The files written into `out` (relative names).
+    pub files: Vec<String>,
+    /// Wall-clock seconds of the run (resumed stages count only their remaining part).
+    pub seconds: f64,
+}
+
+impl PipelineReport {
+    /// The report as Markdown: the recall table (when there is one), then the translation
+    /// quality table.
+    pub fn to_markdown(&self) -> String {
+        let mut md = self
+            .recall
+            .as_ref()
+            .map(Report::to_markdown)
+            .unwrap_or_default();
+        if !md.is_empty() {
+            md.push('\n');
+        }
+        md.push_str(&self.quality.to_markdown());
+        md
+    }
+
+    /// Writes the report into `out`: `report.{json,md}` and `recall.png` with the quality section
+    /// appended (see [`write_report`]) when there is a recall report, else only
+    /// `translation-quality.{json,md}`.
+    fn write(&self) -> Result<()> {
+        match &self.recall {
+            Some(r) => write_report(r, Some(&self.quality), &self.out).map(|_| ()),
+            None => self.quality.write(&self.out),
+        }
+    }
+}
+
+/// Parses a normalisation kind (`instance` or `batch`) for the command line.
+///
+/// # Errors
+/// Any other word, with the accepted ones.
+pub fn parse_norm(s: &str) -> std::result::Result<crate::gan::NormKind, String> {
+    match s {
+        "instance" => Ok(crate::gan::NormKind::Instance),
+        "batch" => Ok(crate::gan::NormKind::Batch),
+        other => Err(format!("{other:?}: instance or batch")),
+    }
+}
+
+/// Parses a CUT variant (`cut` or `negcut`) for the command line.
+///
+/// # Errors
+/// Any other word, with the accepted ones.
+pub fn parse_cut_mode(s: &str) -> std::result::Result<crate::gan::train_cut::CutMode, String> {
+    match s {
+        "cut" => Ok(crate::gan::train_cut::CutMode::Cut),
+        "negcut" => Ok(crate::gan::train_cut::CutMode::NegCut),
+        other => Err(format!("{other:?}: cut or negcut")),
+    }
+}
+
+/// Creates `out` and returns the world to run on (`data`, or the default world rendered into
+/// `out/world`).
+fn prepare(data: Option<&Path>, out: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(out).map_err(|e| crate::core::CoreError::io(out, e))?;
+    crate::pipeline::ensure_world(data, out)
+}
+
+/// An invalid setting of a pipeline's configuration.
+fn invalid(field: &'static str, reason: String) -> PipelineError {
+    PipelineError::InvalidConfig { field, reason }
+}
+
+/// File names for [`PipelineReport::files`].
+fn files(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| (*s).to_string()).collect()
+}

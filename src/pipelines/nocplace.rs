@@ -1,0 +1,498 @@
+//! NocPlace (Liu et al., arXiv 2402.17159; docs/PAPERS.md B) on an exported world:
+//!
+//! 1. **The translator** (B.1): CUT's anti-aliased generator and PatchGAN with PatchNCE, trained
+//!    on the unpaired `gan/trainA` (day) and `gan/trainB` (night) images (`OUT/translator`).
+//!    `translator: NegCut` switches to NEG-CUT's learned hard negatives, NocPlace's choice.
+//!    NEG-CUT's NCE underflows to 0 after its first iteration (F starts at xavier gain 0.02 and
+//!    Adam's first step aligns every query away from the negatives) and comes back after ~30
+//!    iterations — in this trainer as in a PyTorch re-implementation of the reference
+//!    (`crates/nightgen-gan/scripts/negcut_dynamics.py`) — and costs 3× CUT's time per iteration,
+//!    so on the CPU-sized schedule plain CUT is the default.
+//! 2. **The night dataset** (B.1, NPR): every image of the CosPlace training folder
+//!    (`cosplace/train`) is translated once, keeping its UTM name.
+//! 3. **The daytime model** (B.2, B.3): a CosPlace network (MobileNetV2 with the real ImageNet
+//!    weights → L2 → GeM → FC 512 → L2) trained with CosFace (s 30, m 0.4) on the day images —
+//!    the stand-in for the released daytime CosPlace checkpoint NocPlace starts from
+//!    (`OUT/day-model`).
+//! 4. **NocPlace fine-tuning** (B.4, B.5): the daytime model, fine-tuned on the translated night
+//!    images with CosFace + inherited knowledge transfer (the daytime model's descriptors of the
+//!    *day* versions, KL at T = 4, λ 1) (`OUT/nocplace-model`).
+//! 5. **Evaluation** (B.6, B.7): Recall@1/5/10 at 25 m, day, sunset and night queries against the
+//!    day database, for the daytime model, the NocPlace model, and partial divide-and-conquer (the
+//!    database described once by the daytime model and cached in `OUT/pdc-cache`, the queries by
+//!    the NocPlace model); `translations.png` (day | translated night).
+//!
+//! The schedule is a CPU-sized sketch of the paper's (NEG-CUT 400 epochs at 512², SF-XL at 512²
+//! for 50 epochs of 10 000 iterations of 32).
+//!
+//! ```
+//! use nightvision::pipelines::nocplace::NocPlaceConfig;
+//! use nightvision::gan::train_cut::CutMode;
+//! let cfg = NocPlaceConfig::new().with_translator(CutMode::NegCut);
+//! assert_eq!((cfg.day_iterations, cfg.batch), (30, 8));
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::{PipelineReport, files, invalid, parse_cut_mode, prepare};
+use crate::anchors::{CosPlaceConfig, build_classes_from_names};
+use crate::core::image::save_rgb;
+use crate::eval::{
+    DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, VprDataset,
+    exact_knn, partial_divide_and_conquer,
+};
+use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
+use crate::gan::generator::GENERATOR_FIELD;
+use crate::gan::train_cut::{CutConfig, CutMode, CutTrainer};
+use crate::gan::{LinearDecay, NLayerDiscriminatorConfig, ResnetGenerator, ResnetGeneratorConfig};
+use crate::metric::data::{AugmentHooks, ClassSampler, ImageSource};
+use crate::metric::multiscale::ExtractConfig;
+use crate::metric::nets::NETWORK_FIELD;
+use crate::metric::train::{CosPlaceTrainer, CosPlaceTrainerConfig};
+use crate::metric::{Backbone, BackboneConfig, CosPlaceNet, CosPlaceNetConfig};
+use crate::pipeline::{self, Translator};
+use crate::quality::TranslationBench;
+
+/// The reference network's label in the report.
+pub const BASELINE: &str = "daytime CosPlace";
+
+/// Every knob of the NocPlace pipeline; the defaults are the `nocplace` example's.
+#[derive(Config, Debug, clap::Args)]
+pub struct NocPlaceConfig {
+    /// The exported world to run on (`synthetic_places --out`, or any folder in its format);
+    /// without it the default world is rendered into OUT/world.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output folder: checkpoints of every stage (resumed from), reports, pictures.
+    #[arg(long, default_value = "out/nocplace")]
+    #[config(default = "PathBuf::from(\"out/nocplace\")")]
+    pub out: PathBuf,
+    /// Translator iterations (two epochs: constant, then linear decay; batch 1).
+    #[arg(long, default_value_t = 150)]
+    #[config(default = 150)]
+    pub gan_iterations: usize,
+    /// Translator training crop (px; images are first resized to 1.5× this shorter side).
+    #[arg(long, default_value_t = 64)]
+    #[config(default = 64)]
+    pub crop: usize,
+    /// Translator Adam learning rate.
+    #[arg(long, default_value_t = 5e-4)]
+    #[config(default = 5e-4)]
+    pub gan_lr: f64,
+    /// Generator width (and the discriminator's; the paper's 64).
+    #[arg(long, default_value_t = 16)]
+    #[config(default = 16)]
+    pub ngf: usize,
+    /// Generator residual blocks (the paper's 9).
+    #[arg(long, default_value_t = 6)]
+    #[config(default = 6)]
+    pub blocks: usize,
+    /// PatchNCE patches per layer (the paper's 256).
+    #[arg(long, default_value_t = 64)]
+    #[config(default = 64)]
+    pub patches: usize,
+    /// The translator: cut, or negcut (NocPlace's).
+    #[arg(long, default_value = "cut", value_parser = parse_cut_mode)]
+    #[config(default = "CutMode::Cut")]
+    pub translator: CutMode,
+    /// Iterations of the daytime CosPlace model.
+    #[arg(long, default_value_t = 30)]
+    #[config(default = 30)]
+    pub day_iterations: usize,
+    /// Iterations of the NocPlace fine-tuning.
+    #[arg(long, default_value_t = 30)]
+    #[config(default = 30)]
+    pub night_iterations: usize,
+    /// CosPlace batch size (classes per batch).
+    #[arg(long, default_value_t = 8)]
+    #[config(default = 8)]
+    pub batch: usize,
+    /// CosPlace training image size (px).
+    #[arg(long, default_value_t = 160)]
+    #[config(default = 160)]
+    pub image_size: usize,
+    /// Start every stage over: remove the checkpoints in OUT (otherwise a run resumes, and
+    /// refuses a folder trained with other settings, naming them).
+    #[arg(long)]
+    #[config(default = false)]
+    pub restart: bool,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// The CosPlace network's configuration: MobileNetV2 trunk, GeM, FC 512, all layers trainable.
+pub fn cosplace_net_config() -> CosPlaceNetConfig {
+    CosPlaceNetConfig::new(BackboneConfig::mobilenet_v2(), 512).with_train_all_layers(true)
+}
+
+/// A CosPlace network on the real ImageNet MobileNetV2 trunk (all layers trainable).
+fn cosplace_net(device: &Device) -> pipeline::Result<CosPlaceNet> {
+    let weights = pipeline::real_weights(
+        "the CosPlace network",
+        "weights/mobilenet_v2_imagenet.safetensors",
+    )?;
+    let mut net = cosplace_net_config().init(device)?;
+    if let Backbone::MobileNetV2(trunk) = &mut net.backbone {
+        trunk.load_torchvision(&weights)?;
+    }
+    Ok(net)
+}
+
+/// Stage 1: trains (or resumes) the CUT / NEG-CUT translator into `OUT/translator` on the world
+/// `data` and returns the generator in inference mode; its `config.json` lets
+/// [`ResnetGenerator::load`] / [`Translator::load`] rebuild it from the folder alone, and a resume
+/// with other settings is refused (`restart` starts over).
+///
+/// # Errors
+/// An invalid setting or stored configuration, training and I/O errors.
+pub fn train_translator(
+    cfg: &NocPlaceConfig,
+    data: &Path,
+    device: &Device,
+) -> pipeline::Result<ResnetGenerator> {
+    let train_device = device.clone().autodiff();
+    let day = ImageSource::Files(image_files(data.join("gan/trainA"))?);
+    let night = ImageSource::Files(image_files(data.join("gan/trainB"))?);
+    let batches = UnpairedBatches::new(
+        day,
+        night,
+        ScaleCrop {
+            size: cfg.crop,
+            min_scale: 0.8,
+        },
+        1,
+    )?
+    .with_shorter_side(Some(cfg.crop * 3 / 2));
+    let cut_cfg = CutConfig {
+        lr: cfg.gan_lr,
+        num_patches: cfg.patches,
+        schedule: LinearDecay::new(1, 1),
+        iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
+        checkpoint_every: 50,
+        seed: cfg.seed,
+        progress: true,
+        ..match cfg.translator {
+            CutMode::NegCut => CutConfig::negcut(),
+            CutMode::Cut => CutConfig::cut(),
+        }
+    };
+    let generator = ResnetGeneratorConfig::cut()
+        .with_ngf(cfg.ngf)
+        .with_n_blocks(cfg.blocks);
+    let discriminator = NLayerDiscriminatorConfig::cut()
+        .with_ndf(cfg.ngf)
+        .with_init_seed(1);
+    let stage = serde_json::json!({
+        GENERATOR_FIELD: generator,
+        "discriminator": discriminator,
+        "stage": {
+            "method": cfg.translator,
+            "iterations": cfg.gan_iterations,
+            "crop": cfg.crop,
+            "lr": cfg.gan_lr,
+            "patches": cfg.patches,
+            "seed": cfg.seed,
+        },
+    });
+    let dir = pipeline::stage_dir(&cfg.out.join("translator"), &stage, cfg.restart)?;
+    let nets = cut_cfg.init_nets(
+        generator.try_init(&train_device)?,
+        discriminator.try_init(&train_device)?,
+        &train_device,
+    )?;
+    let t = Instant::now();
+    let (nets, gan_log) =
+        CutTrainer::new(cut_cfg, &batches, &train_device)?.train(nets, Some(&dir))?;
+    if let (Some(first), Some(last)) = (gan_log.epochs.first(), gan_log.epochs.last()) {
+        log::info!(
+            "translator ({:?}): {} iterations in {:.0} s; epoch means {:?} → {:?}",
+            cfg.translator,
+            gan_log.iterations.len(),
+            t.elapsed().as_secs_f64(),
+            first.mean,
+            last.mean
+        );
+    }
+    Ok(nets.generator.valid())
+}
+
+/// The `config.json` of a CosPlace stage: the network's configuration and the stage's settings.
+fn cosplace_stage(cfg: &NocPlaceConfig, what: &str, iterations: usize) -> serde_json::Value {
+    serde_json::json!({
+        NETWORK_FIELD: cosplace_net_config(),
+        "stage": {
+            "method": what,
+            "iterations": iterations,
+            "batch": cfg.batch,
+            "image_size": cfg.image_size,
+            "translator": cfg.translator,
+            "seed": cfg.seed,
+        },
+    })
+}
+
+/// Runs the pipeline: trains (or resumes) every stage into `cfg.out`, evaluates, writes
+/// `report.{json,md}`, `recall.png`, `translation-quality.{json,md}`, `translations.png`,
+/// `held-out.png`, `translated/` and the descriptors, and returns the report.
+///
+/// # Errors
+/// Missing real weights, a batch larger than every CosPlace group
+/// ([`crate::pipeline::PipelineError::InvalidConfig`]), a world that is not in the exported
+/// format, training, checkpoint and I/O errors.
+pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineReport> {
+    let t0 = Instant::now();
+    let out = cfg.out.as_path();
+    let data = prepare(cfg.data.as_deref(), out)?;
+
+    // 1. the translator (CUT or NEG-CUT)
+    let translator = Translator::new(train_translator(cfg, &data, device)?, device);
+    // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
+    let bench = TranslationBench::new(&data, device)?;
+    let mut rows = bench.reference_rows(cfg.seed)?;
+    let name = match cfg.translator {
+        CutMode::Cut => "CUT",
+        CutMode::NegCut => "NEG-CUT",
+    };
+    rows.push(bench.run_generator(name, out, |_, x| translator.translate(x))?);
+    let quality = bench.report(rows)?;
+    log::info!("translation quality:\n{}", quality.to_markdown());
+
+    // 2. the night version of the CosPlace training set
+    let train_paths = image_files(data.join("cosplace/train"))?;
+    let names: Vec<String> = train_paths
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let t = Instant::now();
+    let night_images = translator.translate_files(&train_paths)?;
+    log::info!(
+        "translated {} CosPlace training images in {:.1} s",
+        night_images.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let sample: Vec<PathBuf> = train_paths
+        .iter()
+        .step_by(train_paths.len().div_ceil(6).max(1))
+        .cloned()
+        .collect();
+    let day_sample = pipeline::load_square(&sample, 128, device)?;
+    pipeline::image_grid(
+        &[day_sample.clone(), translator.translate(day_sample)?],
+        out.join("translations.png"),
+    )?;
+    if let Some(img) = night_images.first() {
+        save_rgb(out.join("night-example.png"), img)?;
+    }
+    let day_source = ImageSource::Files(train_paths.clone());
+    let night_source = ImageSource::Memory {
+        images: night_images,
+        names: names.clone(),
+    };
+
+    // CosPlace classes (UTM cells and heading bins of the file names) of every group
+    let classes = build_classes_from_names(
+        &names,
+        &CosPlaceConfig {
+            min_images_per_class: 4,
+            // one group: the world's places are 60 m apart, CosPlace's 5 × 5 cells of 10 m
+            // groups would put every place in a group of its own
+            n: 1,
+            l: 1,
+            ..CosPlaceConfig::default()
+        },
+    )?;
+    let groups: Vec<ClassSampler> = classes
+        .groups
+        .iter()
+        .filter(|g| g.classes.len() >= cfg.batch)
+        .map(|g| ClassSampler::from_cosplace_group(g, 1))
+        .collect::<std::result::Result<_, _>>()?;
+    if groups.is_empty() {
+        return Err(invalid(
+            "batch",
+            format!(
+                "no CosPlace group has {} classes of ≥ 4 images ({} classes in {} groups): lower it",
+                cfg.batch,
+                classes.num_classes(),
+                classes.groups.len()
+            ),
+        ));
+    }
+    log::info!(
+        "CosPlace: {} classes in {} groups, {} groups with ≥ {} classes used",
+        classes.num_classes(),
+        classes.groups.len(),
+        groups.len(),
+        cfg.batch
+    );
+    let cosplace_cfg = |iterations: usize| CosPlaceTrainerConfig {
+        epochs: groups.len(),
+        iterations_per_epoch: iterations.div_ceil(groups.len()),
+        batch_size: cfg.batch,
+        image_size: cfg.image_size,
+        seed: cfg.seed,
+        progress: true,
+        ..CosPlaceTrainerConfig::default()
+    };
+    let losses = |epochs: &[crate::metric::train::EpochLog]| -> Vec<f32> {
+        epochs.iter().map(|e| e.mean_loss).collect()
+    };
+
+    // 3. the daytime model
+    let t = Instant::now();
+    let day_model = CosPlaceTrainer::new(
+        cosplace_cfg(cfg.day_iterations),
+        &day_source,
+        groups.clone(),
+        None,
+        AugmentHooks::default(),
+        device,
+    )?
+    .train(
+        cosplace_net(device)?,
+        Some(&pipeline::stage_dir(
+            &out.join("day-model"),
+            &cosplace_stage(
+                cfg,
+                "CosFace (s 30, m 0.4) on day images",
+                cfg.day_iterations,
+            ),
+            cfg.restart,
+        )?),
+    )?;
+    log::info!(
+        "daytime CosPlace model: loss per epoch {:?} in {:.0} s",
+        losses(&day_model.log.epochs),
+        t.elapsed().as_secs_f64()
+    );
+    let day_net = day_model.net.valid();
+
+    // 4. NocPlace: night images, inherited descriptors of their day versions
+    let desc_cfg = ExtractConfig {
+        max_side: cfg.image_size,
+        ..ExtractConfig::default()
+    };
+    let inherited = pipeline::describe(&day_net, &train_paths, &desc_cfg, device)?;
+    let inherited = Tensor::<2>::from_data(
+        TensorData::new(
+            inherited.as_slice().to_vec(),
+            [inherited.rows(), inherited.dim()],
+        ),
+        device,
+    );
+    let t = Instant::now();
+    let noc = CosPlaceTrainer::new(
+        cosplace_cfg(cfg.night_iterations),
+        &night_source,
+        groups,
+        Some(inherited),
+        AugmentHooks::default(),
+        device,
+    )?
+    .train(
+        day_net.clone(),
+        Some(&pipeline::stage_dir(
+            &out.join("nocplace-model"),
+            &cosplace_stage(
+                cfg,
+                "CosFace + inherited knowledge transfer (T 4, λ 1) on translated night images, from day-model",
+                cfg.night_iterations,
+            ),
+            cfg.restart,
+        )?),
+    )?;
+    log::info!(
+        "NocPlace fine-tuning (CosFace + IKT): loss per epoch {:?} in {:.0} s",
+        losses(&noc.log.epochs),
+        t.elapsed().as_secs_f64()
+    );
+    let noc_net = noc.net.valid();
+
+    // 5. evaluation
+    let eval_cfg = ExtractConfig {
+        max_side: 320,
+        ..ExtractConfig::default()
+    };
+    let ns = [1, 5, 10];
+    let mut eval = pipeline::Evaluator::new(&data, &ns, Some(&out.join("descriptors")));
+    eval.evaluate(&day_net, BASELINE, &eval_cfg, device)?;
+    eval.evaluate(&noc_net, "NocPlace", &eval_cfg, device)?;
+    // partial divide-and-conquer: day database by the daytime model (cached), queries by NocPlace
+    let cache = DescriptorCache::new(out.join("pdc-cache"));
+    let ds = VprDataset::open(data.join("tokyo/images/test"), "queries")?;
+    let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
+    let db_paths: Vec<PathBuf> = ds.database.images.iter().map(|i| i.path.clone()).collect();
+    let q_paths: Vec<PathBuf> = ds.queries.images.iter().map(|i| i.path.clone()).collect();
+    let encoder = |net: &CosPlaceNet| {
+        let net = net.clone();
+        let device = device.clone();
+        let cfg = eval_cfg.clone();
+        move |paths: &[PathBuf]| -> std::result::Result<Vec<f32>, crate::eval::BoxError> {
+            Ok(pipeline::describe(&net, paths, &cfg, &device)?.into_vec())
+        }
+    };
+    let mut db_enc = FnEncoder::new("daytime-cosplace", 512, encoder(&day_net));
+    let mut q_enc = FnEncoder::new("nocplace", 512, encoder(&noc_net));
+    let pdc = partial_divide_and_conquer(
+        &db_paths,
+        &q_paths,
+        &mut db_enc,
+        &mut q_enc,
+        &cache,
+        &PdcOptions {
+            db_batch_size: 16,
+            extra: format!("max_side={}", eval_cfg.max_side),
+            progress: false,
+        },
+    )?;
+    let nn = exact_knn(
+        &pdc.database,
+        &pdc.queries,
+        10,
+        &KnnConfig::new(Metric::L2),
+        device,
+    )?;
+    eval.push(pipeline::Evaluation {
+        label: "NocPlace + partial divide-and-conquer".into(),
+        hits: FirstHits::from_neighbours(&nn, &positives)?,
+        ns: ns.to_vec(),
+    })?;
+    let report = PipelineReport {
+        recall: Some(eval.report(
+            "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
+            Some(BASELINE),
+        )?),
+        quality,
+        out: out.to_path_buf(),
+        files: files(&[
+            "report.json",
+            "report.md",
+            "recall.png",
+            "translation-quality.json",
+            "translation-quality.md",
+            "translations.png",
+            "night-example.png",
+            "held-out.png",
+            "translated/",
+            "descriptors/",
+            "translator/",
+            "day-model/",
+            "nocplace-model/",
+            "pdc-cache/",
+        ]),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    report.write()?;
+    Ok(report)
+}

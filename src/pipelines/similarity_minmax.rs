@@ -1,0 +1,407 @@
+//! Similarity Min-Max (Luo et al., ICCV 2023; docs/PAPERS.md C) for visual place recognition on an
+//! exported world — zero-shot: no night image is used for training.
+//!
+//! 1. **Minimise** (C.1, C.2): the darkening network D learns to make day images of the training
+//!    places (`gan/trainA`) as dissimilar as possible, under a frozen feature extractor F
+//!    (MobileNetV2 with the real ImageNet weights, last feature map; the paper uses ResNet-101
+//!    `layer4`), from their darkened versions, kept realistic by the exposure, colour, loose-TV
+//!    and flexibility regularisers (`OUT/darkening`, losses in `OUT/darkening/log.json`, the
+//!    output mean per requested exposure on held-out queries in
+//!    `OUT/darkening/exposure-response.json`).
+//! 2. **Maximise** (C.3, `train_night.py`): D is frozen; MobileNetV2-GeM is fine-tuned with the
+//!    cirtorch contrastive loss (margin 0.85) on tuples whose darkened query copy is an extra
+//!    positive (random exposure U(0, 0.2) + patch and pixel noise). A baseline is fine-tuned the
+//!    same way without the copy.
+//! 3. **Evaluation**: Recall@1/5/10 at 25 m of day, sunset and night queries against the day
+//!    database; `darkened.png` shows day images and three dark views of each.
+//!
+//! The paper's schedule (5000 D iterations of batch 8 at 224², 5 fine-tuning epochs of 22 000
+//! tuples at 362 px with ResNet-101) is cut to a few CPU minutes; the mechanism is the same.
+//!
+//! ```
+//! use nightvision::pipelines::similarity_minmax::SimilarityMinMaxConfig;
+//! let cfg = SimilarityMinMaxConfig::new().with_d_lr(1e-3).with_d_only(true);
+//! assert_eq!(cfg.d_iterations, 100);
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+
+use super::{PipelineReport, files, invalid, prepare};
+use crate::backbones::MobileNetV2Config;
+use crate::core::checkpoint::save_json;
+use crate::core::rng::derived;
+use crate::darkening::train::{DarkeningTrainer, DarkeningTrainerConfig, frozen};
+use crate::darkening::{DarkView, DarkViewConfig, DarkeningNet, DarkeningNetConfig};
+use crate::gan::data::{ScaleCrop, image_files};
+use crate::metric::data::{AugmentHooks, Augmentation, MiningConfig, TupleDatabase};
+use crate::metric::multiscale::ExtractConfig;
+use crate::metric::nets::NETWORK_FIELD;
+use crate::metric::train::{TupleLoss, TupleTrainerConfig};
+use crate::metric::{CirNet, ContrastiveLossConfig};
+use crate::pipeline::{self, Darkening};
+use crate::quality::TranslationBench;
+
+/// The baseline's label: fine-tuned the same way, without the darkened query copy.
+pub const BASELINE: &str = "fine-tuned (no darkening)";
+
+/// The exposures at which D's output luminance is probed (`darkening/exposure-response.json`).
+pub const PROBE_EXPOSURES: [f32; 5] = [0.05, 0.1, 0.2, 0.3, 0.4];
+
+/// Every knob of the Similarity Min-Max pipeline; the defaults are the `similarity_minmax`
+/// example's.
+#[derive(Config, Debug, clap::Args)]
+pub struct SimilarityMinMaxConfig {
+    /// The exported world to run on (`synthetic_places --out`, or any folder in its format);
+    /// without it the default world is rendered into OUT/world.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output folder: checkpoints of every stage (resumed from), reports, pictures.
+    #[arg(long, default_value = "out/similarity_minmax")]
+    #[config(default = "PathBuf::from(\"out/similarity_minmax\")")]
+    pub out: PathBuf,
+    /// Darkening-network steps (learning rate ×0.1 after two thirds).
+    #[arg(long, default_value_t = 100)]
+    #[config(default = 100)]
+    pub d_iterations: u64,
+    /// Darkening-network batch size.
+    #[arg(long, default_value_t = 4)]
+    #[config(default = 4)]
+    pub d_batch: usize,
+    /// Darkening-network Adam learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    #[config(default = 1e-4)]
+    pub d_lr: f64,
+    /// Stop after D, its exposure response and its translation quality.
+    #[arg(long)]
+    #[config(default = false)]
+    pub d_only: bool,
+    /// Darkening-network training crop (px).
+    #[arg(long, default_value_t = 128)]
+    #[config(default = 128)]
+    pub crop: usize,
+    /// Fine-tuning epochs.
+    #[arg(long, default_value_t = 2)]
+    #[config(default = 2)]
+    pub epochs: usize,
+    /// Tuples per fine-tuning epoch.
+    #[arg(long, default_value_t = 40)]
+    #[config(default = 40)]
+    pub tuples: usize,
+    /// Fine-tuning Adam learning rate.
+    #[arg(long, default_value_t = 1e-5)]
+    #[config(default = 1e-5)]
+    pub lr: f64,
+    /// Fine-tuning image size (longer side, px).
+    #[arg(long, default_value_t = 160)]
+    #[config(default = 160)]
+    pub image_size: usize,
+    /// Fine-tune the baseline (same schedule, no darkened copy) too (`--no-baseline` skips it).
+    #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
+    #[config(default = true)]
+    pub baseline: bool,
+    /// Start every stage over: remove the checkpoints in OUT (otherwise a run resumes, and
+    /// refuses a folder trained with other settings, naming them).
+    #[arg(long)]
+    #[config(default = false)]
+    pub restart: bool,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    #[config(default = 0)]
+    pub seed: u64,
+}
+
+/// Stage 1 (minimise): trains (or resumes) the darkening network D into `OUT/darkening` on the
+/// day images of the world's training places (`data/gan/trainA`) against a frozen MobileNetV2,
+/// and returns it in inference mode. The folder's `config.json` holds D's configuration and the
+/// stage's settings, so that [`DarkeningNet::load`] rebuilds it from the folder alone and a
+/// resume with other settings is refused (`restart` starts over).
+///
+/// # Errors
+/// Missing weights, an invalid setting or stored configuration, an unreadable training image
+/// (naming it), training and I/O errors.
+pub fn train_darkening(
+    cfg: &SimilarityMinMaxConfig,
+    data: &Path,
+    device: &Device,
+) -> pipeline::Result<DarkeningNet> {
+    if cfg.d_iterations == 0 || cfg.d_batch == 0 {
+        return Err(invalid("d_iterations / d_batch", "must be positive".into()));
+    }
+    let train_device = device.clone().autodiff();
+    let weights = pipeline::real_weights(
+        "the darkening stage's feature extractor",
+        "weights/mobilenet_v2_imagenet.safetensors",
+    )?;
+    let mut trunk = MobileNetV2Config::new().init(&train_device);
+    trunk.load_torchvision(&weights)?;
+    let trunk = frozen(trunk);
+    let extractor = move |x: Tensor<4>| trunk.forward(x);
+    let d_cfg = DarkeningTrainerConfig {
+        iterations: cfg.d_iterations,
+        checkpoint_every: 50,
+        lr: cfg.d_lr,
+        milestones: vec![cfg.d_iterations * 2 / 3],
+        seed: cfg.seed,
+        ..DarkeningTrainerConfig::new()
+    };
+    let network = DarkeningNetConfig::new();
+    let stage = serde_json::json!({
+        "network": network,
+        "stage": {
+            "method": "similarity min-max stage 1 (MobileNetV2 ImageNet features), Adam, lr x0.1 at 2/3",
+            "iterations": cfg.d_iterations,
+            "batch": cfg.d_batch,
+            "crop": cfg.crop,
+            "lr": cfg.d_lr,
+            "seed": cfg.seed,
+        },
+    });
+    let ckpt = pipeline::stage_dir(&cfg.out.join("darkening"), &stage, cfg.restart)?;
+    let mut trainer = DarkeningTrainer::new(d_cfg, network.init(device), extractor, device)?;
+    // day images of the training places only (the GAN's domain A): no test place is seen
+    let day = image_files(data.join("gan/trainA"))?;
+    let crop = ScaleCrop {
+        size: cfg.crop,
+        min_scale: 0.8,
+    };
+    let mut batch_error = None;
+    let mut logs = Vec::new();
+    let t = Instant::now();
+    trainer.train(
+        |step| {
+            let mut rng = derived(cfg.seed ^ 0xda4c, step);
+            let mut xs = Vec::with_capacity(cfg.d_batch);
+            for _ in 0..cfg.d_batch {
+                let i = rand::Rng::random_range(&mut rng, 0..day.len());
+                let img = match crate::core::image::load_rgb(&day[i]) {
+                    Ok(img) => img,
+                    Err(e) => {
+                        batch_error = Some(e);
+                        return None;
+                    }
+                };
+                match crop.apply(&img, &mut rng, device) {
+                    Ok(x) => xs.push(x),
+                    Err(e) => {
+                        batch_error = Some(crate::core::CoreError::InvalidArgument {
+                            name: "crop",
+                            reason: e.to_string(),
+                        });
+                        return None;
+                    }
+                }
+            }
+            Some(Tensor::cat(xs, 0))
+        },
+        Some(&ckpt),
+        |log| logs.push(log.clone()),
+    )?;
+    if let Some(e) = batch_error {
+        return Err(e.into());
+    }
+    save_json(ckpt.root().join("log.json"), &logs)?;
+    if let (Some(a), Some(b)) = (logs.first(), logs.last()) {
+        log::info!(
+            "darkening D: {} steps in {:.0} s; L_sim {:.3} → {:.3}, total {:.3} → {:.3}",
+            logs.len(),
+            t.elapsed().as_secs_f64(),
+            a.losses.sim,
+            b.losses.sim,
+            a.losses.total,
+            b.losses.total
+        );
+    }
+    Ok(trainer.into_net().valid())
+}
+
+/// Stage 2 (maximise): fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data`
+/// (contrastive, margin 0.85) into `OUT/<dir>` with the augmentation `hooks` (named
+/// `augmentation` in the stage's `config.json`), and returns it in inference mode;
+/// [`CirNet::load`] rebuilds it from the folder.
+///
+/// # Errors
+/// Missing weights, a world without the tuple pickle, training and I/O errors.
+pub fn finetune(
+    cfg: &SimilarityMinMaxConfig,
+    data: &Path,
+    hooks: AugmentHooks,
+    augmentation: &str,
+    dir: &str,
+    device: &Device,
+) -> pipeline::Result<CirNet> {
+    let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
+    let ims = data.join("cirtorch/train/synthetic-places/ims");
+    let db = TupleDatabase::from_cirtorch_pickle(&pkl, "train", &ims)?;
+    let trainer = TupleTrainerConfig {
+        epochs: cfg.epochs,
+        lr: cfg.lr,
+        image_size: cfg.image_size,
+        loss: TupleLoss::Contrastive(ContrastiveLossConfig::new().with_margin(0.85)),
+        mining: MiningConfig {
+            neg_num: 5,
+            query_size: cfg.tuples,
+            pool_size: 400,
+        },
+        seed: cfg.seed,
+        progress: true,
+        ..TupleTrainerConfig::default()
+    };
+    let stage = serde_json::json!({
+        NETWORK_FIELD: pipeline::mobilenet_v2_gem_config(),
+        "stage": {
+            "method": "contrastive tuples (margin 0.85), Adam",
+            "augmentation": augmentation,
+            "epochs": cfg.epochs,
+            "tuples": cfg.tuples,
+            "lr": cfg.lr,
+            "image_size": cfg.image_size,
+            "seed": cfg.seed,
+        },
+    });
+    let ckpt = pipeline::stage_dir(&cfg.out.join(dir), &stage, cfg.restart)?;
+    pipeline::finetune_gem(&db, hooks, trainer, &ckpt, device)
+}
+
+/// Runs the pipeline: trains (or resumes) every stage into `cfg.out`, evaluates, writes
+/// `report.{json,md}`, `recall.png`, `translation-quality.{json,md}`, `darkened.png`,
+/// `held-out.png`, `translated/` and the descriptors, and returns the report.
+///
+/// # Errors
+/// Missing real weights, an invalid setting, a world that is not in the exported format,
+/// training, checkpoint and I/O errors (an unreadable training image names its file).
+pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<PipelineReport> {
+    let t0 = Instant::now();
+    if cfg.d_iterations == 0 || cfg.d_batch == 0 {
+        return Err(invalid("d_iterations / d_batch", "must be positive".into()));
+    }
+    let out = cfg.out.as_path();
+    let data = prepare(cfg.data.as_deref(), out)?;
+
+    // 1. minimise: train D against a frozen MobileNetV2
+    let d_net = train_darkening(cfg, &data, device)?;
+    // exposure response on the held-out day queries: D's output luminance per requested exposure
+    let probe = image_files(data.join("vpr/images/test/queries"))?;
+    let probe = pipeline::load_square(&probe[..probe.len().min(16)], 128, device)?;
+    let mut response = Vec::new();
+    for e in PROBE_EXPOSURES {
+        let [b, ..] = probe.dims();
+        let exposure = Tensor::<4>::full([b, 1, 1, 1], e, device);
+        let y = d_net
+            .try_forward(probe.clone(), exposure)?
+            .image
+            .clamp(0.0, 1.0);
+        let lum: f32 = y.mean().into_scalar();
+        response.push(serde_json::json!({"exposure": e, "mean_output": lum}));
+    }
+    log::info!(
+        "D exposure response (held-out day queries, channel mean): {}",
+        serde_json::Value::Array(response.clone())
+    );
+    save_json(out.join("darkening/exposure-response.json"), &response)?;
+    let view = DarkView::new(d_net, DarkViewConfig::vpr())?;
+    let darkening = Darkening::new(view, device);
+
+    // picture: day | three dark views
+    let day = image_files(data.join("gan/trainA"))?;
+    let sample_paths: Vec<PathBuf> = day
+        .iter()
+        .step_by(day.len().div_ceil(6).max(1))
+        .cloned()
+        .collect();
+    let sample = pipeline::load_square(&sample_paths, 128, device)?;
+    let mut rows = vec![sample.clone()];
+    let mut rng = derived(cfg.seed, 7);
+    for _ in 0..3 {
+        rows.push(darkening.augment(sample.clone(), &mut rng));
+    }
+    pipeline::image_grid(&rows, out.join("darkened.png"))?;
+
+    // quality of one seeded dark view per held-out day query (OUT/translated/, OUT/held-out.png)
+    let bench = TranslationBench::new(&data, device)?;
+    let mut quality_rows = bench.reference_rows(cfg.seed)?;
+    quality_rows.push(
+        bench.run_generator("darkening network D (dark view)", out, |i, x| {
+            let mut rng = derived(cfg.seed, 1000 + i as u64);
+            Ok(darkening.augment(x, &mut rng))
+        })?,
+    );
+    let quality = bench.report(quality_rows)?;
+    log::info!("translation quality:\n{}", quality.to_markdown());
+    let mut report = PipelineReport {
+        recall: None,
+        quality,
+        out: out.to_path_buf(),
+        files: files(&[
+            "translation-quality.json",
+            "translation-quality.md",
+            "darkened.png",
+            "held-out.png",
+            "translated/",
+            "darkening/",
+        ]),
+        seconds: 0.0,
+    };
+    if cfg.d_only {
+        report.seconds = t0.elapsed().as_secs_f64();
+        report.write()?;
+        return Ok(report);
+    }
+
+    // 2. maximise: fine-tune with the darkened query copy as an extra positive
+    let eval_cfg = ExtractConfig {
+        max_side: 320,
+        ..ExtractConfig::default()
+    };
+    let base = pipeline::mobilenet_v2_gem(device)?;
+    let mut eval = pipeline::Evaluator::new(&data, &[1, 5, 10], Some(&out.join("descriptors")));
+    eval.evaluate(&base, "off-the-shelf", &eval_cfg, device)?;
+    if cfg.baseline {
+        let net = finetune(
+            cfg,
+            &data,
+            AugmentHooks::default(),
+            "none",
+            "finetune-baseline",
+            device,
+        )?;
+        eval.evaluate(&net, BASELINE, &eval_cfg, device)?;
+    }
+    let net = finetune(
+        cfg,
+        &data,
+        AugmentHooks::query_copy(darkening),
+        "darkened query copy (D, exposure U(0, 0.2), patch and pixel noise)",
+        "finetune-smm",
+        device,
+    )?;
+    eval.evaluate(
+        &net,
+        "fine-tuned, SMM (darkened query copy)",
+        &eval_cfg,
+        device,
+    )?;
+
+    // 3. report
+    report.recall = Some(eval.report(
+        "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
+        Some(BASELINE),
+    )?);
+    report.files.extend(files(&[
+        "report.json",
+        "report.md",
+        "recall.png",
+        "descriptors/",
+        "finetune-smm/",
+    ]));
+    if cfg.baseline {
+        report.files.push("finetune-baseline/".into());
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    report.write()?;
+    Ok(report)
+}

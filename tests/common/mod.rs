@@ -1,0 +1,31 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+
+/// A tiny exported world (8 test places) for the bench tests.
+#[allow(dead_code)] // not every test binary uses both helpers
+pub fn tiny_world(dir: &std::path::Path) -> PathBuf {
+    tiny_world_with(dir, 4)
+}
+
+/// A tiny exported world with 8 test places and `train_places` training places (tuple mining
+/// needs ≥ 7: a positive and 5 negatives of other places).
+pub fn tiny_world_with(dir: &std::path::Path, train_places: usize) -> PathBuf {
+    let world_dir = dir.join("world");
+    let cfg = nightvision::places::WorldConfig {
+        places: 8,
+        train_places,
+        ..nightvision::places::WorldConfig::tiny()
+    };
+    let world = nightvision::places::World::new(&cfg).unwrap();
+    nightvision::places::export(
+        &world,
+        &nightvision::places::ExportOptions {
+            out_dir: world_dir.clone(),
+            overwrite: true,
+            progress: false,
+        },
+    )
+    .unwrap();
+    world_dir
+}

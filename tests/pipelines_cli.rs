@@ -1,0 +1,106 @@
+//! The pipelines' configurations as command lines: every field is a flag with the configuration's
+//! own default, `--help` documents every one, and bad settings are refused before any work.
+
+use burn::config::Config;
+use burn::tensor::Device;
+use clap::{CommandFactory, Parser};
+use nightvision::pipelines::dark_side::{self, DarkSideConfig};
+use nightvision::pipelines::nocplace::NocPlaceConfig;
+use nightvision::pipelines::similarity_minmax::{self, SimilarityMinMaxConfig};
+
+#[derive(Parser)]
+struct Cli<C: clap::Args> {
+    #[command(flatten)]
+    config: C,
+}
+
+/// No flags gives the configuration's `new()`, field for field; `--help` names every field.
+fn check<C: clap::Args + Config>(default: C) {
+    let parsed = Cli::<C>::try_parse_from(["pipeline"]).unwrap().config;
+    let (a, b) = (
+        serde_json::to_value(&parsed).unwrap(),
+        serde_json::to_value(&default).unwrap(),
+    );
+    assert_eq!(
+        a, b,
+        "command-line defaults differ from the configuration's"
+    );
+    let help = Cli::<C>::command().render_long_help().to_string();
+    for field in a.as_object().unwrap().keys() {
+        let flag = if field == "baseline" {
+            "--no-baseline".to_string()
+        } else {
+            format!("--{}", field.replace('_', "-"))
+        };
+        assert!(help.contains(&flag), "--help lacks {flag}:\n{help}");
+    }
+}
+
+#[test]
+fn flags_default_to_the_configurations_defaults_and_are_all_documented() {
+    check(DarkSideConfig::new());
+    check(NocPlaceConfig::new());
+    check(SimilarityMinMaxConfig::new());
+}
+
+#[test]
+fn flags_set_the_fields() {
+    let c = Cli::<DarkSideConfig>::try_parse_from([
+        "x",
+        "--gan-iterations",
+        "7",
+        "--norm",
+        "batch",
+        "--init",
+        "gandtr",
+        "--no-baseline",
+        "--out",
+        "/tmp/o",
+    ])
+    .unwrap()
+    .config;
+    assert_eq!(c.gan_iterations, 7);
+    assert_eq!(c.norm, nightvision::gan::NormKind::Batch);
+    assert_eq!(c.init, dark_side::GanInit::Gandtr);
+    assert!(!c.baseline);
+    assert_eq!(c.out, std::path::PathBuf::from("/tmp/o"));
+    let n = Cli::<NocPlaceConfig>::try_parse_from(["x", "--translator", "negcut"])
+        .unwrap()
+        .config;
+    assert_eq!(n.translator, nightvision::gan::train_cut::CutMode::NegCut);
+}
+
+#[test]
+fn bad_flags_are_refused_with_the_accepted_values() {
+    let e = Cli::<DarkSideConfig>::try_parse_from(["x", "--norm", "group"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("instance or batch"), "{e}");
+    let e = Cli::<NocPlaceConfig>::try_parse_from(["x", "--translator", "cyclegan"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cut or negcut"), "{e}");
+    assert!(Cli::<SimilarityMinMaxConfig>::try_parse_from(["x", "--d-iterations", "-3"]).is_err());
+}
+
+#[test]
+fn impossible_settings_fail_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    let cfg = DarkSideConfig::new()
+        .with_gan_iterations(0)
+        .with_out(dir.path().join("o"));
+    let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
+    assert!(e.contains("gan_iterations"), "{e}");
+    let cfg = SimilarityMinMaxConfig::new()
+        .with_d_batch(0)
+        .with_out(dir.path().join("o"));
+    let e = similarity_minmax::run(&cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("d_batch"), "{e}");
+    // nothing was rendered or written
+    assert!(!dir.path().join("o").exists());
+}

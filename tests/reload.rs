@@ -1,0 +1,110 @@
+//! Trained parts rebuild from their checkpoint folder alone: a tiny translator (HEDN-GAN), a
+//! fine-tuned GeM network and a darkening network are trained through the pipelines' library API,
+//! dropped, reloaded with `ResnetGenerator::load` / `CirNet::load` / `DarkeningNet::load` from
+//! their folders with no other knowledge, and give bit-identical outputs; a resume with other
+//! settings is refused naming the fields, and `restart` starts over.
+
+mod common;
+
+use burn::tensor::{Device, Distribution, Tensor};
+use nightvision::darkening::DarkeningNet;
+use nightvision::gan::{ResnetGenerator, translate_images};
+use nightvision::metric::CirNet;
+use nightvision::metric::data::AugmentHooks;
+use nightvision::pipeline::Translator;
+use nightvision::pipelines::dark_side::{self, DarkSideConfig};
+use nightvision::pipelines::similarity_minmax::{self, SimilarityMinMaxConfig};
+
+fn bits(t: Tensor<4>) -> Vec<u32> {
+    t.into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+fn bits2(t: Tensor<2>) -> Vec<u32> {
+    bits(t.unsqueeze())
+}
+
+#[test]
+fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
+    for file in [
+        "weights/hed_bsds500.safetensors",
+        "weights/mobilenet_v2_imagenet.safetensors",
+    ] {
+        if let Err(reason) = nightvision::core::real_data_file(file) {
+            println!("skipped: {reason}");
+            return;
+        }
+    }
+    let device = Device::default();
+    let dir = tempfile::tempdir().unwrap();
+    let world = common::tiny_world_with(dir.path(), 8);
+    let x = Tensor::<4>::random([2, 3, 48, 64], Distribution::Uniform(0.0, 1.0), &device);
+
+    // the translator
+    let cfg = DarkSideConfig::new()
+        .with_out(dir.path().join("dark_side"))
+        .with_gan_iterations(2)
+        .with_gan_batch(1)
+        .with_crop(32)
+        .with_ngf(4)
+        .with_blocks(1)
+        .with_epochs(1)
+        .with_tuples(2)
+        .with_image_size(64);
+    let g = dark_side::train_translator(&cfg, &world, &device).unwrap();
+    let y = bits(translate_images(&g, x.clone()).unwrap());
+    drop(g);
+    let gan_dir = cfg.out.join("gan");
+    let g = ResnetGenerator::load(&gan_dir, &device).unwrap();
+    assert_eq!(bits(translate_images(&g, x.clone()).unwrap()), y);
+    let t = Translator::load(&gan_dir, &device).unwrap();
+    assert_eq!(bits(t.translate(x.clone()).unwrap()), y);
+    // a resume with other settings names them; restart starts over
+    let wider = cfg.clone().with_ngf(8).with_gan_lr(1e-3);
+    let e = dark_side::train_translator(&wider, &world, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    for field in ["generator.ngf", "discriminator.ndf", "stage.lr"] {
+        assert!(e.contains(field), "{field} not named: {e}");
+    }
+    let restarted = dark_side::train_translator(&wider.with_restart(true), &world, &device);
+    assert!(restarted.is_ok(), "{:?}", restarted.err());
+
+    // the fine-tuned network
+    let net =
+        dark_side::finetune(&cfg, &world, AugmentHooks::default(), "none", "ft", &device).unwrap();
+    let d = bits2(net.forward(x.clone()));
+    drop(net);
+    let net = CirNet::load(cfg.out.join("ft"), &device).unwrap();
+    assert_eq!(bits2(net.forward(x.clone())), d);
+
+    // the darkening network
+    let smm = SimilarityMinMaxConfig::new()
+        .with_out(dir.path().join("smm"))
+        .with_d_iterations(2)
+        .with_d_batch(1)
+        .with_crop(32);
+    let dnet = similarity_minmax::train_darkening(&smm, &world, &device).unwrap();
+    let exposure = Tensor::<4>::full([2, 1, 1, 1], 0.1, &device);
+    let z = bits(dnet.forward(x.clone(), exposure.clone()).image);
+    drop(dnet);
+    let dnet = DarkeningNet::load(smm.out.join("darkening"), &device).unwrap();
+    assert_eq!(bits(dnet.forward(x.clone(), exposure).image), z);
+    let e = similarity_minmax::train_darkening(&smm.clone().with_d_lr(1e-3), &world, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("stage.lr"), "{e}");
+
+    // a folder with nothing to load says so
+    let e = CirNet::load(dir.path().join("nothing"), &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("nothing"), "{e}");
+}
