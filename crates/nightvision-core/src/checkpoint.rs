@@ -4,7 +4,7 @@
 //!   within one folder is atomic on POSIX), so readers see the old or the new file, never a torn one.
 //! - [`save_module`] / [`load_module`] store a module's parameters in burn's record format
 //!   (burnpack), which keeps parameter ids, so an optimiser state saved next to it resumes exactly.
-//! - [`CheckpointDir`] keeps numbered training checkpoints (`epoch-0003/` holding any named parts
+//! - [`CheckpointDir`] keeps numbered training checkpoints (`step-000003/` holding any named parts
 //!   plus `state.json`) and a `latest.json` pointer that is switched only after a checkpoint is
 //!   complete; [`CheckpointDir::latest`] finds where to resume.
 //!

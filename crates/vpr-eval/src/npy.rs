@@ -237,17 +237,9 @@ fn decode_into(out: &mut ArrayData, raw: &[u8], kind: TypeChar, size: usize, big
     }
 }
 
-/// IEEE half to f32 (exact).
+/// IEEE half to f32 (exact; the `half` crate's conversion).
 fn half_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0f32 } else { 1.0 };
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let frac = (h & 0x3ff) as f32;
-    match exp {
-        0 => sign * frac * 2f32.powi(-24),
-        31 if frac == 0.0 => sign * f32::INFINITY,
-        31 => f32::NAN,
-        _ => sign * (1.0 + frac / 1024.0) * 2f32.powi(exp - 15),
-    }
+    half::f16::from_bits(h).to_f32()
 }
 
 /// Reorders a Fortran-order (column-major) buffer of `shape` into C order (row-major).
@@ -286,76 +278,45 @@ fn fortran_to_c(data: ArrayData, shape: &[usize]) -> ArrayData {
     }
 }
 
-/// Writes a numpy format 1.0 header for `descr` and `shape` (C order).
-fn write_header(w: &mut impl Write, descr: &str, shape: &[usize]) -> std::io::Result<()> {
-    let shape_str = match shape.len() {
-        0 => "()".to_string(),
-        1 => format!("({},)", shape[0]),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    let mut header =
-        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_str}, }}");
-    // magic (6) + version (2) + length (2) + header + '\n' is a multiple of 64
-    let total = 10 + header.len() + 1;
-    let pad = (64 - total % 64) % 64;
-    header.push_str(&" ".repeat(pad));
-    header.push('\n');
-    w.write_all(b"\x93NUMPY\x01\x00")?;
-    w.write_all(&(header.len() as u16).to_le_bytes())?;
-    w.write_all(header.as_bytes())
-}
-
 /// Writes a little-endian `f4` C-order `.npy` file, byte-identical to `np.save` of a float32 array.
 pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    write_npy_words(path, "<f4", shape, data.len(), |w| {
-        for chunk in data.chunks(1 << 16) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-            w.write_all(&bytes)?;
-        }
-        Ok(())
-    })
+    write_npy_words(path, shape, data)
 }
 
 /// Writes a little-endian `i8` C-order `.npy` file, byte-identical to `np.save` of an int64 array.
 pub fn write_npy_i64(path: &Path, shape: &[usize], data: &[i64]) -> Result<()> {
-    write_npy_words(path, "<i8", shape, data.len(), |w| {
-        for chunk in data.chunks(1 << 16) {
-            let bytes: Vec<u8> = chunk.iter().flat_map(|x| x.to_le_bytes()).collect();
-            w.write_all(&bytes)?;
-        }
-        Ok(())
-    })
+    write_npy_words(path, shape, data)
 }
 
-fn write_npy_words(
+fn write_npy_words<T: npyz::Serialize + npyz::AutoSerialize + Copy>(
     path: &Path,
-    descr: &str,
     shape: &[usize],
-    len: usize,
-    body: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    data: &[T],
 ) -> Result<()> {
     let expected: usize = shape.iter().product();
-    if expected != len {
+    if expected != data.len() {
         return Err(EvalError::SizeMismatch {
             what: format!("elements for shape {shape:?}"),
             expected,
-            got: len,
+            got: data.len(),
             path: Some(PathBuf::from(path)),
         });
     }
     let file = File::create(path).map_err(|e| EvalError::io(path, e))?;
     let mut w = BufWriter::new(file);
-    write_header(&mut w, descr, shape)
-        .and_then(|_| body(&mut w))
-        .and_then(|_| w.flush())
-        .map_err(|e| EvalError::io(path, e))
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    use npyz::WriterBuilder;
+    let written = (|| -> std::io::Result<()> {
+        let mut npy = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(&mut w)
+            .begin_nd()?;
+        npy.extend(data.iter().copied())?;
+        npy.finish()?;
+        w.flush()
+    })();
+    written.map_err(|e| EvalError::io(path, e))
 }
 
 #[cfg(test)]
