@@ -29,12 +29,15 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let device = Device::default();
     let night: Box<dyn Augmentation> = match DarkeningNet::load(&args.net, &device) {
-        Ok(d) => Box::new(Darkening::new(DarkView::new(d, DarkViewConfig::vpr())?, &device)),
+        Ok(d) => Box::new(Darkening::new(
+            DarkView::new(d, DarkViewConfig::vpr())?,
+            &device,
+        )),
         Err(_) => Box::new(Translator::load(&args.net, &device)?),
     };
     let files = nightvision::gan::data::image_files(&args.images)?;
     let day = load_square(&files[..files.len().min(6)], 128, &device)?;
-    let dark = night.augment(day.clone(), &mut nightvision::core::rng::seeded(0));
+    let dark = night.augment(day.clone(), &mut nightvision::core::rng::seeded(0))?;
     image_grid(&[day, dark], &args.out)?;
     Ok(())
 }

@@ -11,30 +11,32 @@
 //! let device = Device::default();
 //! // Dark Side Augmentation's CLAHE (clip 1.0, 8×8 tiles) on a dark gradient.
 //! let x = Tensor::<4>::ones([1, 3, 32, 32], &device).mul_scalar(0.1);
-//! let y = Clahe::dsa().augment(x, &mut nightvision::core::rng::seeded(0));
+//! let y = Clahe::dsa().augment(x, &mut nightvision::core::rng::seeded(0)).unwrap();
 //! assert_eq!(y.dims(), [1, 3, 32, 32]);
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::RngCore;
 
 use crate::core::checkpoint::CheckpointDir;
-use crate::core::clahe::{ClaheConfig, clahe_lab_f32};
 use crate::core::image::{Rgb32FImage, f32_to_rgb8, save_rgb8, to_images, to_tensor};
-use crate::darkening::DarkView;
 use crate::eval::{
     Bootstrap, Comparison, Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric,
     Report, TokyoSplit, VprDataset, exact_knn,
 };
-use crate::gan::{ResnetGenerator, translate_images};
-use crate::metric::data::{AugmentHooks, Augmentation, TupleDatabase};
+use crate::metric::data::{AugmentHooks, TupleDatabase};
 use crate::metric::multiscale::{DescriptorNet, ExtractConfig, extract_files};
 use crate::metric::train::{TupleTrainer, TupleTrainerConfig};
 use crate::metric::{Backbone, BackboneConfig, CirNet, CirNetConfig};
+
+/// The adapters through which the translators, the darkening network and CLAHE plug into the
+/// trainers as [`Augmentation`](crate::core::augment::Augmentation)s (they live in their crates;
+/// re-exported here for the pipelines' users).
+pub use crate::core::augment::Clahe;
+pub use crate::darkening::Darkening;
+pub use crate::gan::Translator;
 
 /// Errors of the pipelines: those of every crate, and missing real weights.
 #[derive(Debug, thiserror::Error)]
@@ -509,141 +511,6 @@ pub fn finetune_gem(
         t.elapsed().as_secs_f64()
     );
     Ok(trained.net.valid())
-}
-
-/// `x`'s values as a tensor on `device` (a host round trip: an augmentation runs its own network
-/// on its own device, off the trainer's autodiff graph).
-fn moved(x: Tensor<4>, device: &Device) -> Tensor<4> {
-    Tensor::from_data(x.into_data(), device)
-}
-
-/// A frozen day→night generator as an [`Augmentation`] (Dark Side Augmentation, docs/PAPERS.md A.6:
-/// the translator in eval mode, images mapped to `[-1, 1]` and back).
-pub struct Translator {
-    generator: Mutex<ResnetGenerator>,
-    device: Device,
-}
-
-impl Translator {
-    /// Wraps a generator (put in inference mode with `valid()`), running on `device`.
-    pub fn new(generator: ResnetGenerator, device: &Device) -> Self {
-        Self {
-            generator: Mutex::new(generator.valid().fork(device)),
-            device: device.clone(),
-        }
-    }
-
-    /// A trained translator rebuilt from its checkpoint folder alone (`config.json` and the
-    /// newest checkpoint; see [`ResnetGenerator::load`]), running on `device`.
-    ///
-    /// # Errors
-    /// As [`ResnetGenerator::load`].
-    pub fn load(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
-        Ok(Self::new(ResnetGenerator::load(dir, device)?, device))
-    }
-
-    /// Translates image files into memory (NocPlace translates a whole day dataset once, B.1),
-    /// keeping their names.
-    ///
-    /// # Errors
-    /// Image decoding errors naming the file; [`PipelineError::Gan`] for images below 5 px.
-    pub fn translate_files(&self, paths: &[PathBuf]) -> Result<Vec<Rgb32FImage>> {
-        let mut out = Vec::with_capacity(paths.len());
-        for p in paths {
-            let img = crate::core::image::load_rgb(p)?;
-            let x = to_tensor(std::slice::from_ref(&img), &self.device)?;
-            out.extend(to_images(self.translate(x)?));
-        }
-        Ok(out)
-    }
-
-    /// Translates `[B, 3, H, W]` images in `[0, 1]` (any size ≥ 5 px) on the translator's device.
-    ///
-    /// # Errors
-    /// [`PipelineError::Gan`] for bad shapes.
-    pub fn translate(&self, x: Tensor<4>) -> Result<Tensor<4>> {
-        let origin = x.device();
-        let g = self.generator.lock().map_err(|_| PipelineError::Readback {
-            what: "the translator (a previous translation panicked)",
-            message: String::new(),
-        })?;
-        let y = translate_images(&g, moved(x, &self.device))?;
-        Ok(moved(y, &origin))
-    }
-}
-
-impl Augmentation for Translator {
-    fn augment(&self, x: Tensor<4>, _rng: &mut dyn RngCore) -> Tensor<4> {
-        // shapes come from the trainer's own preparation; a failure here is a bug, not input
-        let fallback = x.clone();
-        self.translate(x).unwrap_or(fallback)
-    }
-}
-
-/// The darkening network's dark view as an [`Augmentation`] (Similarity Min-Max, docs/PAPERS.md C.3:
-/// random exposure + patch and pixel noise, then the frozen D).
-pub struct Darkening {
-    view: Mutex<DarkView>,
-    device: Device,
-}
-
-impl Darkening {
-    /// Wraps a dark view whose network lives on `device`.
-    pub fn new(view: DarkView, device: &Device) -> Self {
-        Self {
-            view: Mutex::new(view),
-            device: device.clone(),
-        }
-    }
-}
-
-impl Augmentation for Darkening {
-    fn augment(&self, x: Tensor<4>, rng: &mut dyn RngCore) -> Tensor<4> {
-        let origin = x.device();
-        match self.view.lock() {
-            Ok(view) => moved(
-                view.apply(moved(x, &self.device), rng).clamp(0.0, 1.0),
-                &origin,
-            ),
-            Err(_) => x,
-        }
-    }
-}
-
-/// CLAHE on the L channel of every image (OpenCV-exact, mdir's float-Lab path) as an
-/// [`Augmentation`]: Dark Side Augmentation applies it to every training image after the
-/// translator (docs/PAPERS.md A.6, `clahepost`, clip 1.0, 8×8 tiles).
-#[derive(Debug, Clone)]
-pub struct Clahe {
-    cfg: ClaheConfig,
-}
-
-impl Clahe {
-    /// CLAHE with `cfg`.
-    pub fn new(cfg: ClaheConfig) -> Self {
-        Self { cfg }
-    }
-
-    /// DSA's setting: clip limit 1.0, 8×8 tiles.
-    pub fn dsa() -> Self {
-        Self {
-            cfg: ClaheConfig::default(),
-        }
-    }
-}
-
-impl Augmentation for Clahe {
-    fn augment(&self, x: Tensor<4>, _rng: &mut dyn RngCore) -> Tensor<4> {
-        let device = x.device();
-        let images = to_images(x.clone());
-        let out: std::result::Result<Vec<Rgb32FImage>, _> =
-            images.iter().map(|i| clahe_lab_f32(i, &self.cfg)).collect();
-        match out.and_then(|imgs| to_tensor(&imgs, &device)) {
-            Ok(t) => t,
-            // non-finite input: pass it on, the trainer's loss check names the step
-            Err(_) => x,
-        }
-    }
 }
 
 /// Writes rows of image batches side by side as one PNG: row `r` shows the images of

@@ -337,13 +337,13 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         .collect();
     let sample = pipeline::load_square(&sample_paths, 128, device)?;
     let fake = translator.translate(sample.clone())?;
-    let clahe = Clahe::dsa().augment(fake.clone(), &mut crate::core::rng::seeded(0));
+    let clahe = Clahe::dsa().augment(fake.clone(), &mut crate::core::rng::seeded(0))?;
     pipeline::image_grid(&[sample, fake, clahe], out.join("translations.png"))?;
 
     // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
     let bench = TranslationBench::new(&data, device)?;
     let mut rows = bench.reference_rows(cfg.seed)?;
-    rows.push(bench.run_generator("HEDN-GAN", out, |_, x| translator.translate(x))?);
+    rows.push(bench.run_generator("HEDN-GAN", out, |_, x| Ok(translator.translate(x)?))?);
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
     let mut report = PipelineReport {

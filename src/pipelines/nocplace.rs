@@ -260,7 +260,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         CutMode::Cut => "CUT",
         CutMode::NegCut => "NEG-CUT",
     };
-    rows.push(bench.run_generator(name, out, |_, x| translator.translate(x))?);
+    rows.push(bench.run_generator(name, out, |_, x| Ok(translator.translate(x)?))?);
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
 

@@ -317,7 +317,7 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     let mut rows = vec![sample.clone()];
     let mut rng = derived(cfg.seed, 7);
     for _ in 0..3 {
-        rows.push(darkening.augment(sample.clone(), &mut rng));
+        rows.push(darkening.augment(sample.clone(), &mut rng)?);
     }
     pipeline::image_grid(&rows, out.join("darkened.png"))?;
 
@@ -327,7 +327,7 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     quality_rows.push(
         bench.run_generator("darkening network D (dark view)", out, |i, x| {
             let mut rng = derived(cfg.seed, 1000 + i as u64);
-            Ok(darkening.augment(x, &mut rng))
+            Ok(darkening.augment(x, &mut rng)?)
         })?,
     );
     let quality = bench.report(quality_rows)?;

@@ -231,6 +231,64 @@ impl DarkView {
     }
 }
 
+/// The dark view of a frozen darkening network as a [`nightvision_core::augment::Augmentation`]
+/// (Similarity Min-Max, docs/PAPERS.md C.3: random exposure + patch and pixel noise, then D),
+/// running on its own device; outputs are clamped to `[0, 1]`.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use darkening_minmax::{DarkView, DarkViewConfig, Darkening, DarkeningNetConfig};
+/// use nightvision_core::augment::Augmentation;
+///
+/// let device = Device::default();
+/// let d = DarkeningNetConfig::new().with_channels(4).init(&device);
+/// let night = Darkening::new(DarkView::new(d, DarkViewConfig::vpr())?, &device);
+/// let x = Tensor::<4>::ones([1, 3, 32, 32], &device).mul_scalar(0.6);
+/// let y = night.augment(x, &mut nightvision_core::rng::seeded(0))?;
+/// assert_eq!(y.dims(), [1, 3, 32, 32]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Darkening {
+    view: std::sync::Mutex<DarkView>,
+    device: Device,
+}
+
+impl std::fmt::Debug for Darkening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Darkening")
+            .field("device", &self.device)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Darkening {
+    /// Wraps a dark view whose network lives on `device`.
+    pub fn new(view: DarkView, device: &Device) -> Self {
+        Self {
+            view: std::sync::Mutex::new(view),
+            device: device.clone(),
+        }
+    }
+}
+
+impl nightvision_core::augment::Augmentation for Darkening {
+    fn augment(&self, x: Tensor<4>, rng: &mut dyn RngCore) -> nightvision_core::Result<Tensor<4>> {
+        use nightvision_core::augment::detached;
+        let origin = x.device();
+        let view = self
+            .view
+            .lock()
+            .map_err(|_| nightvision_core::CoreError::Augmentation {
+                what: "darkening network",
+                message: "a previous dark view panicked".into(),
+            })?;
+        Ok(detached(
+            view.apply(detached(x, &self.device), rng).clamp(0.0, 1.0),
+            &origin,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

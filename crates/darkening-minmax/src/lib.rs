@@ -58,7 +58,7 @@ mod model;
 pub mod train;
 
 pub use byol::{ByolConfig, ByolHeads, MlpHead, MlpHeadConfig, byol_loss, ema_update};
-pub use dark_view::{DarkView, DarkViewConfig, DarkViewNoise};
+pub use dark_view::{DarkView, DarkViewConfig, DarkViewNoise, Darkening};
 pub use error::{DarkeningError, Result};
 pub use loss::{
     DarkeningLoss, DarkeningLossConfig, DarkeningLossTerms, DarkeningLossValues,

@@ -17,77 +17,12 @@ use std::sync::Arc;
 
 use anchor_mining::{CosPlaceGroup, ImageRole, TranslationSubset};
 use burn::tensor::Tensor;
-use nightvision_core::image::{Rgb32FImage, load_rgb};
 use rand::{Rng, RngCore};
 use serde_pickle::{HashableValue, Value};
 
 use crate::error::MetricError;
 
-/// Where training images come from.
-#[derive(Debug, Clone)]
-pub enum ImageSource {
-    /// Image files, decoded on demand.
-    Files(Vec<PathBuf>),
-    /// Decoded images with a name each (the name feeds DSA's hashed translation subset).
-    Memory {
-        /// RGB images in `[0, 1]`.
-        images: Vec<Rgb32FImage>,
-        /// One name per image.
-        names: Vec<String>,
-    },
-}
-
-impl ImageSource {
-    /// In-memory images named `image-0`, `image-1`, ….
-    pub fn memory(images: Vec<Rgb32FImage>) -> Self {
-        let names = (0..images.len()).map(|i| format!("image-{i}")).collect();
-        Self::Memory { images, names }
-    }
-
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Files(p) => p.len(),
-            Self::Memory { images, .. } => images.len(),
-        }
-    }
-
-    /// Whether there is no image.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Image `i` (decoded).
-    ///
-    /// # Errors
-    /// [`MetricError::Index`] past the end; image I/O errors naming the file.
-    pub fn load(&self, i: usize) -> crate::Result<Rgb32FImage> {
-        let len = self.len();
-        match self {
-            Self::Files(p) => Ok(load_rgb(p.get(i).ok_or(MetricError::Index {
-                what: "image",
-                index: i,
-                len,
-            })?)?),
-            Self::Memory { images, .. } => images.get(i).cloned().ok_or(MetricError::Index {
-                what: "image",
-                index: i,
-                len,
-            }),
-        }
-    }
-
-    /// The name of image `i` (its path for files).
-    pub fn name(&self, i: usize) -> String {
-        match self {
-            Self::Files(p) => p
-                .get(i)
-                .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            Self::Memory { names, .. } => names.get(i).cloned().unwrap_or_default(),
-        }
-    }
-}
+pub use nightvision_core::augment::{Augmentation, ImageSource};
 
 /// cirtorch's `cid2filename`: `prefix/cid[-2:]/cid[-4:-2]/cid[-6:-4]/cid`.
 ///
@@ -449,24 +384,6 @@ impl MiningConfig {
     }
 }
 
-/// A transformation of RGB batches in `[0, 1]` used as augmentation (a day→night generator, the
-/// darkening network, a photometric jitter). `rng` is the trainer's seeded stream, so random
-/// augmentations stay reproducible and resumable.
-pub trait Augmentation: Send + Sync {
-    /// # Shapes
-    /// - `x`: `[batch, 3, height, width]` in `[0, 1]` → the same shape, in `[0, 1]`
-    fn augment(&self, x: Tensor<4>, rng: &mut dyn RngCore) -> Tensor<4>;
-}
-
-impl<F> Augmentation for F
-where
-    F: Fn(Tensor<4>) -> Tensor<4> + Send + Sync,
-{
-    fn augment(&self, x: Tensor<4>, _rng: &mut dyn RngCore) -> Tensor<4> {
-        self(x)
-    }
-}
-
 /// Which images an [`Augmentation`] is applied to.
 #[derive(Clone, Default)]
 pub struct AugmentHooks {
@@ -570,21 +487,24 @@ impl AugmentHooks {
 
     /// Applies the augmentation to a `[1, 3, h, w]` image in `[0, 1]` if it is selected, then
     /// `post` (if any).
+    ///
+    /// # Errors
+    /// The augmentation's error ([`MetricError::Core`]).
     pub fn apply(
         &self,
         x: Tensor<4>,
         role: ImageRole,
         name: &str,
         rng: &mut dyn RngCore,
-    ) -> Tensor<4> {
+    ) -> crate::Result<Tensor<4>> {
         let x = match (&self.augmentation, self.applies(role, name)) {
-            (Some(a), true) => a.augment(x, rng),
+            (Some(a), true) => a.augment(x, rng)?,
             _ => x,
         };
-        match &self.post {
-            Some(p) => p.augment(x, rng),
+        Ok(match &self.post {
+            Some(p) => p.augment(x, rng)?,
             None => x,
-        }
+        })
     }
 }
 
@@ -775,7 +695,7 @@ mod tests {
 
     #[test]
     fn database_checks_its_lists() {
-        let imgs = ImageSource::memory(vec![Rgb32FImage::new(2, 2); 3]);
+        let imgs = ImageSource::memory(vec![nightvision_core::image::Rgb32FImage::new(2, 2); 3]);
         assert!(matches!(
             TupleDatabase::new(imgs.clone(), vec![0, 1], vec![0], vec![1]),
             Err(MetricError::Shape { .. })

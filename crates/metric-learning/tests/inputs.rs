@@ -236,10 +236,13 @@ fn bad_scales_and_images_are_rejected() {
         Err(MetricError::Config { .. })
     ));
     let src = ImageSource::Files(vec![fixture("no-such-image.png")]);
-    assert!(matches!(src.load(0), Err(MetricError::Core(_))));
+    assert!(matches!(
+        src.load(0),
+        Err(nightvision_core::CoreError::Image { .. } | nightvision_core::CoreError::Io { .. })
+    ));
     assert!(matches!(
         src.load(1),
-        Err(MetricError::Index {
+        Err(nightvision_core::CoreError::Index {
             index: 1,
             len: 1,
             ..

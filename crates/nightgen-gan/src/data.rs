@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor};
-use metric_learning::data::ImageSource;
+use nightvision_core::augment::ImageSource;
 use nightvision_core::image::{Rgb32FImage, resize_bilinear, resize_shorter_side, to_tensor};
 use rand::Rng;
 

@@ -7,9 +7,6 @@ pub enum GanError {
     /// Loading weights, reading or writing a file (or another core operation) failed.
     #[error(transparent)]
     Core(#[from] nightvision_core::CoreError),
-    /// Reading a training image failed (metric-learning's image sources).
-    #[error(transparent)]
-    Data(#[from] metric_learning::MetricError),
     /// A HED operation (edge maps of HEDN-GAN) failed.
     #[error(transparent)]
     Hed(#[from] hed_edges::HedError),

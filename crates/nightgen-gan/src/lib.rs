@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod train;
 pub mod train_cut;
 pub mod train_cyclegan;
+pub mod translator;
 
 pub use discriminator::{NLayerDiscriminator, NLayerDiscriminatorConfig};
 pub use error::{GanError, Result};
@@ -41,3 +42,4 @@ pub use train_cut::{
     CutConfig, CutGan, CutLosses, CutMode, CutTrainer, NegCutNets, NegativeObjective,
 };
 pub use train_cyclegan::{CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer};
+pub use translator::Translator;

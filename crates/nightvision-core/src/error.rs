@@ -100,6 +100,24 @@ pub enum CoreError {
         /// Why it is invalid.
         reason: String,
     },
+    /// An index past the end of a list.
+    #[error("{what} {index} is out of range (there are {len})")]
+    Index {
+        /// What was indexed.
+        what: &'static str,
+        /// The index.
+        index: usize,
+        /// The list's length.
+        len: usize,
+    },
+    /// An augmentation could not transform its batch.
+    #[error("augmentation {what}: {message}")]
+    Augmentation {
+        /// The augmentation.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
     /// A checkpoint folder holds a run of another configuration than the one requested.
     #[error(
         "{path} holds a run with another configuration: {} differ{} (stored vs requested: {details}); restart it (e.g. --restart) or choose another folder",

@@ -29,6 +29,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod checkpoint;
 pub mod clahe;
 mod data;

@@ -77,12 +77,18 @@ fn writer_matches_numpy() {
     let q = dir.path().join("ranks.npy");
     r.write_npy(&q).unwrap();
     for (ours, numpy) in [(p, "f32_c.npy"), (q, "i64_ranks.npy")] {
-        let (ours, numpy) = (std::fs::read(ours).unwrap(), std::fs::read(fixture(numpy)).unwrap());
+        let (ours, numpy) = (
+            std::fs::read(ours).unwrap(),
+            std::fs::read(fixture(numpy)).unwrap(),
+        );
         assert_eq!(ours.len(), numpy.len(), "header padding differs");
         assert_eq!(header_and_payload(&ours), header_and_payload(&numpy));
     }
     // and they read back exactly
-    assert_eq!(Descriptors::read_npy(dir.path().join("out.npy")).unwrap(), d);
+    assert_eq!(
+        Descriptors::read_npy(dir.path().join("out.npy")).unwrap(),
+        d
+    );
 }
 
 #[test]

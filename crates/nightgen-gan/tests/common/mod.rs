@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 use burn::tensor::Device;
-use metric_learning::data::ImageSource;
 use nightgen_gan::data::{ScaleCrop, UnpairedBatches};
 use nightgen_gan::{ResnetGenerator, translate_images};
+use nightvision_core::augment::ImageSource;
 use nightvision_core::image::Rgb32FImage;
 
 /// Day: bright textured images; night: the same kind of textures, dark and bluish.
