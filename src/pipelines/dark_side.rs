@@ -40,7 +40,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::{PipelineReport, files, invalid, parse_norm, prepare};
+use super::{PipelineReport, files, finetune_on_world, invalid, parse_norm, prepare};
 use crate::anchors::{AnchorStrategy, TranslationSubset};
 use crate::core::clahe::ClaheConfig;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
@@ -51,11 +51,8 @@ use crate::gan::{
 };
 use crate::hed::{Hed, HedConfig};
 use crate::metric::CirNet;
-use crate::metric::data::{
-    AnchorSelection, AugmentHooks, Augmentation, ImageSource, MiningConfig, TupleDatabase,
-};
+use crate::metric::data::{AnchorSelection, AugmentHooks, Augmentation, ImageSource, MiningConfig};
 use crate::metric::multiscale::ExtractConfig;
-use crate::metric::nets::NETWORK_FIELD;
 use crate::metric::train::TupleTrainerConfig;
 use crate::pipeline::{self, Clahe, Translator};
 use crate::quality::TranslationBench;
@@ -274,9 +271,6 @@ pub fn finetune(
     dir: &str,
     device: &Device,
 ) -> pipeline::Result<CirNet> {
-    let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
-    let ims = data.join("cirtorch/train/synthetic-places/ims");
-    let db = TupleDatabase::from_cirtorch_pickle(&pkl, "train", &ims)?;
     let trainer = TupleTrainerConfig {
         epochs: cfg.epochs,
         lr: cfg.lr,
@@ -294,19 +288,23 @@ pub fn finetune(
         ..TupleTrainerConfig::default()
     };
     let stage = serde_json::json!({
-        NETWORK_FIELD: pipeline::mobilenet_v2_gem_config(),
-        "stage": {
-            "method": "contrastive tuples (margin 0.7), Adam, weight decay 5e-4, gamma 0.99",
-            "augmentation": augmentation,
-            "epochs": cfg.epochs,
-            "tuples": cfg.tuples,
-            "lr": cfg.lr,
-            "image_size": cfg.image_size,
-            "seed": cfg.seed,
-        },
+        "method": "contrastive tuples (margin 0.7), Adam, weight decay 5e-4, gamma 0.99",
+        "augmentation": augmentation,
+        "epochs": cfg.epochs,
+        "tuples": cfg.tuples,
+        "lr": cfg.lr,
+        "image_size": cfg.image_size,
+        "seed": cfg.seed,
     });
-    let ckpt = pipeline::stage_dir(&cfg.out.join(dir), &stage, cfg.restart)?;
-    pipeline::finetune_gem(&db, hooks, trainer, &ckpt, device)
+    finetune_on_world(
+        data,
+        hooks,
+        trainer,
+        stage,
+        &cfg.out.join(dir),
+        cfg.restart,
+        device,
+    )
 }
 
 /// Runs the pipeline: trains (or resumes) every stage into `cfg.out`, evaluates, writes

@@ -116,6 +116,29 @@ fn prepare(data: Option<&Path>, out: &Path) -> Result<PathBuf> {
     crate::pipeline::ensure_world(data, out)
 }
 
+/// Fine-tunes MobileNetV2-GeM with the cirtorch tuples of the world `data` into `dir`, bound to
+/// its `config.json` (the network's configuration and `stage`, the settings that define the run);
+/// the shared tail of the DSA and SMM fine-tuning stages.
+fn finetune_on_world(
+    data: &Path,
+    hooks: crate::metric::data::AugmentHooks,
+    trainer: crate::metric::train::TupleTrainerConfig,
+    stage: serde_json::Value,
+    dir: &Path,
+    restart: bool,
+    device: &burn::tensor::Device,
+) -> Result<crate::metric::CirNet> {
+    let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
+    let ims = data.join("cirtorch/train/synthetic-places/ims");
+    let db = crate::metric::data::TupleDatabase::from_cirtorch_pickle(&pkl, "train", &ims)?;
+    let config = serde_json::json!({
+        crate::metric::nets::NETWORK_FIELD: crate::pipeline::mobilenet_v2_gem_config(),
+        "stage": stage,
+    });
+    let ckpt = crate::pipeline::stage_dir(dir, &config, restart)?;
+    crate::pipeline::finetune_gem(&db, hooks, trainer, &ckpt, device)
+}
+
 /// An invalid setting of a pipeline's configuration.
 fn invalid(field: &'static str, reason: String) -> PipelineError {
     PipelineError::InvalidConfig { field, reason }

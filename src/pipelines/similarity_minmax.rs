@@ -31,16 +31,15 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::{PipelineReport, files, invalid, prepare};
+use super::{PipelineReport, files, finetune_on_world, invalid, prepare};
 use crate::backbones::MobileNetV2Config;
 use crate::core::checkpoint::save_json;
 use crate::core::rng::derived;
 use crate::darkening::train::{DarkeningTrainer, DarkeningTrainerConfig, frozen};
 use crate::darkening::{DarkView, DarkViewConfig, DarkeningNet, DarkeningNetConfig};
 use crate::gan::data::{ScaleCrop, image_files};
-use crate::metric::data::{AugmentHooks, Augmentation, MiningConfig, TupleDatabase};
+use crate::metric::data::{AugmentHooks, Augmentation, MiningConfig};
 use crate::metric::multiscale::ExtractConfig;
-use crate::metric::nets::NETWORK_FIELD;
 use crate::metric::train::{TupleLoss, TupleTrainerConfig};
 use crate::metric::{CirNet, ContrastiveLossConfig};
 use crate::pipeline::{self, Darkening};
@@ -234,9 +233,6 @@ pub fn finetune(
     dir: &str,
     device: &Device,
 ) -> pipeline::Result<CirNet> {
-    let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
-    let ims = data.join("cirtorch/train/synthetic-places/ims");
-    let db = TupleDatabase::from_cirtorch_pickle(&pkl, "train", &ims)?;
     let trainer = TupleTrainerConfig {
         epochs: cfg.epochs,
         lr: cfg.lr,
@@ -252,19 +248,23 @@ pub fn finetune(
         ..TupleTrainerConfig::default()
     };
     let stage = serde_json::json!({
-        NETWORK_FIELD: pipeline::mobilenet_v2_gem_config(),
-        "stage": {
-            "method": "contrastive tuples (margin 0.85), Adam",
-            "augmentation": augmentation,
-            "epochs": cfg.epochs,
-            "tuples": cfg.tuples,
-            "lr": cfg.lr,
-            "image_size": cfg.image_size,
-            "seed": cfg.seed,
-        },
+        "method": "contrastive tuples (margin 0.85), Adam",
+        "augmentation": augmentation,
+        "epochs": cfg.epochs,
+        "tuples": cfg.tuples,
+        "lr": cfg.lr,
+        "image_size": cfg.image_size,
+        "seed": cfg.seed,
     });
-    let ckpt = pipeline::stage_dir(&cfg.out.join(dir), &stage, cfg.restart)?;
-    pipeline::finetune_gem(&db, hooks, trainer, &ckpt, device)
+    finetune_on_world(
+        data,
+        hooks,
+        trainer,
+        stage,
+        &cfg.out.join(dir),
+        cfg.restart,
+        device,
+    )
 }
 
 /// Runs the pipeline: trains (or resumes) every stage into `cfg.out`, evaluates, writes
