@@ -1,7 +1,7 @@
 //! The parts the three paper pipelines share (used by the `dark_side`, `nocplace` and
 //! `similarity_minmax` examples, and reusable in your own): a pretrained GeM network, day / night
-//! Recall@N on a VPR folder, the translators and the darkening network as `metric-learning`
-//! [`Augmentation`]s, CLAHE as a post-processing hook, and picture grids.
+//! Recall@N on a VPR folder, the translators and the darkening network as
+//! [`Augmentation`](nightvision_core::augment::Augmentation)s, CLAHE as a post-processing hook, and picture grids.
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};

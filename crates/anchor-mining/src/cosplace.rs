@@ -167,74 +167,40 @@ pub struct UtmRecord {
     pub heading: f64,
 }
 
-/// Split the basename of a VPR-format path
-/// (`@east@north@zone@letter@lat@lon@pano@tile@heading@pitch@roll@height@timestamp@note@.jpg`,
-/// docs/PAPERS.md protocols 2.1) into its `@` fields; field 0 is the text before the first `@`.
-fn utm_fields(path: &str) -> Vec<&str> {
-    let base = match path.rfind('/') {
-        Some(i) => &path[i + 1..],
-        None => path,
-    };
-    base.split('@').collect()
-}
-
-fn parse_field(
-    name: &str,
-    fields: &[&str],
-    i: usize,
-    what: &str,
-) -> std::result::Result<f64, String> {
-    let raw = fields.get(i).ok_or_else(|| {
-        format!(
-            "field {i} ({what}) is missing: the name has {} @-fields",
-            fields.len()
-        )
-    })?;
-    let v: f64 = raw
-        .trim()
-        .parse()
-        .map_err(|_| format!("field {i} ({what}) is {raw:?}, not a number"))?;
-    if !v.is_finite() {
-        return Err(format!("field {i} ({what}) of {name:?} is not finite"));
-    }
-    Ok(v)
-}
-
-/// UTM easting and northing (fields 1 and 2) of a VPR-format file name. Only the basename is
-/// parsed, so folders containing `@` do no harm.
-pub fn parse_utm(path: &str) -> Result<(f64, f64)> {
-    let fields = utm_fields(path);
-    if fields.len() < 3 {
-        return Err(AnchorError::NoUtmFields {
-            name: path.to_string(),
-            reason: format!(
-                "expected @east@north@... in the basename, found {} @-separated fields",
-                fields.len()
-            ),
-        });
-    }
-    let err = |reason| AnchorError::NoUtmFields {
+/// The fields of a VPR-format name, read by the project's one parser of UTM-named files
+/// ([`vpr_eval::parse_vpr_name`], docs/PAPERS.md protocols 2.1:
+/// `@east@north@zone@letter@lat@lon@pano@tile@heading@pitch@roll@height@timestamp@note@.jpg`;
+/// only the basename is parsed, so folders containing `@` do no harm).
+fn vpr_name(path: &str) -> Result<vpr_eval::VprName> {
+    vpr_eval::parse_vpr_name(path).map_err(|e| AnchorError::NoUtmFields {
         name: path.to_string(),
-        reason,
-    };
-    let east = parse_field(path, &fields, 1, "UTM east").map_err(err)?;
-    let north = parse_field(path, &fields, 2, "UTM north").map_err(err)?;
-    Ok((east, north))
+        reason: match e {
+            vpr_eval::EvalError::BadImageName { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
+}
+
+/// UTM easting and northing (fields 1 and 2) of a VPR-format file name.
+pub fn parse_utm(path: &str) -> Result<(f64, f64)> {
+    let n = vpr_name(path)?;
+    Ok((n.east, n.north))
 }
 
 /// Easting, northing and heading (fields 1, 2 and 9) of a VPR-format file name, as CosPlace
 /// training reads them.
 pub fn parse_utm_heading(path: &str) -> Result<UtmRecord> {
-    let (east, north) = parse_utm(path)?;
-    let fields = utm_fields(path);
-    let heading =
-        parse_field(path, &fields, 9, "heading").map_err(|reason| AnchorError::NoHeading {
-            name: path.to_string(),
-            reason,
-        })?;
+    let n = vpr_name(path)?;
+    let heading = n.heading.ok_or_else(|| AnchorError::NoHeading {
+        name: path.to_string(),
+        reason: format!(
+            "field 9 (heading) is empty or missing: the name has {} @-fields",
+            n.fields.len()
+        ),
+    })?;
     Ok(UtmRecord {
-        east,
-        north,
+        east: n.east,
+        north: n.north,
         heading,
     })
 }

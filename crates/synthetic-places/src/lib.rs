@@ -66,9 +66,7 @@ pub use config::{DatasetSelection, ImageFormat, WorldConfig};
 pub use contact::contact_sheet;
 pub use error::{Result, SynthError};
 pub use export::{ExportOptions, ExportSummary, export};
-pub use utm::{
-    ImageName, format_coord, latlon_to_utm, parse_utm_heading, utm_to_latlon, zone_letter,
-};
+pub use utm::{ImageName, format_coord, latlon_to_utm, utm_to_latlon, zone_letter};
 pub use view::{Condition, Role, Viewpoint};
 pub use world::{Place, Split, UTM_LETTER, UTM_ZONE, World};
 

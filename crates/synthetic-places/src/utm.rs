@@ -183,19 +183,6 @@ impl ImageName {
     }
 }
 
-/// Reads `(east, north, heading)` back from a UTM-named file (fields 1, 2 and 9, as CosPlace does).
-/// Returns `None` when the name does not follow the format.
-pub fn parse_utm_heading(file_name: &str) -> Option<(f64, f64, Option<f64>)> {
-    let fields: Vec<&str> = file_name.split('@').collect();
-    if fields.len() < 15 {
-        return None;
-    }
-    let east = fields[1].parse().ok()?;
-    let north = fields[2].parse().ok()?;
-    let heading = fields[9].parse().ok();
-    Some((east, north, heading))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

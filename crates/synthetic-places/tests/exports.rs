@@ -3,9 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use synthetic_places::{
-    ExportOptions, ImageName, SynthError, World, WorldConfig, export, parse_utm_heading,
-};
+/// The evaluation side's parser of UTM-named files (the project's one parser) reads what the
+/// writer wrote: `(east, north, heading)`.
+fn parse_utm_heading(name: &str) -> Result<(f64, f64, Option<f64>), vpr_eval::EvalError> {
+    let n = vpr_eval::parse_vpr_name(name)?;
+    Ok((n.east, n.north, n.heading))
+}
+
+use synthetic_places::{ExportOptions, ImageName, SynthError, World, WorldConfig, export};
 
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -32,7 +37,7 @@ fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>, root: &Path) {
 
 /// UTM (east, north) of a file, as the VPR readers parse it.
 fn utm(name: &str) -> (f64, f64) {
-    let (e, n, _) = parse_utm_heading(name).unwrap_or_else(|| panic!("bad name {name}"));
+    let (e, n, _) = parse_utm_heading(name).unwrap_or_else(|e| panic!("bad name {name}: {e}"));
     (e, n)
 }
 
