@@ -356,7 +356,9 @@ fn trainers(s: &Sizes, device: &Device) -> Vec<Value> {
                 ..HedNGanConfig::default()
             };
             let t = Instant::now();
-            let (_, log) = HedNGanTrainer::new(cfg, &data, hed(3), &train)?.train(nets, None)?;
+            let log = HedNGanTrainer::new(cfg, &data, hed(3), &train)?
+                .train(nets, None)?
+                .log;
             Ok((log.iterations, t.elapsed().as_secs_f64()))
         };
         let (_, warmup) = go(1)?;
@@ -383,7 +385,9 @@ fn trainers(s: &Sizes, device: &Device) -> Vec<Value> {
                 ..CycleGanConfig::gandtr()
             };
             let t = Instant::now();
-            let (_, log) = CycleGanTrainer::new(cfg, &data, &train)?.train(nets, None)?;
+            let log = CycleGanTrainer::new(cfg, &data, &train)?
+                .train(nets, None)?
+                .log;
             Ok((log.iterations, t.elapsed().as_secs_f64()))
         };
         let (_, warmup) = go(1)?;
@@ -425,7 +429,7 @@ fn trainers(s: &Sizes, device: &Device) -> Vec<Value> {
                     &train,
                 )?;
                 let t = Instant::now();
-                let (_, log) = CutTrainer::new(cfg, &data, &train)?.train(nets, None)?;
+                let log = CutTrainer::new(cfg, &data, &train)?.train(nets, None)?.log;
                 Ok((log.iterations, t.elapsed().as_secs_f64()))
             };
             let (_, warmup) = go(1)?;
@@ -444,16 +448,15 @@ fn trainers(s: &Sizes, device: &Device) -> Vec<Value> {
             milestones: vec![iterations],
             ..DarkeningTrainerConfig::new()
         };
-        let mut trainer = DarkeningTrainer::new(
+        let trainer = DarkeningTrainer::new(
             cfg,
             DarkeningNetConfig::new().init(device),
             extractor,
             device,
         )?;
         let side = s.gan_side / 2;
-        let mut logs = Vec::new();
         let t = Instant::now();
-        trainer.train(
+        let trained = trainer.train(
             |_| {
                 Some(Tensor::<4>::random(
                     [4, 3, side, side],
@@ -462,8 +465,13 @@ fn trainers(s: &Sizes, device: &Device) -> Vec<Value> {
                 ))
             },
             None,
-            |l| logs.push((l.losses.sim, l.losses.total)),
+            |_| {},
         )?;
+        let logs: Vec<(f32, f32)> = trained
+            .log
+            .iter()
+            .map(|l| (l.losses.sim, l.losses.total))
+            .collect();
         let finite = !logs.is_empty() && logs.iter().all(|(a, b)| a.is_finite() && b.is_finite());
         Ok(
             json!({"ok": finite, "iterations": logs.len(), "losses_sim_total": logs,

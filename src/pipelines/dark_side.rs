@@ -43,6 +43,7 @@ use burn::tensor::Device;
 use super::{PipelineReport, files, finetune_on_world, invalid, parse_norm, prepare};
 use crate::anchors::{AnchorStrategy, TranslationSubset};
 use crate::core::clahe::ClaheConfig;
+use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use crate::gan::generator::GENERATOR_FIELD;
 use crate::gan::{
@@ -238,7 +239,10 @@ pub fn train_translator(
     };
     let teacher = hed(&hed_weights, &train_device)?;
     let t = Instant::now();
-    let (nets, gan_log) = HedNGanTrainer::new(gan_cfg, &batches, teacher, &train_device)?
+    let Trained {
+        net: nets,
+        log: gan_log,
+    } = HedNGanTrainer::new(gan_cfg, &batches, teacher, &train_device)?
         .train(nets, Some(&gan_dir))?;
     if let (Some(first), Some(last)) = (gan_log.epochs.first(), gan_log.epochs.last()) {
         log::info!(

@@ -46,6 +46,7 @@ use crate::eval::{
     DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, VprDataset,
     exact_knn, partial_divide_and_conquer,
 };
+use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use crate::gan::generator::GENERATOR_FIELD;
 use crate::gan::train_cut::{CutConfig, CutMode, CutTrainer};
@@ -208,8 +209,10 @@ pub fn train_translator(
         &train_device,
     )?;
     let t = Instant::now();
-    let (nets, gan_log) =
-        CutTrainer::new(cut_cfg, &batches, &train_device)?.train(nets, Some(&dir))?;
+    let Trained {
+        net: nets,
+        log: gan_log,
+    } = CutTrainer::new(cut_cfg, &batches, &train_device)?.train(nets, Some(&dir))?;
     if let (Some(first), Some(last)) = (gan_log.epochs.first(), gan_log.epochs.last()) {
         log::info!(
             "translator ({:?}): {} iterations in {:.0} s; epoch means {:?} → {:?}",

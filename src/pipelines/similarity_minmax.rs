@@ -161,7 +161,7 @@ pub fn train_darkening(
         },
     });
     let ckpt = pipeline::stage_dir(&cfg.out.join("darkening"), &stage, cfg.restart)?;
-    let mut trainer = DarkeningTrainer::new(d_cfg, network.init(device), extractor, device)?;
+    let trainer = DarkeningTrainer::new(d_cfg, network.init(device), extractor, device)?;
     // day images of the training places only (the GAN's domain A): no test place is seen
     let day = image_files(data.join("gan/trainA"))?;
     let crop = ScaleCrop {
@@ -169,9 +169,8 @@ pub fn train_darkening(
         min_scale: 0.8,
     };
     let mut batch_error = None;
-    let mut logs = Vec::new();
     let t = Instant::now();
-    trainer.train(
+    let trained = trainer.train(
         |step| {
             let mut rng = derived(cfg.seed ^ 0xda4c, step);
             let mut xs = Vec::with_capacity(cfg.d_batch);
@@ -198,8 +197,9 @@ pub fn train_darkening(
             Some(Tensor::cat(xs, 0))
         },
         Some(&ckpt),
-        |log| logs.push(log.clone()),
+        |_| {},
     )?;
+    let logs = &trained.log;
     if let Some(e) = batch_error {
         return Err(e.into());
     }
@@ -215,7 +215,7 @@ pub fn train_darkening(
             b.losses.total
         );
     }
-    Ok(trainer.into_net().valid())
+    Ok(trained.net.valid())
 }
 
 /// Stage 2 (maximise): fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data`

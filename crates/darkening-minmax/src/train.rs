@@ -25,7 +25,7 @@ use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
-use nightvision_core::checkpoint::{CheckpointDir, module_from_bytes, module_to_bytes};
+use nightvision_core::checkpoint::{CheckpointDir, Trained, module_from_bytes, module_to_bytes};
 use nightvision_core::rng::{Rng, derived};
 use nightvision_core::{CoreError, Normalization};
 use serde::{Deserialize, Serialize};
@@ -190,6 +190,9 @@ pub struct StepLog {
 struct TrainerState {
     step: u64,
     seed: u64,
+    /// Every step's log so far (absent in checkpoints of earlier versions).
+    #[serde(default)]
+    log: Vec<StepLog>,
 }
 
 /// The checkpoint part that holds the darkening network's weights ([`crate::DarkeningNet::load`]).
@@ -203,6 +206,7 @@ pub struct DarkeningTrainer<F> {
     optim: ModuleOptimizer,
     extractor: F,
     step: u64,
+    log: Vec<StepLog>,
     device: Device,
     last_checkpoint: Option<PathBuf>,
 }
@@ -237,6 +241,7 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
             optim,
             extractor,
             step: 0,
+            log: Vec::new(),
             device,
             last_checkpoint: None,
         })
@@ -250,6 +255,11 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
     /// The training (autodiff) device.
     pub fn device(&self) -> &Device {
         &self.device
+    }
+
+    /// The log of every step so far (resumed ones included).
+    pub fn log(&self) -> &[StepLog] {
+        &self.log
     }
 
     /// Steps done so far (resumed ones included).
@@ -322,13 +332,15 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
         }
         self.net = self.optim.step(lr, self.net.clone(), grads);
         self.step += 1;
-        Ok(StepLog {
+        let log = StepLog {
             step,
             lr,
             exposures,
             losses,
             grad_norm,
-        })
+        };
+        self.log.push(log.clone());
+        Ok(log)
     }
 
     fn check_finite(&self, what: &'static str, value: f32) -> crate::Result<()> {
@@ -362,6 +374,7 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
         let state = TrainerState {
             step: self.step,
             seed: self.config.seed,
+            log: self.log.clone(),
         };
         let path = dir.save(self.step, &parts, &state)?;
         self.last_checkpoint = Some(path.clone());
@@ -396,6 +409,7 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
                 message: format!("{e:?}"),
             })?;
         self.step = state.step;
+        self.log = state.log;
         self.last_checkpoint = Some(path);
         Ok(true)
     }
@@ -404,17 +418,18 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
     /// latest checkpoint of `ckpt` first (if given), then asks `next_batch(step)` for the images
     /// of each step (stopping early when it returns `None`), calls `on_step` with each step's
     /// log, and checkpoints every [`DarkeningTrainerConfig::checkpoint_every`] steps and at the
-    /// end.
+    /// end. Returns the network (on the autodiff device; `.valid()` for inference or as the frozen
+    /// D of stage 2) and the log of every step, resumed ones included.
     ///
     /// # Errors
     /// Those of [`DarkeningTrainer::step`], [`DarkeningTrainer::resume`] and
     /// [`DarkeningTrainer::save_checkpoint`].
     pub fn train(
-        &mut self,
+        mut self,
         mut next_batch: impl FnMut(u64) -> Option<Tensor<4>>,
         ckpt: Option<&CheckpointDir>,
         mut on_step: impl FnMut(&StepLog),
-    ) -> crate::Result<()> {
+    ) -> crate::Result<Trained<DarkeningNet, Vec<StepLog>>> {
         if let Some(dir) = ckpt {
             self.resume(dir)?;
         }
@@ -435,7 +450,10 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
         {
             self.save_checkpoint(dir)?;
         }
-        Ok(())
+        Ok(Trained {
+            net: self.net,
+            log: self.log,
+        })
     }
 
     fn last_checkpoint_step(&self) -> Option<u64> {

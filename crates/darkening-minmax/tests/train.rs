@@ -235,7 +235,7 @@ fn train_loop_checkpoints_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     // Interrupted after 3 batches (the provider runs dry), then resumed to 5.
-    let mut a = DarkeningTrainer::new(
+    let a = DarkeningTrainer::new(
         cfg(),
         net(5, &device),
         Extractor::new(&device).closure(),
@@ -243,18 +243,20 @@ fn train_loop_checkpoints_and_resumes() {
     )
     .unwrap();
     let mut seen = Vec::new();
-    a.train(
-        |s| (s < 3).then(|| images(s, &device)),
-        Some(&ckpt),
-        |l| seen.push(l.step),
-    )
-    .unwrap();
+    let first = a
+        .train(
+            |s| (s < 3).then(|| images(s, &device)),
+            Some(&ckpt),
+            |l| seen.push(l.step),
+        )
+        .unwrap();
     assert_eq!(seen, [0, 1, 2]);
+    assert_eq!(first.log.len(), 3);
     assert_eq!(
         ckpt.latest::<serde::de::IgnoredAny>().unwrap().unwrap().0,
         3
     );
-    let mut b = DarkeningTrainer::new(
+    let b = DarkeningTrainer::new(
         cfg(),
         net(6, &device),
         Extractor::new(&device).closure(),
@@ -262,29 +264,34 @@ fn train_loop_checkpoints_and_resumes() {
     )
     .unwrap();
     let mut seen = Vec::new();
-    b.train(
-        |s| Some(images(s, &device)),
-        Some(&ckpt),
-        |l| seen.push(l.step),
-    )
-    .unwrap();
+    let b = b
+        .train(
+            |s| Some(images(s, &device)),
+            Some(&ckpt),
+            |l| seen.push(l.step),
+        )
+        .unwrap();
     assert_eq!(seen, [3, 4]);
-    assert_eq!(b.steps_done(), 5);
+    // The returned log covers the whole run, the steps before the interruption included.
+    let steps: Vec<u64> = b.log.iter().map(|l| l.step).collect();
+    assert_eq!(steps, [0, 1, 2, 3, 4]);
+    assert_eq!(b.log[..3], first.log[..]);
     assert_eq!(
         ckpt.latest::<serde::de::IgnoredAny>().unwrap().unwrap().0,
         5
     );
 
     // Uninterrupted, without checkpoints: the same network.
-    let mut c = DarkeningTrainer::new(
+    let c = DarkeningTrainer::new(
         cfg(),
         net(5, &device),
         Extractor::new(&device).closure(),
         &device,
     )
     .unwrap();
-    c.train(|s| Some(images(s, &device)), None, |_| {}).unwrap();
-    assert_eq!(params(b.net()), params(c.net()));
+    let c = c.train(|s| Some(images(s, &device)), None, |_| {}).unwrap();
+    assert_eq!(params(&b.net), params(&c.net));
+    assert_eq!(b.log, c.log);
 
     // Another seed cannot resume this run.
     let mut d = DarkeningTrainer::new(

@@ -253,14 +253,7 @@ struct TupleState {
     log: TrainLog,
 }
 
-/// The result of a training run.
-#[derive(Debug)]
-pub struct Trained<M> {
-    /// The trained network (on the training device).
-    pub net: M,
-    /// The log of all epochs, resumed ones included.
-    pub log: TrainLog,
-}
+pub use nightvision_core::checkpoint::Trained;
 
 /// cirtorch-style tuple training of a [`CirNet`].
 pub struct TupleTrainer<'a> {
@@ -398,7 +391,7 @@ impl<'a> TupleTrainer<'a> {
         &self,
         net: CirNet,
         ckpt: Option<&CheckpointDir>,
-    ) -> crate::Result<Trained<CirNet>> {
+    ) -> crate::Result<Trained<CirNet, TrainLog>> {
         let cfg = &self.cfg;
         let mut net = nightvision_core::on_device(net, &self.device).train();
         let mut optim = tuple_optimizer(cfg);
@@ -586,7 +579,8 @@ impl Default for CosPlaceTrainerConfig {
     }
 }
 
-/// The result of CosPlace training.
+/// The result of CosPlace training: a [`Trained`] with the per-group classifiers besides (kept to
+/// continue training; retrieval needs only `net`).
 #[derive(Debug)]
 pub struct TrainedCosPlace {
     /// The network.

@@ -27,6 +27,8 @@ pub use generator::{
 };
 pub use init::{InitConfig, InitKind, init_weights};
 pub use losses::{GanMode, cycle_consistency_l1, edge_consistency_l1, identity_l1, l1_loss};
+/// What every trainer returns (the networks and the log of the run); from `nightvision-core`.
+pub use nightvision_core::checkpoint::Trained;
 pub use patchnce::{
     NegativeGenerator, NegativeGeneratorConfig, PatchIds, PatchMlp, PatchNceLoss,
     PatchNceLossConfig, PatchSampleF, PatchSampleFConfig, negative_diversity_loss,

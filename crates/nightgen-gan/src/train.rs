@@ -26,7 +26,8 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use hed_edges::{Hed, HedNLossConfig, caffe_lr_scheduler, caffe_optimizer};
 use nightvision_core::checkpoint::{
-    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes, save_json,
+    CheckpointDir, Trained, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
+    save_json,
 };
 use nightvision_core::on_device;
 use nightvision_core::rng::derived;
@@ -414,7 +415,7 @@ impl<'a> HedNGanTrainer<'a> {
         &self,
         nets: HedNGan,
         ckpt: Option<&CheckpointDir>,
-    ) -> Result<(HedNGan, GanTrainLog)> {
+    ) -> Result<Trained<HedNGan, GanTrainLog>> {
         let cfg = &self.cfg;
         let d = &self.device;
         let mut g = on_device(nets.generator, d);
@@ -512,14 +513,14 @@ impl<'a> HedNGanTrainer<'a> {
             }
         }
         bar.finish_and_clear();
-        Ok((
-            HedNGan {
+        Ok(Trained {
+            net: HedNGan {
                 generator: g,
                 discriminator: disc,
                 student,
             },
             log,
-        ))
+        })
     }
 }
 

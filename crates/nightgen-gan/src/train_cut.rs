@@ -82,7 +82,7 @@ use std::time::Instant;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use nightvision_core::checkpoint::{
-    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
+    CheckpointDir, Trained, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
 };
 use nightvision_core::rng::{Rng, derived};
 use serde::{Deserialize, Serialize};
@@ -749,7 +749,7 @@ impl<'a> CutTrainer<'a> {
         &self,
         nets: CutGan,
         ckpt: Option<&CheckpointDir>,
-    ) -> Result<(CutGan, GanTrainLog<CutLosses>)> {
+    ) -> Result<Trained<CutGan, GanTrainLog<CutLosses>>> {
         self.check_nets(&nets)?;
         let cfg = &self.cfg;
         let d = &self.device;
@@ -880,6 +880,6 @@ impl<'a> CutTrainer<'a> {
             }
         }
         bar.finish_and_clear();
-        Ok((nets, log))
+        Ok(Trained { net: nets, log })
     }
 }

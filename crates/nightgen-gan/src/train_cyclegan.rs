@@ -71,7 +71,7 @@ use std::time::Instant;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use nightvision_core::checkpoint::{
-    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
+    CheckpointDir, Trained, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
 };
 use nightvision_core::rng::{Rng, derived};
 use serde::{Deserialize, Serialize};
@@ -330,7 +330,7 @@ impl<'a> CycleGanTrainer<'a> {
         &self,
         nets: CycleGan,
         ckpt: Option<&CheckpointDir>,
-    ) -> Result<(CycleGan, GanTrainLog<CycleGanLosses>)> {
+    ) -> Result<Trained<CycleGan, GanTrainLog<CycleGanLosses>>> {
         let cfg = &self.cfg;
         let d = &self.device;
         let size = self.data.crop().size;
@@ -461,15 +461,15 @@ impl<'a> CycleGanTrainer<'a> {
             }
         }
         bar.finish_and_clear();
-        Ok((
-            CycleGan {
+        Ok(Trained {
+            net: CycleGan {
                 day_to_night: g_xy,
                 night_to_day: g_yx,
                 night_discriminator: d_y,
                 day_discriminator: d_x,
             },
             log,
-        ))
+        })
     }
 }
 

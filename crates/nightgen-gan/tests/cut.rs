@@ -13,7 +13,7 @@ use nightgen_gan::{
     CutConfig, CutGan, CutLosses, CutMode, CutTrainer, GanError, GanTrainLog,
     NLayerDiscriminatorConfig, PatchSampleF, ResnetGeneratorConfig,
 };
-use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
+use nightvision_core::checkpoint::{CheckpointDir, Trained, module_to_bytes};
 use nightvision_core::rng::seeded;
 
 /// Toy settings: CUT's loss weights (λ_NCE = λ_idt = 1) on gandtr's generator layout (no
@@ -79,7 +79,10 @@ fn resumed_run_equals_uninterrupted_run() {
 
         let straight_dir = tempfile::tempdir().unwrap();
         let straight_ckpt = CheckpointDir::new(straight_dir.path()).unwrap();
-        let (straight, straight_log) = CutTrainer::new(c.clone(), &data, &device)
+        let Trained {
+            net: straight,
+            log: straight_log,
+        } = CutTrainer::new(c.clone(), &data, &device)
             .unwrap()
             .train(init.clone(), Some(&straight_ckpt))
             .unwrap();
@@ -96,7 +99,10 @@ fn resumed_run_equals_uninterrupted_run() {
             r#"{"step":2,"dir":"step-000002"}"#,
         )
         .unwrap();
-        let (resumed, resumed_log) = CutTrainer::new(c, &data, &device)
+        let Trained {
+            net: resumed,
+            log: resumed_log,
+        } = CutTrainer::new(c, &data, &device)
             .unwrap()
             .train(init, Some(&ckpt))
             .unwrap();
@@ -127,7 +133,7 @@ fn generator_learns_to_darken() {
     c.lr = 2e-3;
     let init = tiny_nets(&c, &device);
     let before = brightness(&init.generator.valid());
-    let (trained, log) = CutTrainer::new(c, &data, &device)
+    let Trained { net: trained, log } = CutTrainer::new(c, &data, &device)
         .unwrap()
         .train(init, None)
         .unwrap();
@@ -205,7 +211,7 @@ fn negcut_iteration_updates_the_momentum_features() {
     let nets = tiny_nets(&c, &device);
     let f0 = nets.negatives.as_ref().unwrap().momentum_feature.clone();
     let n0 = module_to_bytes(&nets.negatives.as_ref().unwrap().generator).unwrap();
-    let (trained, log) = CutTrainer::new(c, &data, &device)
+    let Trained { net: trained, log } = CutTrainer::new(c, &data, &device)
         .unwrap()
         .train(nets, None)
         .unwrap();

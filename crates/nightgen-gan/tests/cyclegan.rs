@@ -12,7 +12,7 @@ use nightgen_gan::{
     CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer, GanError, GanTrainLog,
     NLayerDiscriminatorConfig, ResnetGeneratorConfig,
 };
-use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
+use nightvision_core::checkpoint::{CheckpointDir, Trained, module_to_bytes};
 
 /// gandtr's networks at toy size: ngf 4, one residual block, ndf 4, two PatchGAN layers.
 fn tiny_nets(device: &Device) -> CycleGan {
@@ -67,7 +67,10 @@ fn resumed_run_equals_uninterrupted_run() {
 
     let straight_dir = tempfile::tempdir().unwrap();
     let straight_ckpt = CheckpointDir::new(straight_dir.path()).unwrap();
-    let (straight, straight_log) = CycleGanTrainer::new(c.clone(), &data, &device)
+    let Trained {
+        net: straight,
+        log: straight_log,
+    } = CycleGanTrainer::new(c.clone(), &data, &device)
         .unwrap()
         .train(init.clone(), Some(&straight_ckpt))
         .unwrap();
@@ -89,7 +92,10 @@ fn resumed_run_equals_uninterrupted_run() {
         r#"{"step":3,"dir":"step-000003"}"#,
     )
     .unwrap();
-    let (resumed, resumed_log) = CycleGanTrainer::new(c, &data, &device)
+    let Trained {
+        net: resumed,
+        log: resumed_log,
+    } = CycleGanTrainer::new(c, &data, &device)
         .unwrap()
         .train(init, Some(&ckpt))
         .unwrap();
@@ -112,7 +118,7 @@ fn cycle_loss_decreases() {
     let mut c = cfg(1, 30);
     c.schedule = LinearDecay::new(1, 0);
     c.lr = 2e-3;
-    let (_, log) = CycleGanTrainer::new(c, &data, &device)
+    let Trained { log, .. } = CycleGanTrainer::new(c, &data, &device)
         .unwrap()
         .train(tiny_nets(&device), None)
         .unwrap();
@@ -136,7 +142,7 @@ fn day_to_night_learns_to_darken() {
     c.lr = 2e-3;
     let init = tiny_nets(&device);
     let before = brightness(&init.day_to_night.valid());
-    let (trained, _) = CycleGanTrainer::new(c, &data, &device)
+    let Trained { net: trained, .. } = CycleGanTrainer::new(c, &data, &device)
         .unwrap()
         .train(init, None)
         .unwrap();

@@ -12,7 +12,7 @@ use nightgen_gan::{
     GanError, HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, InitKind, LambdaP2p,
     NLayerDiscriminatorConfig, NormKind, ResnetGeneratorConfig, init_weights,
 };
-use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
+use nightvision_core::checkpoint::{CheckpointDir, Trained, module_to_bytes};
 
 /// A small HED with host-seeded weights (Kaiming normal): independent of the device generator,
 /// which tests running in parallel share.
@@ -54,7 +54,10 @@ fn resumed_run_equals_uninterrupted_run() {
 
     let straight_dir = tempfile::tempdir().unwrap();
     let straight_ckpt = CheckpointDir::new(straight_dir.path()).unwrap();
-    let (straight, straight_log) = HedNGanTrainer::new(cfg(2, 2), &data, teacher.clone(), &device)
+    let Trained {
+        net: straight,
+        log: straight_log,
+    } = HedNGanTrainer::new(cfg(2, 2), &data, teacher.clone(), &device)
         .unwrap()
         .train(init.clone(), Some(&straight_ckpt))
         .unwrap();
@@ -74,7 +77,10 @@ fn resumed_run_equals_uninterrupted_run() {
         r#"{"step":2,"dir":"step-000002"}"#,
     )
     .unwrap();
-    let (resumed, resumed_log) = HedNGanTrainer::new(cfg(2, 2), &data, teacher, &device)
+    let Trained {
+        net: resumed,
+        log: resumed_log,
+    } = HedNGanTrainer::new(cfg(2, 2), &data, teacher, &device)
         .unwrap()
         .train(init, Some(&ckpt))
         .unwrap();
@@ -116,7 +122,7 @@ fn generator_learns_to_darken() {
     c.schedule = LambdaP2p::new().with_epochs(1).with_decay_epochs(0);
     c.lr = 2e-3;
     let before = brightness(&init.generator.valid());
-    let (trained, log) = HedNGanTrainer::new(c, &data, teacher, &device)
+    let Trained { net: trained, log } = HedNGanTrainer::new(c, &data, teacher, &device)
         .unwrap()
         .train(init, None)
         .unwrap();

@@ -152,6 +152,27 @@ pub fn load_optimizer(optim: ModuleOptimizer, path: impl AsRef<Path>) -> Result<
         })
 }
 
+/// What every trainer of the workspace returns: the trained network (or the bundle of networks a
+/// trainer updates together, e.g. a GAN's generators and discriminators) and the log of the whole
+/// run, resumed parts included.
+///
+/// The trainers share one shape: a configuration → `XTrainer::new(config, data, …, &device)` →
+/// `train(networks, Option<&CheckpointDir>) -> Result<Trained<…>>`.
+///
+/// ```
+/// use nightvision_core::checkpoint::Trained;
+///
+/// let t = Trained { net: "weights", log: vec![0.9_f32, 0.5] };
+/// assert_eq!(t.log.last(), Some(&0.5));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trained<M, L> {
+    /// The trained network(s), on the training device.
+    pub net: M,
+    /// The log of all steps or epochs, resumed ones included.
+    pub log: L,
+}
+
 /// The file in a [`CheckpointDir`] that holds the configuration of what it trains.
 pub const CONFIG_FILE: &str = "config.json";
 
