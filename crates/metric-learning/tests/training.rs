@@ -570,3 +570,62 @@ fn post_applies_to_every_image() {
         timeless(&ident.log).epochs[0].step_losses
     );
 }
+
+#[test]
+fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
+    let groups = vec![ClassSampler::new(classes, 2).unwrap()];
+    device.seed(3);
+    let net = CosPlaceNetConfig::new(
+        BackboneConfig::ResNet(ResNetConfig::resnet18().with_base_width(4)),
+        16,
+    )
+    .init(&device)
+    .unwrap();
+    let poison = Arc::new(AtomicBool::new(false));
+    let flag = poison.clone();
+    let hooks = AugmentHooks::anchors_and_positives(move |x: Tensor<4>| {
+        if flag.load(Ordering::SeqCst) {
+            x.mul_scalar(f32::NAN)
+        } else {
+            x
+        }
+    });
+    let make = |epochs| {
+        CosPlaceTrainer::new(
+            CosPlaceTrainerConfig {
+                epochs,
+                iterations_per_epoch: 2,
+                batch_size: 3,
+                image_size: 32,
+                seed: 9,
+                ..Default::default()
+            },
+            &db.images,
+            groups.clone(),
+            None,
+            hooks.clone(),
+            &device,
+        )
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    make(1).train(net.clone(), Some(&ckpt)).unwrap();
+    poison.store(true, Ordering::SeqCst);
+    match make(2).train(net, Some(&ckpt)).unwrap_err() {
+        MetricError::NonFinite {
+            epoch,
+            checkpoint: Some(path),
+            ..
+        } => {
+            assert_eq!(epoch, 1);
+            assert!(path.ends_with("step-000001"), "{}", path.display());
+        }
+        other => panic!("expected NonFinite, got {other}"),
+    }
+    let (step, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
+    assert_eq!(step, 1, "the last good checkpoint is still the newest");
+}

@@ -3,7 +3,7 @@
 //! configuration errors.
 
 mod common;
-use common::{brightness, data};
+use common::{assert_stopped_at, brightness, data, poisoned_data};
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -319,4 +319,25 @@ fn bad_settings_are_typed_errors() {
             ..
         })
     ));
+}
+
+#[test]
+fn non_finite_loss_stops_with_the_last_good_checkpoint_kept() {
+    let device = Device::default().autodiff();
+    for mode in [CutMode::Cut, CutMode::NegCut] {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = CheckpointDir::new(dir.path()).unwrap();
+        // One clean epoch (checkpoint at iteration 2), then a corrupt data set for the second.
+        let c = cfg(mode, 1, 2);
+        CutTrainer::new(c.clone(), &data(1), &device)
+            .unwrap()
+            .train(tiny_nets(&c, &device), Some(&ckpt))
+            .unwrap();
+        let c = cfg(mode, 2, 2);
+        let err = CutTrainer::new(c.clone(), &poisoned_data(1), &device)
+            .unwrap()
+            .train(tiny_nets(&c, &device), Some(&ckpt))
+            .unwrap_err();
+        assert_stopped_at(err, 2, &ckpt);
+    }
 }

@@ -2,7 +2,7 @@
 //! cycle loss decreasing, learning on a toy day/night task, typed configuration errors.
 
 mod common;
-use common::{brightness, data, domains};
+use common::{assert_stopped_at, brightness, data, domains, poisoned_data};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -232,4 +232,21 @@ fn bad_settings_are_typed_errors() {
             ..
         })
     ));
+}
+
+#[test]
+fn non_finite_loss_stops_with_the_last_good_checkpoint_kept() {
+    let device = Device::default().autodiff();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    // One clean epoch (checkpoint at iteration 2), then a corrupt data set for the second.
+    CycleGanTrainer::new(cfg(1, 2), &data(1), &device)
+        .unwrap()
+        .train(tiny_nets(&device), Some(&ckpt))
+        .unwrap();
+    let err = CycleGanTrainer::new(cfg(2, 2), &poisoned_data(1), &device)
+        .unwrap()
+        .train(tiny_nets(&device), Some(&ckpt))
+        .unwrap_err();
+    assert_stopped_at(err, 2, &ckpt);
 }

@@ -2,7 +2,7 @@
 //! configuration errors.
 
 mod common;
-use common::{brightness, data, domains};
+use common::{assert_stopped_at, brightness, data, domains, poisoned_data};
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -190,4 +190,22 @@ fn bad_settings_are_typed_errors() {
         HedNGanTrainer::new(bad_lr, &ok, teacher, &device),
         Err(GanError::Config { name: "lr", .. })
     ));
+}
+
+#[test]
+fn non_finite_loss_stops_with_the_last_good_checkpoint_kept() {
+    let device = Device::default().autodiff();
+    let teacher = tiny_hed(&device, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    // One clean epoch (checkpoint at iteration 2), then a corrupt data set for the second.
+    HedNGanTrainer::new(cfg(1, 2), &data(1), teacher.clone(), &device)
+        .unwrap()
+        .train(tiny_nets(&device), Some(&ckpt))
+        .unwrap();
+    let err = HedNGanTrainer::new(cfg(2, 2), &poisoned_data(1), teacher, &device)
+        .unwrap()
+        .train(tiny_nets(&device), Some(&ckpt))
+        .unwrap_err();
+    assert_stopped_at(err, 2, &ckpt);
 }

@@ -47,3 +47,52 @@ pub fn brightness(g: &ResnetGenerator) -> f32 {
     .unwrap();
     translate_images(g, probe).unwrap().mean().into_scalar()
 }
+
+/// The toy task's batches with every pixel NaN (a corrupt data set), to check that a trainer
+/// stops with [`nightgen_gan::GanError::NonFinite`] and keeps its last good checkpoint.
+pub fn poisoned_data(batch: usize) -> UnpairedBatches {
+    let nan = || {
+        (0..4)
+            .map(|_| Rgb32FImage::from_pixel(40, 36, image::Rgb([f32::NAN; 3])))
+            .collect()
+    };
+    UnpairedBatches::new(
+        ImageSource::memory(nan()),
+        ImageSource::memory(nan()),
+        ScaleCrop {
+            size: 32,
+            min_scale: 0.8,
+        },
+        batch,
+    )
+    .unwrap()
+}
+
+/// Asserts that `err` is [`nightgen_gan::GanError::NonFinite`] at `iteration`, naming the
+/// checkpoint `step-{iteration:06}` as the last good one, and that `ckpt`'s newest checkpoint is
+/// still that one.
+pub fn assert_stopped_at(
+    err: nightgen_gan::GanError,
+    iteration: usize,
+    ckpt: &nightvision_core::checkpoint::CheckpointDir,
+) {
+    match err {
+        nightgen_gan::GanError::NonFinite {
+            what,
+            value,
+            iteration: at,
+            checkpoint: Some(path),
+        } => {
+            assert!(!value.is_finite(), "{what} = {value}");
+            assert_eq!(at, iteration, "{what}");
+            let want = format!("step-{iteration:06}");
+            assert!(path.ends_with(&want), "{}", path.display());
+        }
+        other => panic!("expected NonFinite with a checkpoint, got {other}"),
+    }
+    let (step, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
+    assert_eq!(
+        step as usize, iteration,
+        "the last good checkpoint stays the newest"
+    );
+}
