@@ -519,7 +519,10 @@ pub fn finetune_gem(
 /// # Errors
 /// I/O and image errors naming the file; [`PipelineError::Readback`] for rows of different sizes.
 pub fn image_grid(rows: &[Tensor<4>], path: impl AsRef<Path>) -> Result<()> {
-    let imgs: Vec<Vec<Rgb32FImage>> = rows.iter().map(|r| to_images(r.clone())).collect();
+    let imgs: Vec<Vec<Rgb32FImage>> = rows
+        .iter()
+        .map(|r| to_images(r.clone()))
+        .collect::<std::result::Result<_, _>>()?;
     let Some(first) = imgs.iter().flatten().next() else {
         return Ok(());
     };

@@ -1041,7 +1041,7 @@ impl TranslationBench {
         for (i, img) in self.day.iter().enumerate() {
             let x = to_tensor(std::slice::from_ref(img), &self.device)?;
             let y = generate(i, x)?.clamp(0.0, 1.0);
-            outputs.extend(crate::core::image::to_images(y));
+            outputs.extend(crate::core::image::to_images(y)?);
         }
         save_pngs(&out.join("translated"), &self.day_files, &outputs)?;
         self.grid(&outputs, 6, &out.join("held-out.png"))?;

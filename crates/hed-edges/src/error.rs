@@ -35,6 +35,14 @@ pub enum HedError {
         /// The shape it has.
         got: Vec<usize>,
     },
+    /// A tensor could not be read back to the host as `f32`.
+    #[error("could not read {what} back to the host: {message}")]
+    Readback {
+        /// Which tensor.
+        what: &'static str,
+        /// The backend's message.
+        message: String,
+    },
     /// A configuration value is invalid.
     #[error("invalid HED configuration {name}: {reason}")]
     Config {

@@ -28,7 +28,8 @@ impl EdgeMap {
     /// - `x`: `[batch, 1, height, width]`
     ///
     /// # Errors
-    /// [`HedError::ShapeMismatch`] when `x` has more than one channel.
+    /// [`HedError::ShapeMismatch`] when `x` has more than one channel; [`HedError::Readback`] when
+    /// its data cannot be read as `f32`.
     pub fn from_batch(x: Tensor<4>) -> crate::Result<Vec<EdgeMap>> {
         let [b, c, h, w] = x.dims();
         if c != 1 {
@@ -38,7 +39,13 @@ impl EdgeMap {
                 got: vec![b, c, h, w],
             });
         }
-        let v = x.into_data().try_into_vec_as::<f32>().unwrap_or_default();
+        let v = x
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| HedError::Readback {
+                what: "edge maps",
+                message: format!("{e:?}"),
+            })?;
         Ok(v.chunks_exact(h * w.max(1))
             .take(b)
             .map(|d| EdgeMap {
@@ -64,12 +71,10 @@ impl EdgeMap {
     /// The map as an 8-bit grayscale image: values clamped to `[0, 1]`, × 255, rounded (white =
     /// edge; the PyTorch port truncates instead of rounding).
     pub fn to_gray8(&self) -> GrayImage {
-        let raw: Vec<u8> = self
-            .data
-            .iter()
-            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
-        GrayImage::from_raw(self.width as u32, self.height as u32, raw).unwrap_or_default()
+        GrayImage::from_fn(self.width as u32, self.height as u32, |x, y| {
+            let v = self.data[y as usize * self.width + x as usize];
+            image::Luma([(v.clamp(0.0, 1.0) * 255.0).round() as u8])
+        })
     }
 
     /// Writes [`EdgeMap::to_gray8`] as a PNG (or another format by extension), atomically.

@@ -151,25 +151,24 @@ impl HedConfig {
                 .init(device)
         };
         let conv1 = |cin: usize| Conv2dConfig::new([cin, 1], [1, 1]).init(device);
-        let mut blocks: Vec<Vec<Conv2d>> = Vec::with_capacity(5);
         let mut cin = 3;
-        for (b, n) in BLOCKS.iter().enumerate() {
-            let mut convs = Vec::with_capacity(*n);
-            for _ in 0..*n {
-                convs.push(conv3(cin, self.widths[b]));
-                cin = self.widths[b];
-            }
-            blocks.push(convs);
-        }
-        let mut blocks = blocks.into_iter();
-        let mut next = || blocks.next().unwrap_or_default();
+        let [vgg_one, vgg_two, vgg_thr, vgg_fou, vgg_fiv]: [Vec<Conv2d>; 5] =
+            std::array::from_fn(|b| {
+                (0..BLOCKS[b])
+                    .map(|_| {
+                        let conv = conv3(cin, self.widths[b]);
+                        cin = self.widths[b];
+                        conv
+                    })
+                    .collect()
+            });
         let w = self.widths;
         Hed {
-            vgg_one: next(),
-            vgg_two: next(),
-            vgg_thr: next(),
-            vgg_fou: next(),
-            vgg_fiv: next(),
+            vgg_one,
+            vgg_two,
+            vgg_thr,
+            vgg_fou,
+            vgg_fiv,
             score_one: conv1(w[0]),
             score_two: conv1(w[1]),
             score_thr: conv1(w[2]),

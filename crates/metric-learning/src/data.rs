@@ -281,11 +281,11 @@ pub fn mine_hard_negatives(
     let qv: Vec<f32> = query_desc
         .into_data()
         .try_into_vec_as::<f32>()
-        .unwrap_or_default();
+        .map_err(|e| MetricError::shape("query descriptors", "f32 data", format!("{e:?}")))?;
     let pv: Vec<f32> = pool_desc
         .into_data()
         .try_into_vec_as::<f32>()
-        .unwrap_or_default();
+        .map_err(|e| MetricError::shape("pool descriptors", "f32 data", format!("{e:?}")))?;
     let mut negatives = Vec::with_capacity(nq);
     let (mut dist_sum, mut dist_n) = (0f64, 0usize);
     for (q, &qimg) in queries.iter().enumerate() {

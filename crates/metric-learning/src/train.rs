@@ -207,7 +207,7 @@ fn prepare(
             device,
         )?,
     };
-    let x = hooks.apply(x, role, &images.name(i), rng)?;
+    let x = hooks.apply(x, role, &images.name(i)?, rng)?;
     Ok(normalization.apply(x))
 }
 

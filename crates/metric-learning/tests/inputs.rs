@@ -47,7 +47,7 @@ fn cirtorch_pickle_reads_like_python() {
         for (i, c) in cids.iter().enumerate() {
             let c = c.as_str().unwrap();
             assert_eq!(
-                db.images.name(i),
+                db.images.name(i).unwrap(),
                 cid2filename(c, std::path::Path::new("/data/ims")).to_string_lossy()
             );
         }

@@ -416,7 +416,9 @@ fn short_real_image_run_lowers_the_contrastive_loss() {
                     let img =
                         nightvision_core::image::resize_max_side(&db.images.load(i).unwrap(), 128);
                     let x = nightvision_core::image::to_tensor(&[img], &plain).unwrap();
-                    let x = hooks.apply(x, role, &db.images.name(i), &mut r).unwrap();
+                    let x = hooks
+                        .apply(x, role, &db.images.name(i).unwrap(), &mut r)
+                        .unwrap();
                     net.forward(nightvision_core::Normalization::ImageNet.apply(x))
                 })
                 .collect();

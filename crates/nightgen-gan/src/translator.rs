@@ -69,7 +69,7 @@ impl Translator {
         for p in paths {
             let img = load_rgb(p)?;
             let x = to_tensor(std::slice::from_ref(&img), &self.device)?;
-            out.extend(to_images(self.translate(x)?));
+            out.extend(to_images(self.translate(x)?)?);
         }
         Ok(out)
     }

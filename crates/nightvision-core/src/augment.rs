@@ -80,13 +80,21 @@ impl ImageSource {
     }
 
     /// The name of image `i` (its path for files).
-    pub fn name(&self, i: usize) -> String {
+    ///
+    /// # Errors
+    /// [`CoreError::Index`] past the end.
+    pub fn name(&self, i: usize) -> Result<String> {
+        let past_end = || CoreError::Index {
+            what: "image name",
+            index: i,
+            len: self.len(),
+        };
         match self {
             Self::Files(p) => p
                 .get(i)
                 .map(|p| p.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            Self::Memory { names, .. } => names.get(i).cloned().unwrap_or_default(),
+                .ok_or_else(past_end),
+            Self::Memory { names, .. } => names.get(i).cloned().ok_or_else(past_end),
         }
     }
 }
@@ -145,7 +153,7 @@ impl Clahe {
 impl Augmentation for Clahe {
     fn augment(&self, x: Tensor<4>, _rng: &mut dyn RngCore) -> Result<Tensor<4>> {
         let device = x.device();
-        let images = to_images(x);
+        let images = to_images(x)?;
         let out = images
             .iter()
             .map(|i| clahe_lab_f32(i, &self.cfg))

@@ -37,13 +37,13 @@ pub fn rgb8_to_f32(img: &RgbImage) -> Rgb32FImage {
 
 /// Converts `f32` RGB to 8-bit RGB, clamping to `[0, 1]` and rounding to the nearest level.
 pub fn f32_to_rgb8(img: &Rgb32FImage) -> RgbImage {
-    let raw: Vec<u8> = img
-        .as_raw()
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    // The buffer has exactly width·height·3 samples, so this cannot fail.
-    RgbImage::from_raw(img.width(), img.height(), raw).unwrap_or_default()
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        image::Rgb(
+            img.get_pixel(x, y)
+                .0
+                .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8),
+        )
+    })
 }
 
 fn check_not_empty(img: &Rgb32FImage, path: &Path) -> Result<()> {
@@ -111,27 +111,39 @@ pub fn load_batch<P: AsRef<Path>>(paths: &[P], device: &Device) -> Result<Tensor
 ///
 /// # Shapes
 /// - `x`: `[batch, 3, height, width]`, RGB in `[0, 1]`
-pub fn to_images(x: Tensor<4>) -> Vec<Rgb32FImage> {
+///
+/// # Errors
+/// [`CoreError::InvalidArgument`] when `x` does not have 3 channels or is too large for an image.
+pub fn to_images(x: Tensor<4>) -> Result<Vec<Rgb32FImage>> {
     let [b, c, h, w] = x.dims();
-    debug_assert_eq!(c, 3, "to_images takes RGB batches");
+    let invalid = |reason: String| CoreError::InvalidArgument {
+        name: "to_images input",
+        reason,
+    };
+    if c != 3 {
+        return Err(invalid(format!(
+            "expected an RGB batch [B, 3, H, W], got {:?}",
+            [b, c, h, w]
+        )));
+    }
+    let (Ok(wu), Ok(hu)) = (u32::try_from(w), u32::try_from(h)) else {
+        return Err(invalid(format!("{h}×{w} is too large for an image")));
+    };
     let v: Vec<f32> = x
         .clamp(0.0, 1.0)
         .into_data()
         .try_into_vec_as::<f32>()
-        .unwrap_or_default();
+        .map_err(|e| invalid(format!("{e:?}")))?;
     let plane = h * w;
-    (0..b)
+    Ok((0..b)
         .map(|i| {
-            let base = i * c * plane;
-            let mut raw = Vec::with_capacity(plane * 3);
-            for p in 0..plane {
-                for ch in 0..3 {
-                    raw.push(v[base + ch * plane + p]);
-                }
-            }
-            Rgb32FImage::from_raw(w as u32, h as u32, raw).unwrap_or_default()
+            let base = i * 3 * plane;
+            Rgb32FImage::from_fn(wu, hu, |x, y| {
+                let p = base + y as usize * w + x as usize;
+                image::Rgb([v[p], v[p + plane], v[p + 2 * plane]])
+            })
         })
-        .collect()
+        .collect())
 }
 
 /// Writes an image as 8-bit PNG or JPEG (by extension), atomically (temp file + rename).
@@ -291,7 +303,29 @@ mod tests {
         let v = t.clone().to_data().try_to_vec::<f32>().unwrap();
         assert_eq!(v[3 + 2], 0.5);
         assert_eq!(v[6 + 3], 0.5); // channel 1, row 1
-        assert_eq!(to_images(t)[0], img);
+        assert_eq!(to_images(t).unwrap()[0], img);
+    }
+
+    #[test]
+    fn to_images_refuses_a_batch_that_is_not_rgb() {
+        let device = Device::default();
+        for c in [1, 4] {
+            let x = Tensor::<4>::zeros([2, c, 4, 5], &device);
+            assert!(matches!(
+                to_images(x),
+                Err(CoreError::InvalidArgument {
+                    name: "to_images input",
+                    ..
+                })
+            ));
+        }
+        let x = Tensor::<4>::ones([2, 3, 4, 5], &device).mul_scalar(2.0);
+        let imgs = to_images(x).unwrap();
+        assert_eq!((imgs.len(), imgs[1].dimensions()), (2, (5, 4)));
+        assert!(
+            imgs[1].as_raw().iter().all(|&v| v == 1.0),
+            "clamped to [0, 1]"
+        );
     }
 
     #[test]

@@ -497,7 +497,8 @@ fn export_inner(
                 });
             }
         }
-        Err(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(SynthError::io(out, e)),
     }
     let plan = plan(world)?;
     let parent = match out.parent() {
