@@ -1,0 +1,116 @@
+//! A full disk during a checkpoint: the save fails with an I/O error naming the file, nothing
+//! half-written is left behind, and the previous checkpoint stays the newest, intact and
+//! resumable.
+//!
+//! The full disk is a file-size limit (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored so that a write past
+//! it fails with `EFBIG` instead of killing the process) set in a child process: the test runs
+//! itself again with the limit and an environment variable that selects the child's part.
+#![cfg(unix)]
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+use nightvision_core::CoreError;
+use nightvision_core::checkpoint::{CheckpointDir, save_json};
+
+const CHILD: &str = "NIGHTVISION_FULL_DISK_CHILD";
+/// The largest file the child may write.
+const LIMIT: u64 = 64 * 1024;
+
+/// Runs the test `name` of this binary again with files limited to [`LIMIT`] bytes and
+/// `CHILD=dir`, and asserts that it passed.
+fn run_child_with_file_size_limit(name: &str, dir: &Path) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, dir);
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "the child did not run {name}"
+    );
+}
+
+#[test]
+fn a_checkpoint_on_a_full_disk_fails_and_the_previous_one_survives() {
+    if let Some(dir) = std::env::var_os(CHILD) {
+        // The child: files are limited to LIMIT bytes.
+        let ckpt = CheckpointDir::new(Path::new(&dir)).unwrap();
+        let big = vec![7u8; 4 * LIMIT as usize];
+        let err = ckpt
+            .save(2, &[("weights.bin", big)], &2u32)
+            .expect_err("a part larger than the disk must fail");
+        match &err {
+            CoreError::Io { path, source } => {
+                assert!(
+                    path.to_string_lossy().contains("weights.bin"),
+                    "{}",
+                    path.display()
+                );
+                assert_eq!(source.raw_os_error(), Some(libc::EFBIG), "{source}");
+            }
+            other => panic!("expected an I/O error naming the file, got {other}"),
+        }
+        assert!(err.to_string().contains("weights.bin"), "{err}");
+        // A report written the same way fails the same way and leaves the old one.
+        let report = Path::new(&dir).join("report.json");
+        let big_report = vec!["x".repeat(1024); 2 * LIMIT as usize / 1024];
+        assert!(matches!(
+            save_json(&report, &big_report),
+            Err(CoreError::Io { .. })
+        ));
+        return;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    ckpt.save(1, &[("weights.bin", vec![1u8; 1024])], &1u32)
+        .unwrap();
+    save_json(dir.path().join("report.json"), &"old report").unwrap();
+
+    run_child_with_file_size_limit(
+        "a_checkpoint_on_a_full_disk_fails_and_the_previous_one_survives",
+        dir.path(),
+    );
+
+    // The previous checkpoint is the newest, whole, and nothing half-written is left.
+    let (step, state, path) = ckpt.latest::<u32>().unwrap().unwrap();
+    assert_eq!((step, state), (1, 1));
+    assert_eq!(
+        std::fs::read(path.join("weights.bin")).unwrap(),
+        vec![1u8; 1024]
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["latest.json", "report.json", "step-000001"]);
+    let report: String =
+        nightvision_core::checkpoint::load_json(dir.path().join("report.json")).unwrap();
+    assert_eq!(report, "old report");
+    // With space again, training resumes and saves its next checkpoint.
+    ckpt.save(2, &[("weights.bin", vec![2u8; 4 * LIMIT as usize])], &2u32)
+        .unwrap();
+    assert_eq!(ckpt.latest::<u32>().unwrap().unwrap().0, 2);
+}
