@@ -351,3 +351,51 @@ fn bad_inputs_and_non_finite_losses_are_errors() {
         Err(DarkeningError::Config { name: "lr", .. })
     ));
 }
+
+#[test]
+fn full_disk_stops_with_an_io_error_and_the_run_resumes() {
+    use nightvision_core::testing::full_disk::{
+        full_disk_child, is_file_too_large, run_with_file_size_limit,
+    };
+    const NAME: &str = "full_disk_stops_with_an_io_error_and_the_run_resumes";
+    let device = Device::default().autodiff();
+    let trainer = |iterations| {
+        DarkeningTrainer::new(
+            DarkeningTrainerConfig::new()
+                .with_iterations(iterations)
+                .with_checkpoint_every(2)
+                .with_seed(4),
+            net(5, &device),
+            Extractor::new(&device).closure(),
+            &device,
+        )
+        .unwrap()
+    };
+    if let Some(dir) = full_disk_child() {
+        // Resumed at step 2, the checkpoint of step 4 does not fit on the disk.
+        let ckpt = CheckpointDir::new(dir).unwrap();
+        let err = trainer(4)
+            .train(|s| Some(images(s, &device)), Some(&ckpt), |_| {})
+            .unwrap_err();
+        assert!(is_file_too_large(&err), "{err}");
+        assert!(matches!(err, DarkeningError::Core(_)), "{err}");
+        let (latest, _, _) = ckpt.latest::<serde::de::IgnoredAny>().unwrap().unwrap();
+        assert_eq!(latest, 2, "the previous checkpoint stays the newest");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    trainer(2)
+        .train(|s| Some(images(s, &device)), Some(&ckpt), |_| {})
+        .unwrap();
+    run_with_file_size_limit(NAME, dir.path(), 2048);
+    // With space again, the run resumes from step 2 and equals an uninterrupted one.
+    let resumed = trainer(4)
+        .train(|s| Some(images(s, &device)), Some(&ckpt), |_| {})
+        .unwrap();
+    let straight = trainer(4)
+        .train(|s| Some(images(s, &device)), None, |_| {})
+        .unwrap();
+    assert_eq!(params(&resumed.net), params(&straight.net));
+    assert_eq!(resumed.log, straight.log);
+}

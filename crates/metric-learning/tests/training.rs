@@ -631,3 +631,107 @@ fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
     let (step, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
     assert_eq!(step, 1, "the last good checkpoint is still the newest");
 }
+
+/// Asserts that `err` is a full disk during a checkpoint and that `ckpt`'s newest checkpoint is
+/// still `step`.
+fn assert_full_disk(err: MetricError, step: u64, ckpt: &CheckpointDir) {
+    assert!(
+        nightvision_core::testing::full_disk::is_file_too_large(&err),
+        "expected a full-disk I/O error, got {err}"
+    );
+    assert!(matches!(err, MetricError::Core(_)), "{err}");
+    let (latest, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
+    assert_eq!(latest, step, "the previous checkpoint stays the newest");
+}
+
+#[test]
+fn tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
+    use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
+    let device = Device::default();
+    let db = synthetic_db();
+    let net = tiny_net(&device);
+    let train = |epochs, ckpt: Option<&CheckpointDir>| {
+        TupleTrainer::new(cfg(epochs), &db, AugmentHooks::default(), &device)
+            .unwrap()
+            .train(net.clone(), ckpt)
+    };
+    if let Some(dir) = full_disk_child() {
+        // Resumed after epoch 1, the checkpoint of epoch 2 does not fit on the disk.
+        let ckpt = CheckpointDir::new(dir).unwrap();
+        assert_full_disk(train(2, Some(&ckpt)).unwrap_err(), 1, &ckpt);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    train(1, Some(&ckpt)).unwrap();
+    run_with_file_size_limit(
+        "tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes",
+        dir.path(),
+        2048,
+    );
+    // With space again, the run resumes after epoch 1 and equals an uninterrupted one.
+    let resumed = train(2, Some(&ckpt)).unwrap();
+    let straight = train(2, None).unwrap();
+    assert_eq!(timeless(&resumed.log), timeless(&straight.log));
+    assert_eq!(
+        module_to_bytes(&resumed.net).unwrap(),
+        module_to_bytes(&straight.net).unwrap()
+    );
+}
+
+#[test]
+fn cosplace_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
+    use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
+    let device = Device::default();
+    let db = synthetic_db();
+    let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
+    let groups = vec![ClassSampler::new(classes, 2).unwrap()];
+    device.seed(3);
+    let net = CosPlaceNetConfig::new(
+        BackboneConfig::ResNet(ResNetConfig::resnet18().with_base_width(4)),
+        16,
+    )
+    .init(&device)
+    .unwrap();
+    let train = |epochs, ckpt: Option<&CheckpointDir>| {
+        CosPlaceTrainer::new(
+            CosPlaceTrainerConfig {
+                epochs,
+                iterations_per_epoch: 2,
+                batch_size: 3,
+                image_size: 32,
+                seed: 9,
+                ..Default::default()
+            },
+            &db.images,
+            groups.clone(),
+            None,
+            AugmentHooks::default(),
+            &device,
+        )
+        .unwrap()
+        .train(net.clone(), ckpt)
+    };
+    if let Some(dir) = full_disk_child() {
+        // Resumed after epoch 1, the checkpoint of epoch 2 does not fit on the disk.
+        let ckpt = CheckpointDir::new(dir).unwrap();
+        assert_full_disk(train(2, Some(&ckpt)).unwrap_err(), 1, &ckpt);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    train(1, Some(&ckpt)).unwrap();
+    run_with_file_size_limit(
+        "cosplace_training_on_a_full_disk_stops_with_an_io_error_and_resumes",
+        dir.path(),
+        2048,
+    );
+    // With space again, the run resumes after epoch 1 and equals an uninterrupted one.
+    let resumed = train(2, Some(&ckpt)).unwrap();
+    let straight = train(2, None).unwrap();
+    assert_eq!(timeless(&resumed.log), timeless(&straight.log));
+    assert_eq!(
+        module_to_bytes(&resumed.net.valid()).unwrap(),
+        module_to_bytes(&straight.net.valid()).unwrap()
+    );
+}

@@ -9,6 +9,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::{CoreError, Result};
 
+pub mod full_disk;
+
 /// A float array read from a fixture: values and shape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {

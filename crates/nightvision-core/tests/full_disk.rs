@@ -2,58 +2,27 @@
 //! half-written is left behind, and the previous checkpoint stays the newest, intact and
 //! resumable.
 //!
-//! The full disk is a file-size limit (`RLIMIT_FSIZE`, with `SIGXFSZ` ignored so that a write past
-//! it fails with `EFBIG` instead of killing the process) set in a child process: the test runs
-//! itself again with the limit and an environment variable that selects the child's part.
+//! The full disk is a file-size limit set in a child process
+//! (`nightvision_core::testing::full_disk`): the test runs itself again with the limit.
 #![cfg(unix)]
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::Command;
 
 use nightvision_core::CoreError;
 use nightvision_core::checkpoint::{CheckpointDir, save_json};
+// The helper is `nightvision_core::testing::full_disk` (feature `testing`, which this crate's own
+// tests do not enable); included here from its source.
+#[path = "../src/testing/full_disk.rs"]
+#[allow(dead_code)]
+mod full_disk;
+use full_disk::{full_disk_child, run_with_file_size_limit};
 
-const CHILD: &str = "NIGHTVISION_FULL_DISK_CHILD";
 /// The largest file the child may write.
 const LIMIT: u64 = 64 * 1024;
 
-/// Runs the test `name` of this binary again with files limited to [`LIMIT`] bytes and
-/// `CHILD=dir`, and asserts that it passed.
-fn run_child_with_file_size_limit(name: &str, dir: &Path) {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, dir);
-    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: LIMIT,
-                rlim_max: LIMIT,
-            };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "child failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("1 passed"),
-        "the child did not run {name}"
-    );
-}
-
 #[test]
 fn a_checkpoint_on_a_full_disk_fails_and_the_previous_one_survives() {
-    if let Some(dir) = std::env::var_os(CHILD) {
+    if let Some(dir) = full_disk_child() {
         // The child: files are limited to LIMIT bytes.
         let ckpt = CheckpointDir::new(Path::new(&dir)).unwrap();
         let big = vec![7u8; 4 * LIMIT as usize];
@@ -88,9 +57,10 @@ fn a_checkpoint_on_a_full_disk_fails_and_the_previous_one_survives() {
         .unwrap();
     save_json(dir.path().join("report.json"), &"old report").unwrap();
 
-    run_child_with_file_size_limit(
+    run_with_file_size_limit(
         "a_checkpoint_on_a_full_disk_fails_and_the_previous_one_survives",
         dir.path(),
+        LIMIT,
     );
 
     // The previous checkpoint is the newest, whole, and nothing half-written is left.

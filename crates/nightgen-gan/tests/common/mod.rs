@@ -96,3 +96,24 @@ pub fn assert_stopped_at(
         "the last good checkpoint stays the newest"
     );
 }
+
+/// The file-size limit of the full-disk tests: larger than `state.json`, smaller than the tiny
+/// networks' checkpoint parts.
+pub const FULL_DISK_LIMIT: u64 = 2048;
+
+/// Asserts that `err` is the full-disk error of a checkpoint (`EFBIG` under
+/// [`nightvision_core::testing::full_disk::run_with_file_size_limit`]) and that the newest
+/// checkpoint of `ckpt` is still `step`.
+pub fn assert_full_disk(
+    err: nightgen_gan::GanError,
+    step: u64,
+    ckpt: &nightvision_core::checkpoint::CheckpointDir,
+) {
+    assert!(
+        nightvision_core::testing::full_disk::is_file_too_large(&err),
+        "expected a full-disk I/O error, got {err}"
+    );
+    assert!(matches!(err, nightgen_gan::GanError::Core(_)), "{err}");
+    let (latest, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
+    assert_eq!(latest, step, "the previous checkpoint stays the newest");
+}
