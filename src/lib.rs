@@ -23,6 +23,8 @@
 //! `burn::tensor::Device` (`BURN_DEVICE` overrides `Device::default()`); the model code is the same
 //! on all of them.
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub use anchor_mining as anchors;
 pub use backbones;

@@ -40,6 +40,9 @@
 //! assert!(!subset.is_translated(ImageRole::Positive, "any/name.jpg"));
 //! ```
 
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod cosplace;
 pub mod diverse;
 mod error;

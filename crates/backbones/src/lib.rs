@@ -24,6 +24,8 @@
 //! assert_eq!(net.forward(x).dims(), [1, 32, 2, 2]);
 //! ```
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
 mod mobilenet;

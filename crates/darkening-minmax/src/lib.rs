@@ -49,6 +49,8 @@
 //! assert!(b_min >= 0.95);
 //! ```
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod byol;
 mod dark_view;

@@ -35,6 +35,8 @@
 //! assert!(matches!(hed.try_forward(tiny), Err(HedError::InputTooSmall { .. })));
 //! ```
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
 mod io;

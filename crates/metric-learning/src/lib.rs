@@ -32,6 +32,8 @@
 //! assert!((loss - 5.0 * 0.5 * 0.7f32.powi(2)).abs() < 1e-3);
 //! ```
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod backbone;
 pub mod data;

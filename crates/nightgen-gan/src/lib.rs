@@ -4,6 +4,8 @@
 //! shared by CycleGAN, CUT/NEG-CUT and the HED-GAN family (docs/PAPERS.md A.2, A.4, B.1; docs/PAPERS.md protocols
 //! 3.1–3.2), their losses, and the training steps.
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod data;
 pub mod discriminator;

@@ -28,6 +28,8 @@
 //! assert!(err < 1e-6);
 //! ```
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod augment;
 pub mod checkpoint;
