@@ -15,8 +15,8 @@ use metric_learning::train::{
     CosPlaceTrainer, CosPlaceTrainerConfig, TupleLoss, TupleTrainer, TupleTrainerConfig,
 };
 use metric_learning::{
-    BackboneConfig, CirNet, CirNetConfig, ContrastiveLossConfig, CosPlaceNetConfig, MetricError,
-    TupleLayout,
+    BackboneConfig, CirNet, CirNetConfig, ContrastiveLossConfig, CosPlaceNet, CosPlaceNetConfig,
+    MetricError, TupleLayout,
 };
 use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
 use nightvision_core::image::Rgb32FImage;
@@ -573,9 +573,9 @@ fn post_applies_to_every_image() {
     );
 }
 
-#[test]
-fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
-    let device = Device::default();
+/// A tiny CosPlace set-up: the synthetic database, one group of its 6 classes, a ResNet-18 of
+/// base width 4 with 16-d descriptors.
+fn tiny_cosplace(device: &Device) -> (TupleDatabase, Vec<ClassSampler>, CosPlaceNet) {
     let db = synthetic_db();
     let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
     let groups = vec![ClassSampler::new(classes, 2).unwrap()];
@@ -584,8 +584,27 @@ fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
         BackboneConfig::ResNet(ResNetConfig::resnet18().with_base_width(4)),
         16,
     )
-    .init(&device)
+    .init(device)
     .unwrap();
+    (db, groups, net)
+}
+
+/// `epochs` of 2 iterations of 3 images at 32 px.
+fn tiny_cosplace_cfg(epochs: usize) -> CosPlaceTrainerConfig {
+    CosPlaceTrainerConfig {
+        epochs,
+        iterations_per_epoch: 2,
+        batch_size: 3,
+        image_size: 32,
+        seed: 9,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
+    let device = Device::default();
+    let (db, groups, net) = tiny_cosplace(&device);
     let poison = Arc::new(AtomicBool::new(false));
     let flag = poison.clone();
     let hooks = AugmentHooks::anchors_and_positives(move |x: Tensor<4>| {
@@ -597,14 +616,7 @@ fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
     });
     let make = |epochs| {
         CosPlaceTrainer::new(
-            CosPlaceTrainerConfig {
-                epochs,
-                iterations_per_epoch: 2,
-                batch_size: 3,
-                image_size: 32,
-                seed: 9,
-                ..Default::default()
-            },
+            tiny_cosplace_cfg(epochs),
             &db.images,
             groups.clone(),
             None,
@@ -683,26 +695,10 @@ fn tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
 fn cosplace_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
     use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
     let device = Device::default();
-    let db = synthetic_db();
-    let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
-    let groups = vec![ClassSampler::new(classes, 2).unwrap()];
-    device.seed(3);
-    let net = CosPlaceNetConfig::new(
-        BackboneConfig::ResNet(ResNetConfig::resnet18().with_base_width(4)),
-        16,
-    )
-    .init(&device)
-    .unwrap();
+    let (db, groups, net) = tiny_cosplace(&device);
     let train = |epochs, ckpt: Option<&CheckpointDir>| {
         CosPlaceTrainer::new(
-            CosPlaceTrainerConfig {
-                epochs,
-                iterations_per_epoch: 2,
-                batch_size: 3,
-                image_size: 32,
-                seed: 9,
-                ..Default::default()
-            },
+            tiny_cosplace_cfg(epochs),
             &db.images,
             groups.clone(),
             None,

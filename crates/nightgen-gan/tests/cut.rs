@@ -3,10 +3,7 @@
 //! configuration errors.
 
 mod common;
-use common::{
-    FULL_DISK_LIMIT, assert_full_disk, assert_stopped_at, brightness, data, poisoned_data,
-};
-use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
+use common::{assert_stopped_at, brightness, data, full_disk_case, poisoned_data};
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
@@ -348,33 +345,18 @@ fn non_finite_loss_stops_with_the_last_good_checkpoint_kept() {
 #[test]
 fn full_disk_stops_with_an_io_error_and_the_run_resumes() {
     let device = Device::default().autodiff();
-    let c = |epochs| cfg(CutMode::NegCut, epochs, 2);
-    if let Some(dir) = full_disk_child() {
-        // Resumed at iteration 2, the checkpoint of iteration 4 does not fit on the disk.
-        let ckpt = CheckpointDir::new(dir).unwrap();
-        let err = CutTrainer::new(c(2), &data(1), &device)
+    let run = |epochs, ckpt: &CheckpointDir| {
+        let c = cfg(CutMode::NegCut, epochs, 2);
+        CutTrainer::new(c.clone(), &data(1), &device)
             .unwrap()
-            .train(tiny_nets(&c(2), &device), Some(&ckpt))
-            .unwrap_err();
-        assert_full_disk(err, 2, &ckpt);
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ckpt = CheckpointDir::new(dir.path()).unwrap();
-    CutTrainer::new(c(1), &data(1), &device)
-        .unwrap()
-        .train(tiny_nets(&c(1), &device), Some(&ckpt))
-        .unwrap();
-    run_with_file_size_limit(
+            .train(tiny_nets(&c, &device), Some(ckpt))
+            .map(|t| t.log.iterations.len())
+    };
+    full_disk_case(
         "full_disk_stops_with_an_io_error_and_the_run_resumes",
-        dir.path(),
-        FULL_DISK_LIMIT,
+        |ckpt| {
+            run(1, ckpt).unwrap();
+        },
+        |ckpt| run(2, ckpt),
     );
-    // With space again, the run resumes from iteration 2 and finishes.
-    let done = CutTrainer::new(c(2), &data(1), &device)
-        .unwrap()
-        .train(tiny_nets(&c(2), &device), Some(&ckpt))
-        .unwrap();
-    assert_eq!(done.log.iterations.len(), 4);
-    assert_eq!(ckpt.latest::<serde_json::Value>().unwrap().unwrap().0, 4);
 }

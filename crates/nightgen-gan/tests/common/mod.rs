@@ -117,3 +117,30 @@ pub fn assert_full_disk(
     let (latest, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
     assert_eq!(latest, step, "the previous checkpoint stays the newest");
 }
+
+/// The full-disk test of a GAN trainer, shared by the three trainers' test files: `first(ckpt)`
+/// trains one clean epoch of 2 iterations with checkpoints; `resumed(ckpt)` resumes a 2-epoch run
+/// and returns its log's iteration count. In a child process with files limited to
+/// [`FULL_DISK_LIMIT`] bytes, `resumed` must fail at the checkpoint of iteration 4 with the
+/// full-disk error and leave checkpoint 2 the newest; then, with space again, it must finish.
+/// `name` is the calling test's name.
+pub fn full_disk_case(
+    name: &str,
+    first: impl Fn(&nightvision_core::checkpoint::CheckpointDir),
+    resumed: impl Fn(&nightvision_core::checkpoint::CheckpointDir) -> nightgen_gan::Result<usize>,
+) {
+    use nightvision_core::checkpoint::CheckpointDir;
+    use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
+    if let Some(dir) = full_disk_child() {
+        let ckpt = CheckpointDir::new(dir).unwrap();
+        assert_full_disk(resumed(&ckpt).unwrap_err(), 2, &ckpt);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    first(&ckpt);
+    run_with_file_size_limit(name, dir.path(), FULL_DISK_LIMIT);
+    // With space again, the run resumes from iteration 2 and finishes.
+    assert_eq!(resumed(&ckpt).unwrap(), 4);
+    assert_eq!(ckpt.latest::<serde_json::Value>().unwrap().unwrap().0, 4);
+}
