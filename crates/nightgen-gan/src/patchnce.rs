@@ -121,7 +121,18 @@ fn shape_err(what: &'static str, expected: &[usize], got: &[usize]) -> GanError 
     }
 }
 
+/// The floor of `‖x‖₂²` under the square root in [`l2_normalize`]: far below any non-zero
+/// feature's squared norm, it changes nothing where the reference is finite.
+pub const L2_SQUARED_FLOOR: f64 = 1e-24;
+
 /// `x / (‖x‖₂ + 1e-7)` along `dim` (the reference `Normalize(2)` on the channel axis).
+///
+/// The squared norm is floored at [`L2_SQUARED_FLOOR`] before the square root. The output is
+/// the same as the reference's for every input (a zero vector still maps to 0), and so are the
+/// gradients wherever the reference's are finite. At an all-zero vector (a patch whose ReLU
+/// features are all 0, common in narrow networks) the reference's gradient is NaN (`d√s/ds` at 0
+/// is infinite, times 0), and one such patch turns every weight NaN after one step; here it is
+/// the finite `1 / (√floor + 1e-7)`, with no term through the norm.
 ///
 /// # Shapes
 /// - `x`: any; output: same shape
@@ -130,6 +141,7 @@ pub fn l2_normalize<const D: usize>(x: Tensor<D>, dim: usize) -> Tensor<D> {
         .clone()
         .powi_scalar(2)
         .sum_dim(dim)
+        .clamp_min(L2_SQUARED_FLOOR)
         .sqrt()
         .add_scalar(L2_EPS);
     x / norm
@@ -916,6 +928,43 @@ impl NegativeGenerator {
 mod tests {
     use super::*;
     use nightvision_core::rng::seeded;
+
+    #[test]
+    fn l2_normalize_has_finite_gradients_at_a_zero_vector() {
+        use burn::tensor::{Device, TensorData};
+        let device = Device::default().autodiff();
+        // Row 0 is all zero (a dead ReLU patch), row 1 is [3, 4].
+        let x = Tensor::<2>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 3.0, 4.0], [2, 2]),
+            &device,
+        )
+        .require_grad();
+        let w = Tensor::<2>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 1.0, 2.0], [2, 2]),
+            &device,
+        );
+        let y = l2_normalize(x.clone(), 1);
+        let grads = (y.clone() * w).sum().backward();
+        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+        // Zero row: no term through the norm, d/dx (x / (√floor + ε)) · w = w / (1e-12 + 1e-7).
+        let inv = 1.0 / (1e-12 + 1e-7);
+        assert!(
+            (g[0] as f64 / inv - 1.0).abs() < 1e-5
+                && (g[1] as f64 / (2.0 * inv) - 1.0).abs() < 1e-5
+        );
+        // Row [3, 4] (closed form with n = 5 + ε): dy_i/dx_j = δ_ij / n − x_i x_j / (5 n²).
+        let n = 5.0 + L2_EPS;
+        let (x0, x1) = (3.0, 4.0);
+        let g0 = (1.0 / n - x0 * x0 / (5.0 * n * n)) * 1.0 + (-x1 * x0 / (5.0 * n * n)) * 2.0;
+        let g1 = (-x0 * x1 / (5.0 * n * n)) * 1.0 + (1.0 / n - x1 * x1 / (5.0 * n * n)) * 2.0;
+        assert!(
+            (g[2] as f64 - g0).abs() < 1e-6 && (g[3] as f64 - g1).abs() < 1e-6,
+            "{g:?}"
+        );
+        let yv: Vec<f32> = y.into_data().to_vec().unwrap();
+        assert_eq!(&yv[..2], &[0.0, 0.0]);
+    }
 
     #[test]
     fn sampled_ids_are_distinct_truncated_and_reproducible() {
