@@ -134,12 +134,16 @@ pub fn cosplace_net_config() -> CosPlaceNetConfig {
 }
 
 /// A CosPlace network on the real ImageNet MobileNetV2 trunk (all layers trainable).
-fn cosplace_net(device: &Device) -> pipeline::Result<CosPlaceNet> {
+fn cosplace_net(seed: u64, device: &Device) -> pipeline::Result<CosPlaceNet> {
     let weights = pipeline::real_weights(
         "the CosPlace network",
         "weights/mobilenet_v2_imagenet.safetensors",
     )?;
-    let mut net = cosplace_net_config().init(device)?;
+    // The head from the run's seed: two runs (or a killed and resumed one) start alike.
+    let mut net = cosplace_net_config().init_with_rng(
+        device,
+        &mut crate::core::rng::derived(seed ^ 0xc05f_1ace, 0),
+    )?;
     if let Backbone::MobileNetV2(trunk) = &mut net.backbone {
         trunk.load_torchvision(&weights)?;
     }
@@ -363,7 +367,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         device,
     )?
     .train(
-        cosplace_net(device)?,
+        cosplace_net(cfg.seed, device)?,
         Some(&pipeline::stage_dir(
             &out.join("day-model"),
             &cosplace_stage(

@@ -8,9 +8,9 @@
 use std::path::Path;
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
 use crate::backbone::{Backbone, BackboneConfig};
@@ -218,6 +218,32 @@ impl CosPlaceNetConfig {
         }
         Ok(net)
     }
+
+    /// [`CosPlaceNetConfig::init`], with the head (`aggregation.3`, the `Linear` after GeM)
+    /// drawn from `rng` with `nn.Linear`'s default distribution (weight and bias
+    /// `U(−1/√fan_in, 1/√fan_in)`), so that a run is reproducible across processes; the trunk
+    /// comes from the device's generator as in `init` (load its weights).
+    ///
+    /// # Errors
+    /// Those of [`CosPlaceNetConfig::init`].
+    pub fn init_with_rng<R: rand::Rng + ?Sized>(
+        &self,
+        device: &Device,
+        rng: &mut R,
+    ) -> crate::Result<CosPlaceNet> {
+        let mut net = self.init(device)?;
+        let c = self.backbone.out_channels();
+        let d = self.fc_output_dim;
+        let bound = 1.0 / (c.max(1) as f32).sqrt();
+        let mut draw =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+        let weight = Tensor::<2>::from_data(TensorData::new(draw(c * d), [c, d]), device);
+        let bias = Tensor::<1>::from_data(TensorData::new(draw(d), [d]), device);
+        let fc = &mut net.aggregation.fc;
+        fc.weight = Param::from_tensor(weight);
+        fc.bias = Some(Param::from_tensor(bias));
+        Ok(net)
+    }
 }
 
 /// CosPlace's `aggregation` Sequential: `0` L2Norm, `1` GeM (`p`), `2` Flatten, `3` Linear,
@@ -332,5 +358,51 @@ impl CosPlaceNet {
             loader = loader.with_top_level_key(key);
         }
         Ok(loader.load(self, path)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nightvision_core::rng::seeded;
+
+    #[test]
+    fn a_seeded_head_is_reproducible_and_within_the_linear_default_bound() {
+        let device = Device::default();
+        let cfg = CosPlaceNetConfig::new(
+            BackboneConfig::ResNet(backbones::ResNetConfig::resnet18().with_base_width(4)),
+            16,
+        );
+        let head = |seed| {
+            let net = cfg.init_with_rng(&device, &mut seeded(seed)).unwrap();
+            let w: Vec<f32> = net
+                .aggregation
+                .fc
+                .weight
+                .val()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            let b: Vec<f32> = net
+                .aggregation
+                .fc
+                .bias
+                .unwrap()
+                .val()
+                .into_data()
+                .to_vec()
+                .unwrap();
+            (w, b)
+        };
+        let (a, b) = (head(7), head(7));
+        assert_eq!(a, b, "the same seed draws the same head");
+        assert_ne!(a, head(8), "another seed draws another head");
+        let c = cfg.backbone.out_channels();
+        assert_eq!((a.0.len(), a.1.len()), (c * 16, 16));
+        let bound = 1.0 / (c as f32).sqrt();
+        assert!(a.0.iter().chain(&a.1).all(|v| v.abs() <= bound));
+        // Uniform on [−bound, bound]: variance bound² / 3.
+        let var = a.0.iter().map(|v| v * v).sum::<f32>() / a.0.len() as f32;
+        assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.15, "{var}");
     }
 }
