@@ -381,7 +381,7 @@ mod tests {
                 .weight
                 .val()
                 .into_data()
-                .to_vec()
+                .try_into_vec_as::<f32>()
                 .unwrap();
             let b: Vec<f32> = net
                 .aggregation
@@ -390,7 +390,7 @@ mod tests {
                 .unwrap()
                 .val()
                 .into_data()
-                .to_vec()
+                .try_into_vec_as::<f32>()
                 .unwrap();
             (w, b)
         };

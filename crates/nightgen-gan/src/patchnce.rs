@@ -945,7 +945,12 @@ mod tests {
         );
         let y = l2_normalize(x.clone(), 1);
         let grads = (y.clone() * w).sum().backward();
-        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let g: Vec<f32> = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
         assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
         // Zero row: no term through the norm, d/dx (x / (√floor + ε)) · w = w / (1e-12 + 1e-7).
         let inv = 1.0 / (1e-12 + 1e-7);
@@ -962,7 +967,7 @@ mod tests {
             (g[2] as f64 - g0).abs() < 1e-6 && (g[3] as f64 - g1).abs() < 1e-6,
             "{g:?}"
         );
-        let yv: Vec<f32> = y.into_data().to_vec().unwrap();
+        let yv: Vec<f32> = y.into_data().try_into_vec_as::<f32>().unwrap();
         assert_eq!(&yv[..2], &[0.0, 0.0]);
     }
 
