@@ -11,14 +11,14 @@
 //!   anchors (optionally only DSA's hashed subset) and/or positives — a day→night translator or
 //!   a darkening network plugs in here without this crate depending on it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anchor_mining::{CosPlaceGroup, ImageRole, TranslationSubset};
 use burn::tensor::Tensor;
 use rand::{Rng, RngCore};
-use serde_pickle::{HashableValue, Value};
+use vpr_eval::pickle::{PyValue, unpickle};
 
 use crate::error::MetricError;
 
@@ -109,9 +109,13 @@ impl TupleDatabase {
     /// `{split: {'cids', 'cluster', 'qidxs', 'pidxs'}}`; images are at
     /// [`cid2filename`]`(cid, ims_root)`.
     ///
+    /// The file is read by vpr-eval's pickle reader ([`vpr_eval::pickle::unpickle`]): nothing
+    /// is executed, every declared length is checked against the bytes left, nesting is bounded
+    /// and memory stays within a small multiple of the file's size.
+    ///
     /// # Errors
-    /// [`MetricError::Pickle`] naming the missing key or wrong type; the errors of
-    /// [`TupleDatabase::new`].
+    /// [`MetricError::Pickle`] naming the file and the missing key, wrong type or inconsistent
+    /// list (the checks of [`TupleDatabase::new`]); [`MetricError::Core`] for I/O errors.
     pub fn from_cirtorch_pickle(
         path: impl AsRef<Path>,
         split: &str,
@@ -123,26 +127,25 @@ impl TupleDatabase {
             path: path.to_path_buf(),
             reason,
         };
-        let value = serde_pickle::value_from_slice(
-            &bytes,
-            serde_pickle::DeOptions::new().replace_unresolved_globals(),
-        )
-        .map_err(|e| bad(e.to_string()))?;
-        let root = as_dict(&value).ok_or_else(|| bad("the top level is not a dict".into()))?;
-        let db = dict_get(root, split)
-            .and_then(as_dict)
+        let value =
+            unpickle(&bytes).map_err(|e| bad(format!("at byte {}: {}", e.offset, e.reason)))?;
+        if !matches!(value, PyValue::Dict(_)) {
+            return Err(bad("the top level is not a dict".into()));
+        }
+        let db = dict_get(&value, split)
+            .filter(|v| matches!(v, PyValue::Dict(_)))
             .ok_or_else(|| bad(format!("no dict under key {split:?}")))?;
-        let list = |key: &str| -> crate::Result<&Vec<Value>> {
+        let list = |key: &str| -> crate::Result<&[PyValue]> {
             dict_get(db, key)
-                .and_then(as_list)
+                .and_then(PyValue::as_seq)
                 .ok_or_else(|| bad(format!("{split}.{key} is missing or not a list")))
         };
         let cids: Vec<String> = list("cids")?
             .iter()
             .enumerate()
             .map(|(i, v)| match v {
-                Value::String(s) => Ok(s.clone()),
-                Value::Bytes(b) => Ok(String::from_utf8_lossy(b).into_owned()),
+                PyValue::Str(s) => Ok(s.clone()),
+                PyValue::Str8(b) | PyValue::Bytes(b) => Ok(String::from_utf8_lossy(b).into_owned()),
                 other => Err(bad(format!("{split}.cids[{i}] is {other:?}, not a string"))),
             })
             .collect::<crate::Result<_>>()?;
@@ -151,7 +154,7 @@ impl TupleDatabase {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    as_int(v)
+                    v.as_i64()
                         .ok_or_else(|| bad(format!("{split}.{key}[{i}] is {v:?}, not an integer")))
                 })
                 .collect()
@@ -170,34 +173,18 @@ impl TupleDatabase {
         let (qidxs, pidxs) = (to_idx("qidxs")?, to_idx("pidxs")?);
         let root_dir = ims_root.as_ref();
         let images = ImageSource::Files(cids.iter().map(|c| cid2filename(c, root_dir)).collect());
-        Self::new(images, clusters, qidxs, pidxs)
+        // the lists' consistency is the file's: its errors name the file
+        Self::new(images, clusters, qidxs, pidxs).map_err(|e| bad(format!("split {split:?}: {e}")))
     }
 }
 
-fn as_dict(v: &Value) -> Option<&BTreeMap<HashableValue, Value>> {
-    match v {
-        Value::Dict(d) => Some(d),
-        _ => None,
-    }
-}
-
-fn dict_get<'a>(d: &'a BTreeMap<HashableValue, Value>, key: &str) -> Option<&'a Value> {
-    d.get(&HashableValue::String(key.to_string()))
-        .or_else(|| d.get(&HashableValue::Bytes(key.as_bytes().to_vec())))
-}
-
-fn as_list(v: &Value) -> Option<&Vec<Value>> {
-    match v {
-        Value::List(l) | Value::Tuple(l) => Some(l),
-        _ => None,
-    }
-}
-
-fn as_int(v: &Value) -> Option<i64> {
-    match v {
-        Value::I64(i) => Some(*i),
-        Value::Int(b) => i64::try_from(b.clone()).ok(),
-        Value::Bool(b) => Some(i64::from(*b)),
+/// Item `key` of a pickled dict whose keys are `str` (Python 3) or `bytes` / Python 2 `str`.
+fn dict_get<'a>(d: &'a PyValue, key: &str) -> Option<&'a PyValue> {
+    match d {
+        PyValue::Dict(items) => items
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key) || k.as_bytes() == Some(key.as_bytes()))
+            .map(|(_, v)| v),
         _ => None,
     }
 }

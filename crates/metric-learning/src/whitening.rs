@@ -336,8 +336,8 @@ impl Whitening {
     /// Loads a whitening saved by [`Whitening::save`].
     ///
     /// # Errors
-    /// [`MetricError::Core`] for I/O errors, [`MetricError::Whitening`] for a file that is not
-    /// such a safetensors file, [`MetricError::Shape`] for inconsistent sizes.
+    /// [`MetricError::Core`] for I/O errors, [`MetricError::Whitening`] naming the file for a file
+    /// that is not such a safetensors file or holds inconsistent sizes.
     pub fn load(path: impl AsRef<Path>) -> crate::Result<Self> {
         let path = path.as_ref();
         let raw = std::fs::read(path).map_err(|e| nightvision_core::CoreError::io(path, e))?;
@@ -370,14 +370,12 @@ impl Whitening {
         let (_, jitter) = get("jitter")?;
         let dim = mean.len();
         if ms != [dim] || ps != [dim, dim] || eigenvalues.len() != dim {
-            return Err(MetricError::shape(
-                "whitening file",
-                format!("mean [{0}], projection [{0}, {0}], eigenvalues [{0}]", dim),
-                format!(
-                    "mean {ms:?}, projection {ps:?}, {} eigenvalues",
-                    eigenvalues.len()
-                ),
-            ));
+            // `bad` names the file: a whitening file of inconsistent shapes is a bad file
+            return Err(bad(format!(
+                "expected mean [{dim}], projection [{dim}, {dim}], eigenvalues [{dim}], found \
+                 mean {ms:?}, projection {ps:?}, {} eigenvalues",
+                eigenvalues.len()
+            )));
         }
         let kind = match meta
             .metadata()

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::optim::ModuleOptimizer;
-use burn::store::ModuleRecord;
+use burn::store::{DTypePolicy, ModuleRecord};
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{CoreError, Result};
@@ -37,6 +37,20 @@ fn tmp_sibling(path: &Path) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
     path.with_file_name(format!(".{name}.{}.part", std::process::id()))
+}
+
+/// The environment variable that slows every atomic write by that many milliseconds (between
+/// the written, synced temporary file and its rename), so that `scripts/kill-test.sh` can land
+/// SIGKILLs inside checkpoint and report writes. For tests only; unset in normal runs.
+pub const SLOW_WRITE_ENV: &str = "NIGHTVISION_SLOW_CHECKPOINT_MS";
+
+fn slow_write_for_tests() {
+    if let Some(ms) = std::env::var_os(SLOW_WRITE_ENV)
+        .and_then(|v| v.to_str().and_then(|v| v.parse::<u64>().ok()))
+        .filter(|&ms| ms > 0)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
 }
 
 /// Writes `path` atomically: `write` fills a temporary sibling file, which is flushed, synced and
@@ -55,6 +69,7 @@ pub fn write_atomic(
         write(&mut file)?;
         file.flush().map_err(|e| CoreError::io(&tmp, e))?;
         file.sync_all().map_err(|e| CoreError::io(&tmp, e))?;
+        slow_write_for_tests();
         std::fs::rename(&tmp, path).map_err(|e| CoreError::io(path, e))
     })();
     if result.is_err() {
@@ -105,15 +120,25 @@ pub fn module_to_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
 }
 
 /// Loads parameters produced by [`module_to_bytes`] into `module` (same architecture).
+///
+/// # Errors
+/// [`CoreError::Record`] naming `origin` when the bytes are not a record, or a record of another
+/// architecture (a missing parameter or a wrong shape).
 pub fn module_from_bytes<M: Module>(module: M, bytes: Vec<u8>, origin: &Path) -> Result<M> {
-    let record =
-        ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| {
-            CoreError::Record {
-                path: origin.to_path_buf(),
-                message: format!("{e:?}"),
-            }
-        })?;
-    Ok(module.load_record(record))
+    let record_err = |message: String| CoreError::Record {
+        path: origin.to_path_buf(),
+        message,
+    };
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+        .map_err(|e| record_err(e.to_string()))?
+        // the module decides each parameter's dtype: with the default (the record's dtype), a
+        // record holding an integer tensor for a float parameter panics inside burn (a finding
+        // of the fuzz campaign); our own records hold the module's dtypes, so this casts nothing
+        .with_dtype_policy(DTypePolicy::CastToModule);
+    // `try_load_record`, not `load_record`: the latter panics on a record of another module
+    module
+        .try_load_record(record)
+        .map_err(|e| record_err(e.to_string()))
 }
 
 /// Saves a module's parameters to `path` atomically.
@@ -283,6 +308,7 @@ impl CheckpointDir {
                 write_bytes_atomic(tmp.join(file), bytes)?;
             }
             save_json(tmp.join("state.json"), state)?;
+            slow_write_for_tests();
             if final_dir.exists() {
                 std::fs::remove_dir_all(&final_dir).map_err(|e| CoreError::io(&final_dir, e))?;
             }
@@ -318,7 +344,24 @@ impl CheckpointDir {
         if !p.exists() {
             return Ok(None);
         }
-        load_json(p).map(Some)
+        let latest: Latest = load_json(&p)?;
+        // the pointer names a folder of this checkpoint folder, nothing else: not a path that
+        // leads out of it (`../other-run`, `/etc`), not the folder itself
+        let mut parts = Path::new(&latest.dir).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(std::path::Component::Normal(_)), None)
+        ) {
+            return Err(CoreError::Checkpoint {
+                path: p,
+                reason: format!(
+                    "\"dir\" is {:?}, not the name of a checkpoint folder inside {}",
+                    latest.dir,
+                    self.root.display()
+                ),
+            });
+        }
+        Ok(Some(latest))
     }
 
     /// Binds the folder to the configuration that builds and trains what it holds (the

@@ -132,6 +132,14 @@ pub enum CoreError {
         /// `field: stored → requested` for each.
         details: String,
     },
+    /// A checkpoint folder's bookkeeping is corrupt (e.g. `latest.json` points outside the folder).
+    #[error("corrupt checkpoint file {path}: {reason}")]
+    Checkpoint {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A checkpoint folder has no checkpoint (or no configuration) to load from.
     #[error("{path}: {what} not found (train into this folder first)")]
     NoCheckpoint {

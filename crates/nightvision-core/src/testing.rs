@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::{CoreError, Result};
 
 pub mod full_disk;
+pub mod fuzz;
 
 /// A float array read from a fixture: values and shape.
 #[derive(Debug, Clone, PartialEq)]

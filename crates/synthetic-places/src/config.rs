@@ -251,12 +251,16 @@ impl WorldConfig {
                 "1 ..= 64",
             ));
         }
-        if self.places + self.train_places > 100_000 {
-            return Err(invalid(
-                "places + train_places",
-                self.places + self.train_places,
-                "≤ 100000",
-            ));
+        // checked: with `usize::MAX` places the plain sum wraps round to a small number
+        match self.places.checked_add(self.train_places) {
+            Some(total) if total <= 100_000 => {}
+            _ => {
+                return Err(invalid(
+                    "places + train_places",
+                    format!("{} + {}", self.places, self.train_places),
+                    "≤ 100000",
+                ));
+            }
         }
         if !(1..=100).contains(&self.jpeg_quality) {
             return Err(invalid("jpeg_quality", self.jpeg_quality, "1 ..= 100"));

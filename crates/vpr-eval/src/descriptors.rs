@@ -35,10 +35,16 @@ impl Descriptors {
                 reason: format!("{what} have dimension 0"),
             });
         }
-        if data.len() != rows * dim {
+        let Some(expected) = rows.checked_mul(dim) else {
+            return Err(EvalError::InvalidArgument {
+                name: "descriptor shape",
+                reason: format!("{what}: {rows} rows of dimension {dim} overflow a length"),
+            });
+        };
+        if data.len() != expected {
             return Err(EvalError::SizeMismatch {
                 what: format!("{what}: number of values for {rows} rows of dimension {dim}"),
-                expected: rows * dim,
+                expected,
                 got: data.len(),
                 path: path.map(Path::to_path_buf),
             });

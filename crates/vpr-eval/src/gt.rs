@@ -81,8 +81,13 @@ impl GroundTruth {
             return Err(EvalError::InvalidArgument {
                 name: "posDistThr",
                 reason: format!(
-                    "{} is not a finite non-negative distance",
-                    self.pos_dist_thr
+                    "{} is not a finite non-negative distance{}",
+                    self.pos_dist_thr,
+                    // read from a file: the file is named (a finding of the fuzz campaign)
+                    self.source
+                        .as_ref()
+                        .map(|p| format!(" (in {})", p.display()))
+                        .unwrap_or_default()
                 ),
             });
         }
@@ -325,9 +330,14 @@ impl Grid {
         // cells of width `cell > radius`: the 3x3 neighbourhood covers the disc
         let mut out = Vec::new();
         let r2 = radius * radius;
-        for dx in -1..=1 {
-            for dy in -1..=1 {
-                if let Some(ids) = self.cells.get(&(cx + dx, cy + dy)) {
+        for dx in -1..=1i64 {
+            for dy in -1..=1i64 {
+                // cells past the ends of i64 (coordinates near ±1.8e308 saturate the cell index)
+                // do not exist: checked, so no overflow and no cell is visited twice
+                let (Some(x), Some(y)) = (cx.checked_add(dx), cy.checked_add(dy)) else {
+                    continue;
+                };
+                if let Some(ids) = self.cells.get(&(x, y)) {
                     for &i in ids {
                         let p = points[i as usize];
                         let (ex, ey) = (p[0] - q[0], p[1] - q[1]);

@@ -50,6 +50,8 @@
 //! # Ok::<(), vpr_eval::EvalError>(())
 //! ```
 #![warn(missing_docs)]
+#![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod descriptors;
 mod error;

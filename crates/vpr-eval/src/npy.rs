@@ -84,13 +84,32 @@ impl Array {
     }
 }
 
+/// The largest `.npy` header accepted (magic, version, length and the header text). numpy's own
+/// reader refuses headers over 10,000 bytes unless told otherwise (`max_header_size`); the header
+/// of a numeric array of any rank numpy allows (≤ 64 dimensions) is far below this.
+pub const MAX_HEADER_BYTES: usize = 1 << 16;
+
+/// The deepest bracket nesting accepted in a header: a numeric array's header nests 2 deep (the
+/// dict and the shape tuple). Checked, with the brackets' balance, before the header text
+/// reaches npyz's Python-literal parser, a backtracking parser whose time grows exponentially
+/// with unclosed openers (found by the fuzz campaign: 11 unclosed `{` in the shape took 2.7 s).
+const MAX_HEADER_NESTING: usize = 4;
+
 /// Reads a `.npy` file.
+///
+/// The header's shape and dtype are checked against the file's length before anything is
+/// allocated for the data: a header that declares more bytes than the file holds (e.g. 4×10¹²
+/// rows in a 200-byte file) is an [`EvalError::Npy`] naming the file.
 pub fn read_npy(path: &Path) -> Result<Array> {
     let file = File::open(path).map_err(|e| EvalError::io(path, e))?;
-    read_npy_from(BufReader::new(file), path, "")
+    let len = file.metadata().map_err(|e| EvalError::io(path, e))?.len();
+    read_npy_checked(BufReader::new(file), Some(len), true, path, "")
 }
 
 /// Reads array `key` (without the `.npy` suffix) from an `.npz` archive.
+///
+/// The array's declared size is checked against the archive member's uncompressed size before
+/// anything is allocated for the data.
 pub fn read_npz(path: &Path, key: &str) -> Result<Array> {
     let npy_err = |source: std::io::Error| EvalError::Npy {
         path: path.to_path_buf(),
@@ -104,34 +123,186 @@ pub fn read_npz(path: &Path, key: &str) -> Result<Array> {
         ));
     }
     let mut archive = npyz::npz::NpzArchive::open(path).map_err(npy_err)?;
-    match archive.by_name(key).map_err(npy_err)? {
-        Some(npy) => read_npy_file(npy, path, key),
-        None => Err(EvalError::MissingKey {
+    if !archive.array_names().any(|n| n == key) {
+        return Err(EvalError::MissingKey {
             path: path.to_path_buf(),
             key: key.to_string(),
-        }),
+        });
     }
+    let member = npyz::npz::file_name_from_array_name(key);
+    let file = archive
+        .zip_archive()
+        .by_name(&member)
+        .map_err(|e| npy_err(invalid_data(e.to_string())))?;
+    // the member's uncompressed size is what the archive claims: it refuses a header that
+    // declares more, but does not size an allocation
+    let size = file.size();
+    read_npy_checked(file, Some(size), false, path, key)
 }
 
 /// Reads a `.npy` stream; `path`/`key` only label errors.
+///
+/// The stream's length is unknown here, so the data are decoded piece by piece as they arrive:
+/// memory grows with the bytes actually read, never with what the header declares.
 pub fn read_npy_from<R: Read>(reader: R, path: &Path, key: &str) -> Result<Array> {
-    let npy = npyz::NpyFile::new(reader).map_err(|source| EvalError::Npy {
+    read_npy_checked(reader, None, false, path, key)
+}
+
+fn invalid_data(message: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message.into())
+}
+
+/// Reads the magic string, version and header of a `.npy` stream and checks the header's
+/// length against [`MAX_HEADER_BYTES`] and the bytes `available`, and its nesting depth, before
+/// allocating it. Returns the bytes read (to be handed to npyz).
+fn read_checked_header<R: Read>(
+    reader: &mut R,
+    available: Option<u64>,
+) -> std::io::Result<Vec<u8>> {
+    let mut pre = [0u8; 12];
+    reader
+        .read_exact(&mut pre[..10])
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                invalid_data("not a .npy file: shorter than its magic string")
+            }
+            _ => e,
+        })?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err(invalid_data(
+            "not a .npy file: magic string \\x93NUMPY not found",
+        ));
+    }
+    let (prefix_len, header_len) = match (pre[6], pre[7]) {
+        (1, 0) => (10usize, u16::from_le_bytes([pre[8], pre[9]]) as usize),
+        (2 | 3, 0) => {
+            reader
+                .read_exact(&mut pre[10..12])
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        invalid_data("truncated .npy header length")
+                    }
+                    _ => e,
+                })?;
+            let len = u32::from_le_bytes([pre[8], pre[9], pre[10], pre[11]]);
+            (12, usize::try_from(len).unwrap_or(usize::MAX))
+        }
+        (major, minor) => {
+            return Err(invalid_data(format!(
+                "unsupported .npy format version {major}.{minor}"
+            )));
+        }
+    };
+    let total = prefix_len.saturating_add(header_len);
+    if total > MAX_HEADER_BYTES {
+        return Err(invalid_data(format!(
+            "the header declares {header_len} bytes, more than the {MAX_HEADER_BYTES} accepted"
+        )));
+    }
+    if let Some(avail) = available
+        && total as u64 > avail
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("the header declares {header_len} bytes but the file holds {avail} in all"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(total);
+    bytes.extend_from_slice(&pre[..prefix_len]);
+    bytes.resize(total, 0);
+    reader
+        .read_exact(&mut bytes[prefix_len..])
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("truncated header: {header_len} bytes declared"),
+            ),
+            _ => e,
+        })?;
+    match nesting_depth(&bytes[prefix_len..]) {
+        Some(depth) if depth > MAX_HEADER_NESTING => {
+            return Err(invalid_data(format!(
+                "the header nests brackets {depth} deep (at most {MAX_HEADER_NESTING} accepted)"
+            )));
+        }
+        Some(_) => {}
+        None => {
+            return Err(invalid_data(
+                "the header's brackets or quotes do not balance",
+            ));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The deepest nesting of `(`, `[` and `{` outside quoted strings, or `None` when the brackets
+/// (of any kind, in order) or the quotes do not balance.
+fn nesting_depth(text: &[u8]) -> Option<usize> {
+    let mut open: Vec<u8> = Vec::new();
+    let (mut max, mut quote, mut escaped) = (0usize, None::<u8>, false);
+    for &b in text {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == q {
+                quote = None;
+            }
+            continue;
+        }
+        match b {
+            b'\'' | b'"' => quote = Some(b),
+            b'(' | b'[' | b'{' => {
+                open.push(b);
+                max = max.max(open.len());
+            }
+            b')' | b']' | b'}' => {
+                let opener = match b {
+                    b')' => b'(',
+                    b']' => b'[',
+                    _ => b'{',
+                };
+                if open.pop() != Some(opener) {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    (open.is_empty() && quote.is_none()).then_some(max)
+}
+
+/// Bytes decoded per piece of the data of a file whose length holds them (4 MiB).
+const PIECE_BYTES: usize = 1 << 22;
+/// Bytes decoded per piece of a stream of unknown length (64 KiB): what a header declares
+/// sizes nothing before the data arrive.
+const STREAM_PIECE_BYTES: usize = 1 << 16;
+
+/// Reads a `.npy` stream of `available` bytes (header included), if known; `trusted` when that
+/// length is the file's own (not a claim of an archive). Every size the header declares is
+/// checked before it sizes an allocation.
+fn read_npy_checked<R: Read>(
+    mut reader: R,
+    available: Option<u64>,
+    trusted: bool,
+    path: &Path,
+    key: &str,
+) -> Result<Array> {
+    let npy_err = |source: std::io::Error| EvalError::Npy {
         path: path.to_path_buf(),
         key: key.to_string(),
         source,
-    })?;
-    read_npy_file(npy, path, key)
-}
-
-fn read_npy_file<R: Read>(npy: npyz::NpyFile<R>, path: &Path, key: &str) -> Result<Array> {
+    };
+    let header = read_checked_header(&mut reader, available).map_err(npy_err)?;
+    let header_len = header.len() as u64;
+    let npy = npyz::NpyFile::new(std::io::Cursor::new(header).chain(reader)).map_err(npy_err)?;
     let format = |found: String| EvalError::ArrayFormat {
         path: path.to_path_buf(),
         key: key.to_string(),
         expected: "a numeric array (bool, int, uint or float dtype)".into(),
         found,
     };
-    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
-    let order = npy.order();
     let ts = match npy.dtype() {
         npyz::DType::Plain(ts) => ts,
         other => return Err(format(format!("dtype {}", other.descr()))),
@@ -148,16 +319,70 @@ fn read_npy_file<R: Read>(npy: npyz::NpyFile<R>, path: &Path, key: &str) -> Resu
     if !ok {
         return Err(format(format!("dtype {ts}")));
     }
-    let n: usize = shape.iter().product();
-    // stream the data in 4 MiB pieces: peak memory is the decoded array, not twice its size
-    let mut reader = npy.into_inner();
-    let mut data = match (kind, size) {
-        (TypeChar::Float, 8) => ArrayData::F64(Vec::with_capacity(n)),
-        (TypeChar::Float, _) => ArrayData::F32(Vec::with_capacity(n)),
-        _ => ArrayData::I64(Vec::with_capacity(n)),
+    let declared = npy.shape().to_vec();
+    // the element count and byte length the header declares, checked for overflow (an empty
+    // dimension makes the array empty whatever the others say)
+    let n_bytes = if declared.contains(&0) {
+        Some(0u64)
+    } else {
+        declared
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .and_then(|n| n.checked_mul(size as u64))
     };
-    let total = n * size;
-    let piece = (1usize << 22) / size * size;
+    let too_big = |what: String| {
+        npy_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the header declares shape {declared:?} of {size}-byte elements: {what}"),
+        ))
+    };
+    let Some(n_bytes) = n_bytes else {
+        return Err(too_big("more bytes than 2^64".into()));
+    };
+    if let Some(avail) = available {
+        let data_avail = avail.saturating_sub(header_len);
+        if n_bytes > data_avail {
+            return Err(npy_err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the header declares shape {declared:?} of {size}-byte elements ({n_bytes} bytes) \
+                     but only {data_avail} bytes follow it"
+                ),
+            )));
+        }
+    }
+    let (Ok(total), Ok(shape)) = (
+        usize::try_from(n_bytes),
+        declared
+            .iter()
+            .map(|&d| usize::try_from(d))
+            .collect::<std::result::Result<Vec<usize>, _>>(),
+    ) else {
+        return Err(too_big("more than this machine can address".into()));
+    };
+    let n = total / size;
+    let order = npy.order();
+    // Stream the data in 4 MiB pieces: peak memory is the decoded array, not twice its size.
+    // The output grows with the pieces actually read (reserved up front only when the length
+    // of the input is known to hold them), so a lying header costs no more than the input.
+    let mut reader = npy.into_inner();
+    let trusted = trusted && available.is_some();
+    let piece_bytes = if trusted {
+        PIECE_BYTES
+    } else {
+        STREAM_PIECE_BYTES
+    };
+    let reserve = if trusted {
+        n
+    } else {
+        n.min(piece_bytes / size)
+    };
+    let mut data = match (kind, size) {
+        (TypeChar::Float, 8) => ArrayData::F64(Vec::with_capacity(reserve)),
+        (TypeChar::Float, _) => ArrayData::F32(Vec::with_capacity(reserve)),
+        _ => ArrayData::I64(Vec::with_capacity(reserve)),
+    };
+    let piece = piece_bytes / size * size;
     let mut buf = vec![0u8; piece.min(total)];
     let mut done = 0;
     while done < total {
@@ -167,27 +392,17 @@ fn read_npy_file<R: Read>(npy: npyz::NpyFile<R>, path: &Path, key: &str) -> Resu
         while filled < len {
             match reader.read(&mut chunk[filled..]) {
                 Ok(0) => {
-                    return Err(EvalError::Npy {
-                        path: path.to_path_buf(),
-                        key: key.to_string(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "truncated data: {} bytes for {n} elements of {size} bytes",
-                                done + filled
-                            ),
+                    return Err(npy_err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "truncated data: {} bytes for {n} elements of {size} bytes",
+                            done + filled
                         ),
-                    });
+                    )));
                 }
                 Ok(m) => filled += m,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(EvalError::Npy {
-                        path: path.to_path_buf(),
-                        key: key.to_string(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(npy_err(source)),
             }
         }
         decode_into(&mut data, chunk, kind, size, big);

@@ -205,26 +205,40 @@ impl DescriptorCache {
         )
     }
 
-    /// Loads entry `name` if its key equals `key` and its matrix has the keyed shape.
+    /// Loads entry `name`: `None` when there is no entry or its key differs from `key` (a miss),
+    /// the descriptors when the key is `key`.
+    ///
+    /// # Errors
+    /// A corrupt entry is an error naming its file, never a silent miss: a key file that is not a
+    /// key ([`EvalError::Json`]), a matrix that cannot be read, or one whose shape is not the one
+    /// its key records ([`EvalError::SizeMismatch`]). Stores are atomic, so only an outside
+    /// change makes an entry corrupt; delete the entry (or the cache folder) to recompute it.
     pub fn load(&self, name: &str, key: &CacheKey) -> Result<Option<Descriptors>> {
         let (npy, json) = self.paths(name);
         if !npy.is_file() || !json.is_file() {
             return Ok(None);
         }
         let text = std::fs::read_to_string(&json).map_err(|e| EvalError::io(&json, e))?;
-        let stored: CacheKey = match serde_json::from_str(&text) {
-            Ok(k) => k,
-            Err(_) => return Ok(None),
-        };
+        let stored: CacheKey = serde_json::from_str(&text).map_err(|source| EvalError::Json {
+            path: json.clone(),
+            source,
+        })?;
         if &stored != key {
             return Ok(None);
         }
-        let d = match Descriptors::read_npy(&npy) {
-            Ok(d) => d,
-            Err(_) => return Ok(None),
-        };
-        if d.rows() != key.n_images || d.dim() != key.dim {
-            return Ok(None);
+        let d = Descriptors::read_npy(&npy)?;
+        for (what, expected, got) in [
+            ("cached descriptors: rows", key.n_images, d.rows()),
+            ("cached descriptors: dimension", key.dim, d.dim()),
+        ] {
+            if expected != got {
+                return Err(EvalError::SizeMismatch {
+                    what: what.into(),
+                    expected,
+                    got,
+                    path: Some(npy.clone()),
+                });
+            }
         }
         Ok(Some(d))
     }

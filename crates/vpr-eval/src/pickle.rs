@@ -238,8 +238,11 @@ fn decode_array(
     big: bool,
     fortran: bool,
 ) -> Option<NdArray> {
-    let n: usize = shape.iter().product();
-    if raw.len() != n * size {
+    // the element count, checked: a shape whose product overflows is not an array
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    if n.checked_mul(size) != Some(raw.len()) {
         return None;
     }
     let word = |c: &[u8]| -> [u8; 8] {
@@ -336,7 +339,8 @@ enum Node {
     Set(Vec<NodeRef>),
     Object {
         callable: NodeRef,
-        args: Vec<NodeRef>,
+        /// The argument tuple, shared (not copied) with the stack it was popped from.
+        args: NodeRef,
         state: Option<NodeRef>,
     },
 }
@@ -347,25 +351,73 @@ fn leaf(v: PyValue) -> NodeRef {
 
 const MAX_DEPTH: usize = 200;
 
-fn to_value(n: &NodeRef, depth: usize) -> Result<PyValue, String> {
+/// Copies of shared objects (memo `GET`s, `DUP`s) the conversion to [`PyValue`] may make beyond
+/// the objects themselves, in units of one node or eight payload bytes: a fixed allowance plus
+/// [`COPIES_PER_INPUT_BYTE`] per byte of input. Real pickles re-reference small objects (a
+/// numpy global, a dtype); a "billion laughs" pickle, whose every level references the one
+/// below twice, would need 2^depth.
+const COPY_ALLOWANCE: usize = 1 << 16;
+/// See [`COPY_ALLOWANCE`].
+const COPIES_PER_INPUT_BYTE: usize = 2;
+
+/// What converting the object graph to a tree may still copy.
+struct Budget {
+    seen: std::collections::HashSet<*const RefCell<Node>>,
+    copies_left: usize,
+}
+
+impl Budget {
+    fn for_input(len: usize) -> Self {
+        Self {
+            seen: std::collections::HashSet::new(),
+            copies_left: COPY_ALLOWANCE.saturating_add(len.saturating_mul(COPIES_PER_INPUT_BYTE)),
+        }
+    }
+
+    /// Charges a visit of `n`: free the first time (every node comes from an opcode of the
+    /// input), a copy every other time.
+    fn visit(&mut self, n: &NodeRef, node: &Node) -> Result<(), String> {
+        if self.seen.insert(Rc::as_ptr(n)) {
+            return Ok(());
+        }
+        let cost = match node {
+            Node::Leaf(PyValue::Str(s)) => 1 + s.len() / 8,
+            Node::Leaf(PyValue::Str8(b) | PyValue::Bytes(b)) => 1 + b.len() / 8,
+            _ => 1,
+        };
+        self.copies_left = self.copies_left.checked_sub(cost).ok_or_else(|| {
+            "shared objects are referenced too often (a pickle bomb?): their copies exceed the budget"
+                .to_string()
+        })?;
+        Ok(())
+    }
+}
+
+fn to_value(n: &NodeRef, depth: usize, budget: &mut Budget) -> Result<PyValue, String> {
     if depth > MAX_DEPTH {
         return Err("structure nested too deeply (recursive?)".into());
     }
-    let conv = |v: &[NodeRef]| -> Result<Vec<PyValue>, String> {
-        v.iter().map(|x| to_value(x, depth + 1)).collect()
-    };
     let node = n
         .try_borrow()
         .map_err(|_| "recursive structure".to_string())?;
+    budget.visit(n, &node)?;
+    let conv = |v: &[NodeRef], budget: &mut Budget| -> Result<Vec<PyValue>, String> {
+        v.iter().map(|x| to_value(x, depth + 1, budget)).collect()
+    };
     Ok(match &*node {
         Node::Leaf(v) => v.clone(),
-        Node::List(v) => PyValue::List(conv(v)?),
-        Node::Tuple(v) => PyValue::Tuple(conv(v)?),
-        Node::Set(v) => PyValue::Set(conv(v)?),
+        Node::List(v) => PyValue::List(conv(v, budget)?),
+        Node::Tuple(v) => PyValue::Tuple(conv(v, budget)?),
+        Node::Set(v) => PyValue::Set(conv(v, budget)?),
         Node::Dict(items) => PyValue::Dict(
             items
                 .iter()
-                .map(|(k, v)| Ok((to_value(k, depth + 1)?, to_value(v, depth + 1)?)))
+                .map(|(k, v)| {
+                    Ok((
+                        to_value(k, depth + 1, budget)?,
+                        to_value(v, depth + 1, budget)?,
+                    ))
+                })
                 .collect::<Result<_, String>>()?,
         ),
         Node::Object {
@@ -373,8 +425,11 @@ fn to_value(n: &NodeRef, depth: usize) -> Result<PyValue, String> {
             args,
             state,
         } => {
-            let callable = to_value(callable, depth + 1)?;
-            let args = conv(args)?;
+            let callable = to_value(callable, depth + 1, budget)?;
+            let args = match to_value(args, depth + 1, budget)? {
+                PyValue::Tuple(items) => items,
+                _ => return Err("REDUCE/NEWOBJ arguments are not a tuple".into()),
+            };
             // `_codecs.encode(text, 'latin1')` is how Python 3 pickles bytes under protocol <= 2
             if let (Some(("_codecs", "encode")), [PyValue::Str(text), ..]) =
                 (callable.global_name(), args.as_slice())
@@ -387,12 +442,43 @@ fn to_value(n: &NodeRef, depth: usize) -> Result<PyValue, String> {
                 callable: Box::new(callable),
                 args,
                 state: match state {
-                    Some(s) => Some(Box::new(to_value(s, depth + 1)?)),
+                    Some(s) => Some(Box::new(to_value(s, depth + 1, budget)?)),
                     None => None,
                 },
             }
         }
     })
+}
+
+/// Takes the object graph apart without recursion: every node's children are moved to a work
+/// list before the node is dropped. Dropping a deeply nested graph the ordinary way recurses
+/// once per level and overflows the stack (a 200 kB pickle of `]` … `a` nests 100,000 lists);
+/// this also breaks reference cycles (`l.append(l)`), which `Rc` alone would leak.
+fn teardown(roots: Vec<NodeRef>) {
+    let mut work = roots;
+    while let Some(n) = work.pop() {
+        if let Ok(mut node) = n.try_borrow_mut() {
+            match &mut *node {
+                Node::Leaf(_) => {}
+                Node::List(v) | Node::Tuple(v) | Node::Set(v) => work.append(v),
+                Node::Dict(items) => {
+                    for (k, v) in items.drain(..) {
+                        work.push(k);
+                        work.push(v);
+                    }
+                }
+                Node::Object {
+                    callable,
+                    args,
+                    state,
+                } => {
+                    work.push(std::mem::replace(callable, leaf(PyValue::None)));
+                    work.push(std::mem::replace(args, leaf(PyValue::None)));
+                    work.extend(state.take());
+                }
+            }
+        }
+    }
 }
 
 struct Reader<'a> {
@@ -529,11 +615,29 @@ fn raw_unicode_escape(b: &[u8]) -> Result<String, String> {
 }
 
 /// Unpickles `data` into a [`PyValue`].
+///
+/// Nothing is executed: globals and reduce calls become [`PyValue::Global`] /
+/// [`PyValue::Object`]. Every length is checked against the bytes left before it is read, and
+/// the conversion of shared objects into a tree is bounded (a copy budget of 65,536 + 2 objects per input byte), so memory
+/// stays within a small multiple of `data.len()` whatever the pickle declares.
 pub fn unpickle(data: &[u8]) -> Result<PyValue, PickleError> {
-    let mut r = Reader { data, pos: 0 };
     let mut stack: Vec<NodeRef> = Vec::new();
-    let mut marks: Vec<usize> = Vec::new();
     let mut memo: HashMap<u64, NodeRef> = HashMap::new();
+    let result = execute(data, &mut stack, &mut memo);
+    let mut roots = stack;
+    roots.extend(memo.into_values());
+    teardown(roots);
+    result
+}
+
+fn execute(
+    data: &[u8],
+    stack: &mut Vec<NodeRef>,
+    memo: &mut HashMap<u64, NodeRef>,
+) -> Result<PyValue, PickleError> {
+    let mut r = Reader { data, pos: 0 };
+    let mut marks: Vec<usize> = Vec::new();
+    let mut budget = Budget::for_input(data.len());
     loop {
         let start = r.pos;
         let fail = |reason: String| PickleError {
@@ -577,7 +681,9 @@ pub fn unpickle(data: &[u8]) -> Result<PyValue, PickleError> {
                 }
                 b'.' => {
                     let v = pop!();
-                    return Ok(Some(to_value(&v, 0)?));
+                    let value = to_value(&v, 0, &mut budget);
+                    stack.push(v); // torn down with the rest
+                    return Ok(Some(value?));
                 }
                 b'(' => marks.push(stack.len()),
                 b'0' => {
@@ -804,20 +910,23 @@ pub fn unpickle(data: &[u8]) -> Result<PyValue, PickleError> {
                 0x93 => {
                     let name = pop!();
                     let module = pop!();
-                    let (PyValue::Str(m), PyValue::Str(n)) =
-                        (to_value(&module, 0)?, to_value(&name, 0)?)
-                    else {
-                        return Err("STACK_GLOBAL needs two strings".into());
+                    let global = match (&*module.borrow(), &*name.borrow()) {
+                        (Node::Leaf(PyValue::Str(m)), Node::Leaf(PyValue::Str(n))) => {
+                            PyValue::Global {
+                                module: m.clone(),
+                                name: n.clone(),
+                            }
+                        }
+                        _ => return Err("STACK_GLOBAL needs two strings".into()),
                     };
-                    stack.push(leaf(PyValue::Global { module: m, name: n }));
+                    stack.push(leaf(global));
                 }
                 b'R' | 0x81 => {
                     let args = pop!();
                     let callable = pop!();
-                    let args = match &*args.borrow() {
-                        Node::Tuple(items) => items.clone(),
-                        _ => return Err("REDUCE/NEWOBJ arguments are not a tuple".into()),
-                    };
+                    if !matches!(&*args.borrow(), Node::Tuple(_)) {
+                        return Err("REDUCE/NEWOBJ arguments are not a tuple".into());
+                    }
                     stack.push(Rc::new(RefCell::new(Node::Object {
                         callable,
                         args,
@@ -828,10 +937,9 @@ pub fn unpickle(data: &[u8]) -> Result<PyValue, PickleError> {
                     let _kwargs = pop!();
                     let args = pop!();
                     let callable = pop!();
-                    let args = match &*args.borrow() {
-                        Node::Tuple(items) => items.clone(),
-                        _ => return Err("NEWOBJ_EX arguments are not a tuple".into()),
-                    };
+                    if !matches!(&*args.borrow(), Node::Tuple(_)) {
+                        return Err("NEWOBJ_EX arguments are not a tuple".into());
+                    }
                     stack.push(Rc::new(RefCell::new(Node::Object {
                         callable,
                         args,
@@ -846,7 +954,7 @@ pub fn unpickle(data: &[u8]) -> Result<PyValue, PickleError> {
                     let callable = items.remove(0);
                     stack.push(Rc::new(RefCell::new(Node::Object {
                         callable,
-                        args: items,
+                        args: Rc::new(RefCell::new(Node::Tuple(items))),
                         state: None,
                     })));
                 }
@@ -856,7 +964,7 @@ pub fn unpickle(data: &[u8]) -> Result<PyValue, PickleError> {
                     let args = pop_mark!();
                     stack.push(Rc::new(RefCell::new(Node::Object {
                         callable: leaf(PyValue::Global { module, name }),
-                        args,
+                        args: Rc::new(RefCell::new(Node::Tuple(args))),
                         state: None,
                     })));
                 }

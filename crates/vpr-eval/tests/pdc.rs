@@ -132,3 +132,36 @@ fn encoder_errors_and_dimension_mismatch() {
         Err(EvalError::SizeMismatch { .. })
     ));
 }
+
+#[test]
+fn a_corrupt_cache_entry_is_an_error_naming_its_file_not_a_silent_miss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = DescriptorCache::new(tmp.path().join("cache"));
+    let db: Vec<PathBuf> = (0..5).map(|i| PathBuf::from(format!("{i}.jpg"))).collect();
+    let calls = Cell::new(0);
+    let mut day = encoder("day", 0.0, &calls);
+    let mut night = encoder("night", 0.5, &calls);
+    let opts = PdcOptions::default();
+    partial_divide_and_conquer(&db, &db, &mut day, &mut night, &cache, &opts).unwrap();
+    let entry = |ext: &str| {
+        std::fs::read_dir(tmp.path().join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().ends_with(ext))
+            .unwrap()
+    };
+    // A damaged matrix: the reader's error names the file.
+    let npy = entry(".npy");
+    let good = std::fs::read(&npy).unwrap();
+    std::fs::write(&npy, &good[..good.len() / 2]).unwrap();
+    let e = partial_divide_and_conquer(&db, &db, &mut day, &mut night, &cache, &opts).unwrap_err();
+    assert!(e.to_string().contains(&*npy.to_string_lossy()), "{e}");
+    // A damaged key: a JSON error naming the key file.
+    std::fs::write(&npy, &good).unwrap();
+    let key = entry(".key.json");
+    std::fs::write(&key, "{not json").unwrap();
+    match partial_divide_and_conquer(&db, &db, &mut day, &mut night, &cache, &opts) {
+        Err(EvalError::Json { path, .. }) => assert_eq!(path, key),
+        other => panic!("{other:?}"),
+    }
+}
