@@ -109,11 +109,55 @@ pub fn parse_cut_mode(s: &str) -> std::result::Result<crate::gan::train_cut::Cut
     }
 }
 
-/// Creates `out` and returns the world to run on (`data`, or the default world rendered into
-/// `out/world`).
+/// Creates `out`, removes the temporary files a killed run left in it (see
+/// [`remove_stale_parts`]) and returns the world to run on (`data`, or the default world
+/// rendered into `out/world`).
 fn prepare(data: Option<&Path>, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| crate::core::CoreError::io(out, e))?;
+    remove_stale_parts(out)?;
     crate::pipeline::ensure_world(data, out)
+}
+
+/// Removes, below `dir`, the temporary `.NAME.PID.part` files and folders of atomic writes
+/// (`nightvision_core::checkpoint::write_atomic`, `CheckpointDir::save`) that a killed run left
+/// behind. Nothing reads them (a write is visible only once renamed into place); this only frees
+/// their space. Returns how many were removed.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::create_dir_all(dir.path().join("gan/.step-000004.4242.part")).unwrap();
+/// std::fs::write(dir.path().join(".report.json.4242.part"), b"{").unwrap();
+/// std::fs::write(dir.path().join("report.json"), b"{}").unwrap();
+/// assert_eq!(nightvision::pipelines::remove_stale_parts(dir.path()).unwrap(), 2);
+/// assert!(dir.path().join("report.json").exists() && dir.path().join("gan").exists());
+/// ```
+///
+/// # Errors
+/// I/O errors naming the path.
+pub fn remove_stale_parts(dir: &Path) -> Result<usize> {
+    let io = |p: &Path, e| PipelineError::from(crate::core::CoreError::io(p, e));
+    let mut removed = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| io(&d, e))? {
+            let entry = entry.map_err(|e| io(&d, e))?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let is_dir = entry.file_type().map_err(|e| io(&path, e))?.is_dir();
+            if name.starts_with('.') && name.ends_with(".part") {
+                if is_dir {
+                    std::fs::remove_dir_all(&path).map_err(|e| io(&path, e))?;
+                } else {
+                    std::fs::remove_file(&path).map_err(|e| io(&path, e))?;
+                }
+                removed += 1;
+            } else if is_dir {
+                stack.push(path);
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// Fine-tunes MobileNetV2-GeM with the cirtorch tuples of the world `data` into `dir`, bound to

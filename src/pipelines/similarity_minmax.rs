@@ -161,7 +161,9 @@ pub fn train_darkening(
         },
     });
     let ckpt = pipeline::stage_dir(&cfg.out.join("darkening"), &stage, cfg.restart)?;
-    let trainer = DarkeningTrainer::new(d_cfg, network.init(device), extractor, device)?;
+    // D's initial weights from the run's seed: two runs (or a killed and resumed one) start alike.
+    let init = network.init_with_rng(device, &mut derived(cfg.seed ^ 0xda4c_1a17, 0));
+    let trainer = DarkeningTrainer::new(d_cfg, init, extractor, device)?;
     // day images of the training places only (the GAN's domain A): no test place is seen
     let day = image_files(data.join("gan/trainA"))?;
     let crop = ScaleCrop {

@@ -22,7 +22,7 @@
 use std::path::Path;
 
 use burn::config::Config;
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::store::pytorch::PytorchReader;
@@ -135,6 +135,66 @@ impl DarkeningNetConfig {
             iterations: self.iterations,
             down_scale: self.down_scale,
         }
+    }
+
+    /// [`init`](Self::init) with every weight and bias drawn from `rng` with the same
+    /// distribution (PyTorch's `Conv2d` default, `U(−1/√fan_in, 1/√fan_in)`), so that a
+    /// training run is reproducible across processes (`init` draws from the device's generator).
+    ///
+    /// ```
+    /// use burn::tensor::Device;
+    /// use darkening_minmax::DarkeningNetConfig;
+    /// use nightvision_core::rng::seeded;
+    ///
+    /// let device = Device::default();
+    /// let cfg = DarkeningNetConfig::new().with_channels(4);
+    /// let a = cfg.init_with_rng(&device, &mut seeded(1));
+    /// let b = cfg.init_with_rng(&device, &mut seeded(1));
+    /// let w = |n: &darkening_minmax::DarkeningNet| n.e_conv0.point_conv.weight.val().into_data();
+    /// assert_eq!(w(&a), w(&b));
+    /// ```
+    pub fn init_with_rng<R: nightvision_core::rng::Rng + ?Sized>(
+        &self,
+        device: &Device,
+        rng: &mut R,
+    ) -> DarkeningNet {
+        let mut net = self.init(device);
+        for block in [
+            &mut net.e_conv0,
+            &mut net.e_conv1,
+            &mut net.e_conv2,
+            &mut net.e_conv3,
+            &mut net.e_conv4,
+            &mut net.e_conv5,
+            &mut net.e_conv6,
+            &mut net.e_conv7,
+        ] {
+            redraw_conv(&mut block.depth_conv, rng, device);
+            redraw_conv(&mut block.point_conv, rng, device);
+        }
+        net
+    }
+}
+
+/// Redraws `conv`'s weight and bias from `rng`: `U(−1/√fan_in, 1/√fan_in)` with
+/// `fan_in = in_channels / groups × kernel area` (PyTorch's and burn's `Conv2d` default).
+fn redraw_conv<R: nightvision_core::rng::Rng + ?Sized>(
+    conv: &mut Conv2d,
+    rng: &mut R,
+    device: &Device,
+) {
+    let dims = conv.weight.dims();
+    let fan_in = (dims[1] * dims[2] * dims[3]).max(1);
+    let bound = 1.0 / (fan_in as f32).sqrt();
+    let mut draw =
+        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
+    let n: usize = dims.iter().product();
+    conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(draw(n), dims), device));
+    if conv.bias.is_some() {
+        conv.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(draw(dims[0]), [dims[0]]),
+            device,
+        )));
     }
 }
 

@@ -399,3 +399,41 @@ fn full_disk_stops_with_an_io_error_and_the_run_resumes() {
     assert_eq!(params(&resumed.net), params(&straight.net));
     assert_eq!(resumed.log, straight.log);
 }
+
+#[test]
+fn a_nan_batch_stops_the_run_with_the_last_good_checkpoint_kept() {
+    let device = Device::default().autodiff();
+    let trainer = |iterations| {
+        DarkeningTrainer::new(
+            DarkeningTrainerConfig::new()
+                .with_iterations(iterations)
+                .with_checkpoint_every(2)
+                .with_seed(4),
+            net(5, &device),
+            Extractor::new(&device).closure(),
+            &device,
+        )
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    trainer(2)
+        .train(|s| Some(images(s, &device)), Some(&ckpt), |_| {})
+        .unwrap();
+    // Resumed at step 2, the data turns to NaN.
+    let nan = |_| Some(Tensor::<4>::full([2, 3, 16, 16], f32::NAN, &device));
+    match trainer(4).train(nan, Some(&ckpt), |_| {}).unwrap_err() {
+        DarkeningError::NonFinite {
+            what,
+            step,
+            checkpoint: Some(path),
+            ..
+        } => {
+            assert_eq!((what, step), ("loss", 2));
+            assert!(path.ends_with("step-000002"), "{}", path.display());
+        }
+        other => panic!("expected NonFinite with the last checkpoint, got {other}"),
+    }
+    let (latest, _, _) = ckpt.latest::<serde::de::IgnoredAny>().unwrap().unwrap();
+    assert_eq!(latest, 2, "the last good checkpoint stays the newest");
+}

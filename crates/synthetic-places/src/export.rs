@@ -498,7 +498,13 @@ fn export_inner(
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(SynthError::io(out, e)),
+        // e.g. a file where a parent folder should be, or no permission to look
+        Err(source) => {
+            return Err(SynthError::OutputNotWritable {
+                path: out.clone(),
+                source,
+            });
+        }
     }
     let plan = plan(world)?;
     let parent = match out.parent() {
