@@ -352,6 +352,23 @@ fn bad_inputs_and_non_finite_losses_are_errors() {
     ));
 }
 
+/// A trainer of `iterations` steps (seed 4) that checkpoints every 2 steps.
+fn checkpointing_trainer(
+    iterations: u64,
+    device: &Device,
+) -> DarkeningTrainer<impl darkening_minmax::FeatureExtractor> {
+    DarkeningTrainer::new(
+        DarkeningTrainerConfig::new()
+            .with_iterations(iterations)
+            .with_checkpoint_every(2)
+            .with_seed(4),
+        net(5, device),
+        Extractor::new(device).closure(),
+        device,
+    )
+    .unwrap()
+}
+
 #[test]
 fn full_disk_stops_with_an_io_error_and_the_run_resumes() {
     use nightvision_core::testing::full_disk::{
@@ -359,18 +376,7 @@ fn full_disk_stops_with_an_io_error_and_the_run_resumes() {
     };
     const NAME: &str = "full_disk_stops_with_an_io_error_and_the_run_resumes";
     let device = Device::default().autodiff();
-    let trainer = |iterations| {
-        DarkeningTrainer::new(
-            DarkeningTrainerConfig::new()
-                .with_iterations(iterations)
-                .with_checkpoint_every(2)
-                .with_seed(4),
-            net(5, &device),
-            Extractor::new(&device).closure(),
-            &device,
-        )
-        .unwrap()
-    };
+    let trainer = |iterations| checkpointing_trainer(iterations, &device);
     if let Some(dir) = full_disk_child() {
         // Resumed at step 2, the checkpoint of step 4 does not fit on the disk.
         let ckpt = CheckpointDir::new(dir).unwrap();
@@ -403,18 +409,7 @@ fn full_disk_stops_with_an_io_error_and_the_run_resumes() {
 #[test]
 fn a_nan_batch_stops_the_run_with_the_last_good_checkpoint_kept() {
     let device = Device::default().autodiff();
-    let trainer = |iterations| {
-        DarkeningTrainer::new(
-            DarkeningTrainerConfig::new()
-                .with_iterations(iterations)
-                .with_checkpoint_every(2)
-                .with_seed(4),
-            net(5, &device),
-            Extractor::new(&device).closure(),
-            &device,
-        )
-        .unwrap()
-    };
+    let trainer = |iterations| checkpointing_trainer(iterations, &device);
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     trainer(2)

@@ -16,7 +16,7 @@ use metric_learning::train::{
 };
 use metric_learning::{
     BackboneConfig, CirNet, CirNetConfig, ContrastiveLossConfig, CosPlaceNet, CosPlaceNetConfig,
-    MetricError, TupleLayout,
+    MetricError, TrainLog, TupleLayout,
 };
 use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
 use nightvision_core::image::Rgb32FImage;
@@ -656,19 +656,17 @@ fn assert_full_disk(err: MetricError, step: u64, ckpt: &CheckpointDir) {
     assert_eq!(latest, step, "the previous checkpoint stays the newest");
 }
 
-#[test]
-fn tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
+/// The full-disk test of a trainer: `train(epochs, ckpt)` trains (resuming from `ckpt`) and
+/// returns the run's log and the trained network's bytes. In a child process whose files may
+/// not grow past 2 KiB, a run resumed after epoch 1 must fail at the checkpoint of epoch 2 with
+/// the full-disk error and leave checkpoint 1 the newest; with space again it must resume and
+/// equal an uninterrupted run. `name` is the calling test's name.
+fn full_disk_case(
+    name: &str,
+    train: impl Fn(usize, Option<&CheckpointDir>) -> metric_learning::Result<(TrainLog, Vec<u8>)>,
+) {
     use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
-    let device = Device::default();
-    let db = synthetic_db();
-    let net = tiny_net(&device);
-    let train = |epochs, ckpt: Option<&CheckpointDir>| {
-        TupleTrainer::new(cfg(epochs), &db, AugmentHooks::default(), &device)
-            .unwrap()
-            .train(net.clone(), ckpt)
-    };
     if let Some(dir) = full_disk_child() {
-        // Resumed after epoch 1, the checkpoint of epoch 2 does not fit on the disk.
         let ckpt = CheckpointDir::new(dir).unwrap();
         assert_full_disk(train(2, Some(&ckpt)).unwrap_err(), 1, &ckpt);
         return;
@@ -676,58 +674,45 @@ fn tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     train(1, Some(&ckpt)).unwrap();
-    run_with_file_size_limit(
+    run_with_file_size_limit(name, dir.path(), 2048);
+    let (resumed_log, resumed) = train(2, Some(&ckpt)).unwrap();
+    let (straight_log, straight) = train(2, None).unwrap();
+    assert_eq!(timeless(&resumed_log), timeless(&straight_log));
+    assert!(resumed == straight, "weights differ after resuming");
+}
+
+#[test]
+fn tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let net = tiny_net(&device);
+    full_disk_case(
         "tuple_training_on_a_full_disk_stops_with_an_io_error_and_resumes",
-        dir.path(),
-        2048,
-    );
-    // With space again, the run resumes after epoch 1 and equals an uninterrupted one.
-    let resumed = train(2, Some(&ckpt)).unwrap();
-    let straight = train(2, None).unwrap();
-    assert_eq!(timeless(&resumed.log), timeless(&straight.log));
-    assert_eq!(
-        module_to_bytes(&resumed.net).unwrap(),
-        module_to_bytes(&straight.net).unwrap()
+        |epochs, ckpt| {
+            let t = TupleTrainer::new(cfg(epochs), &db, AugmentHooks::default(), &device)?
+                .train(net.clone(), ckpt)?;
+            Ok((t.log, module_to_bytes(&t.net)?))
+        },
     );
 }
 
 #[test]
 fn cosplace_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
-    use nightvision_core::testing::full_disk::{full_disk_child, run_with_file_size_limit};
     let device = Device::default();
     let (db, groups, net) = tiny_cosplace(&device);
-    let train = |epochs, ckpt: Option<&CheckpointDir>| {
-        CosPlaceTrainer::new(
-            tiny_cosplace_cfg(epochs),
-            &db.images,
-            groups.clone(),
-            None,
-            AugmentHooks::default(),
-            &device,
-        )
-        .unwrap()
-        .train(net.clone(), ckpt)
-    };
-    if let Some(dir) = full_disk_child() {
-        // Resumed after epoch 1, the checkpoint of epoch 2 does not fit on the disk.
-        let ckpt = CheckpointDir::new(dir).unwrap();
-        assert_full_disk(train(2, Some(&ckpt)).unwrap_err(), 1, &ckpt);
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let ckpt = CheckpointDir::new(dir.path()).unwrap();
-    train(1, Some(&ckpt)).unwrap();
-    run_with_file_size_limit(
+    full_disk_case(
         "cosplace_training_on_a_full_disk_stops_with_an_io_error_and_resumes",
-        dir.path(),
-        2048,
-    );
-    // With space again, the run resumes after epoch 1 and equals an uninterrupted one.
-    let resumed = train(2, Some(&ckpt)).unwrap();
-    let straight = train(2, None).unwrap();
-    assert_eq!(timeless(&resumed.log), timeless(&straight.log));
-    assert_eq!(
-        module_to_bytes(&resumed.net.valid()).unwrap(),
-        module_to_bytes(&straight.net.valid()).unwrap()
+        |epochs, ckpt| {
+            let t = CosPlaceTrainer::new(
+                tiny_cosplace_cfg(epochs),
+                &db.images,
+                groups.clone(),
+                None,
+                AugmentHooks::default(),
+                &device,
+            )?
+            .train(net.clone(), ckpt)?;
+            Ok((t.log, module_to_bytes(&t.net.valid())?))
+        },
     );
 }
