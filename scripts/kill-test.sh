@@ -67,9 +67,9 @@ args_for() {
   esac
 }
 
-# A seeded stream of kill moments in milliseconds, uniform in [100, max].
+# A seeded kill moment in milliseconds, uniform in [100, max]: rand_ms SEED ATTEMPT MAX.
 rand_ms() {
-  python3 -c "import random,sys; r=random.Random(int(sys.argv[1])); print(' '.join(str(r.randint(100, int(sys.argv[2]))) for _ in range(int(sys.argv[3]))))" "$@"
+  python3 -c "import random,sys; r=random.Random(int(sys.argv[1]) * 1000003 + int(sys.argv[2])); print(r.randint(100, max(101, int(sys.argv[3]))))" "$@"
 }
 
 status=0
@@ -82,14 +82,16 @@ for ex in "${EXAMPLES[@]}"; do
   "$BIN/$ex" --data "$WORLD" --out "$ref" "${ARGS[@]}" > "$OUT/$ex-reference.log" 2>&1 || {
     echo "kill-test: $ex failed without any kill (log: $OUT/$ex-reference.log)"; exit 1; }
   run_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  # Kill moments over the whole length of a run; up to 3 attempts per wanted kill (a resumed run
-  # that has less left to do may finish before its moment: that attempt counts as a completion).
-  read -r -a MOMENTS <<< "$(rand_ms "$SEED" "$run_ms" $((3 * KILLS)))"
+  # Kill moments uniform over the length of what is left to run: the whole run at first; after a
+  # resumed run that finished before its moment, the length of that run (a resumed run has less
+  # left to do). Up to 3 attempts per wanted kill.
+  limit=$run_ms
   kills=0; completions=0; attempt=0; killed_at=()
-  for ms in "${MOMENTS[@]}"; do
-    [[ $kills -lt $KILLS ]] || break
+  while [[ $kills -lt $KILLS && $attempt -lt $((3 * KILLS)) ]]; do
     attempt=$((attempt + 1))
+    ms=$(rand_ms "$SEED" "$attempt" "$limit")
     log="$OUT/$ex-attempt-$attempt.log"
+    t1=$(date +%s%N)
     "$BIN/$ex" --data "$WORLD" --out "$res" "${ARGS[@]}" > "$log" 2>&1 &
     pid=$!
     sleep "$(python3 -c "print($ms / 1000)")"
@@ -99,6 +101,7 @@ for ex in "${EXAMPLES[@]}"; do
     else
       if wait "$pid"; then
         completions=$((completions + 1))
+        limit=$(( ($(date +%s%N) - t1) / 1000000 ))
       else
         echo "kill-test: $ex attempt $attempt failed on its own after a resume (log: $log)"
         tail -5 "$log"; status=1; continue 2
