@@ -187,6 +187,12 @@ fn nan_loss_stops_with_the_last_good_checkpoint_kept() {
         .unwrap()
         .train(net, Some(&ckpt))
         .unwrap_err();
+    assert_stopped_after_epoch_1(err, &ckpt);
+}
+
+/// Asserts that `err` is [`MetricError::NonFinite`] in epoch 1 naming checkpoint 1 as the last
+/// good one, and that checkpoint 1 is still `ckpt`'s newest.
+fn assert_stopped_after_epoch_1(err: MetricError, ckpt: &CheckpointDir) {
     match err {
         MetricError::NonFinite {
             epoch,
@@ -629,19 +635,7 @@ fn cosplace_nan_loss_stops_with_the_last_good_checkpoint_kept() {
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     make(1).train(net.clone(), Some(&ckpt)).unwrap();
     poison.store(true, Ordering::SeqCst);
-    match make(2).train(net, Some(&ckpt)).unwrap_err() {
-        MetricError::NonFinite {
-            epoch,
-            checkpoint: Some(path),
-            ..
-        } => {
-            assert_eq!(epoch, 1);
-            assert!(path.ends_with("step-000001"), "{}", path.display());
-        }
-        other => panic!("expected NonFinite, got {other}"),
-    }
-    let (step, _, _) = ckpt.latest::<serde_json::Value>().unwrap().unwrap();
-    assert_eq!(step, 1, "the last good checkpoint is still the newest");
+    assert_stopped_after_epoch_1(make(2).train(net, Some(&ckpt)).unwrap_err(), &ckpt);
 }
 
 /// Asserts that `err` is a full disk during a checkpoint and that `ckpt`'s newest checkpoint is
