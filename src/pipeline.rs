@@ -22,6 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::core::checkpoint::CheckpointDir;
 use crate::core::image::{Rgb32FImage, f32_to_rgb8, save_rgb8, to_images, to_tensor};
+use crate::core::parallel::DataParallel;
 use crate::eval::{
     Bootstrap, Comparison, Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric,
     Report, TokyoSplit, VprDataset, exact_knn,
@@ -448,6 +449,55 @@ pub fn write_report(
     Ok(md)
 }
 
+/// The devices of data-parallel training with `n` devices of `device`'s kind: `device` alone for
+/// `n = 1`; the first `n` CUDA (or wgpu) devices when `device` is one of them; otherwise `n`
+/// replicas of `device` (the CPU backends have one device; their replicas run the
+/// multi-device code paths in threads, docs/SCALING.md).
+///
+/// ```
+/// use burn::tensor::Device;
+/// let device = Device::default();
+/// assert_eq!(nightvision::pipeline::data_parallel(&device, 2).unwrap().len(), 2);
+/// assert!(nightvision::pipeline::data_parallel(&device, 0).is_err());
+/// ```
+///
+/// # Errors
+/// [`PipelineError::InvalidConfig`] for `n = 0`, or more GPUs than the machine has.
+pub fn data_parallel(device: &Device, n: usize) -> Result<DataParallel> {
+    if n == 0 {
+        return Err(PipelineError::InvalidConfig {
+            field: "devices",
+            reason: "must be at least 1".into(),
+        });
+    }
+    if n == 1 {
+        return Ok(DataParallel::single(device));
+    }
+    #[allow(unused_mut)]
+    let mut kinds: Vec<burn::tensor::DeviceType> = Vec::new();
+    #[cfg(feature = "cuda")]
+    kinds.push(burn::tensor::DeviceType::Cuda);
+    #[cfg(feature = "wgpu")]
+    kinds.push(burn::tensor::DeviceType::Wgpu);
+    let plain = device.clone().inner();
+    for kind in kinds {
+        let all = Device::enumerate(kind);
+        if all.iter().any(|d| d == &plain) {
+            if all.len() < n {
+                return Err(PipelineError::InvalidConfig {
+                    field: "devices",
+                    reason: format!(
+                        "{n} requested, but this machine has {} of {device:?}'s kind",
+                        all.len()
+                    ),
+                });
+            }
+            return Ok(DataParallel::new(all.iter().take(n).cloned().collect())?);
+        }
+    }
+    Ok(DataParallel::replicas(device, n)?)
+}
+
 /// The configuration of [`mobilenet_v2_gem`]: cirtorch's GeM network on a MobileNetV2 trunk.
 pub fn mobilenet_v2_gem_config() -> CirNetConfig {
     CirNetConfig::new(BackboneConfig::mobilenet_v2())
@@ -493,11 +543,13 @@ pub fn finetune_gem(
     hooks: AugmentHooks,
     cfg: TupleTrainerConfig,
     ckpt: &CheckpointDir,
-    device: &Device,
+    parallel: &DataParallel,
 ) -> Result<CirNet> {
     let t = std::time::Instant::now();
-    let trained =
-        TupleTrainer::new(cfg, db, hooks, device)?.train(mobilenet_v2_gem(device)?, Some(ckpt))?;
+    let device = &parallel.main().clone().inner();
+    let trained = TupleTrainer::new(cfg, db, hooks, device)?
+        .with_data_parallel(parallel.clone())
+        .train(mobilenet_v2_gem(device)?, Some(ckpt))?;
     let losses: Vec<String> = trained
         .log
         .epochs

@@ -159,6 +159,12 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 0)]
     #[config(default = 0)]
     pub seed: u64,
+    /// Data-parallel devices of the training stages that take one optimiser step at a time
+    /// (the fine-tuning): the first N devices of the run's kind (GPUs), or N replicas of the CPU
+    /// device, which runs the multi-device code but is not faster there (docs/SCALING.md).
+    #[arg(long, default_value_t = 1)]
+    #[config(default = 1)]
+    pub devices: usize,
 }
 
 fn hed(weights: &Path, device: &Device) -> pipeline::Result<Hed> {
@@ -307,7 +313,7 @@ pub fn finetune(
         stage,
         &cfg.out.join(dir),
         cfg.restart,
-        device,
+        &pipeline::data_parallel(device, cfg.devices)?,
     )
 }
 

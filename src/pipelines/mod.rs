@@ -170,7 +170,7 @@ fn finetune_on_world(
     stage: serde_json::Value,
     dir: &Path,
     restart: bool,
-    device: &burn::tensor::Device,
+    parallel: &crate::core::parallel::DataParallel,
 ) -> Result<crate::metric::CirNet> {
     let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
     let ims = data.join("cirtorch/train/synthetic-places/ims");
@@ -180,7 +180,7 @@ fn finetune_on_world(
         "stage": stage,
     });
     let ckpt = crate::pipeline::stage_dir(dir, &config, restart)?;
-    crate::pipeline::finetune_gem(&db, hooks, trainer, &ckpt, device)
+    crate::pipeline::finetune_gem(&db, hooks, trainer, &ckpt, parallel)
 }
 
 /// An invalid setting of a pipeline's configuration.

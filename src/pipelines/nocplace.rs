@@ -126,6 +126,12 @@ pub struct NocPlaceConfig {
     #[arg(long, default_value_t = 0)]
     #[config(default = 0)]
     pub seed: u64,
+    /// Data-parallel devices of the training stages that take one optimiser step at a time
+    /// (CosPlace training): the first N devices of the run's kind (GPUs), or N replicas of the CPU
+    /// device, which runs the multi-device code but is not faster there (docs/SCALING.md).
+    #[arg(long, default_value_t = 1)]
+    #[config(default = 1)]
+    pub devices: usize,
 }
 
 /// The CosPlace network's configuration: MobileNetV2 trunk, GeM, FC 512, all layers trainable.
@@ -366,6 +372,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         AugmentHooks::default(),
         device,
     )?
+    .with_data_parallel(pipeline::data_parallel(device, cfg.devices)?)
     .train(
         cosplace_net(cfg.seed, device)?,
         Some(&pipeline::stage_dir(
@@ -407,6 +414,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         AugmentHooks::default(),
         device,
     )?
+    .with_data_parallel(pipeline::data_parallel(device, cfg.devices)?)
     .train(
         day_net.clone(),
         Some(&pipeline::stage_dir(

@@ -32,7 +32,7 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
 use super::{PipelineReport, files, finetune_on_world, invalid, prepare};
-use crate::backbones::MobileNetV2Config;
+use crate::backbones::{MobileNetV2, MobileNetV2Config};
 use crate::core::checkpoint::save_json;
 use crate::core::rng::derived;
 use crate::darkening::train::{DarkeningTrainer, DarkeningTrainerConfig, frozen};
@@ -112,6 +112,12 @@ pub struct SimilarityMinMaxConfig {
     #[arg(long, default_value_t = 0)]
     #[config(default = 0)]
     pub seed: u64,
+    /// Data-parallel devices of the training stages that take one optimiser step at a time
+    /// (the darkening stage and the fine-tuning): the first N devices of the run's kind (GPUs), or N replicas of the CPU
+    /// device, which runs the multi-device code but is not faster there (docs/SCALING.md).
+    #[arg(long, default_value_t = 1)]
+    #[config(default = 1)]
+    pub devices: usize,
 }
 
 /// Stage 1 (minimise): trains (or resumes) the darkening network D into `OUT/darkening` on the
@@ -139,7 +145,6 @@ pub fn train_darkening(
     let mut trunk = MobileNetV2Config::new().init(&train_device);
     trunk.load_torchvision(&weights)?;
     let trunk = frozen(trunk);
-    let extractor = move |x: Tensor<4>| trunk.forward(x);
     let d_cfg = DarkeningTrainerConfig {
         iterations: cfg.d_iterations,
         checkpoint_every: 50,
@@ -163,7 +168,16 @@ pub fn train_darkening(
     let ckpt = pipeline::stage_dir(&cfg.out.join("darkening"), &stage, cfg.restart)?;
     // D's initial weights from the run's seed: two runs (or a killed and resumed one) start alike.
     let init = network.init_with_rng(device, &mut derived(cfg.seed ^ 0xda4c_1a17, 0));
-    let trainer = DarkeningTrainer::new(d_cfg, init, extractor, device)?;
+    // The frozen trunk as D's feature extractor, one per data-parallel device.
+    let parallel = pipeline::data_parallel(device, cfg.devices)?;
+    let extractor_of = |t: MobileNetV2| move |x: Tensor<4>| t.forward(x);
+    let replicas = parallel.devices()[1..]
+        .iter()
+        .map(|d| extractor_of(trunk.clone().fork(d)))
+        .collect::<Vec<_>>();
+    let extractor = extractor_of(trunk);
+    let trainer = DarkeningTrainer::new(d_cfg, init, extractor, device)?
+        .with_data_parallel(parallel, replicas)?;
     // day images of the training places only (the GAN's domain A): no test place is seen
     let day = image_files(data.join("gan/trainA"))?;
     let crop = ScaleCrop {
@@ -265,7 +279,7 @@ pub fn finetune(
         stage,
         &cfg.out.join(dir),
         cfg.restart,
-        device,
+        &pipeline::data_parallel(device, cfg.devices)?,
     )
 }
 

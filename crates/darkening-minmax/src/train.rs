@@ -30,6 +30,8 @@ use nightvision_core::rng::{Rng, derived};
 use nightvision_core::{CoreError, Normalization};
 use serde::{Deserialize, Serialize};
 
+use nightvision_core::parallel::DataParallel;
+
 use crate::{DarkeningError, DarkeningLossConfig, DarkeningLossValues, DarkeningNet};
 
 /// The frozen feature extractor `F` of `L_sim`: the last convolutional map of a network.
@@ -38,7 +40,8 @@ use crate::{DarkeningError, DarkeningLossConfig, DarkeningLossValues, DarkeningN
 /// reference uses an ImageNet ResNet-101). The extractor must be frozen (no parameter gradients:
 /// `module.no_grad()`; BatchNorm in inference mode: [`nightvision_core::freeze_batchnorm`], or
 /// [`frozen`] for both) and live on the trainer's autodiff device, since `L_sim` back-propagates
-/// through it to D.
+/// through it to D. The trainer shares it between the threads of data-parallel training, so it
+/// must be `Sync` (modules and closures over them are).
 pub trait FeatureExtractor {
     /// # Shapes
     /// - `images`: `[batch, 3, height, width]`, normalised as the trainer is configured
@@ -209,9 +212,12 @@ pub struct DarkeningTrainer<F> {
     log: Vec<StepLog>,
     device: Device,
     last_checkpoint: Option<PathBuf>,
+    parallel: DataParallel,
+    /// The feature extractors of `parallel`'s devices after the main one.
+    replicas: Vec<F>,
 }
 
-impl<F: FeatureExtractor> DarkeningTrainer<F> {
+impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
     /// A trainer for `net` on `device` (an autodiff device is made from it; `net` is moved
     /// there). `extractor` must already be frozen and on that autodiff device
     /// ([`FeatureExtractor`]).
@@ -242,9 +248,53 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
             extractor,
             step: 0,
             log: Vec::new(),
+            parallel: DataParallel::single(&device),
+            replicas: Vec::new(),
             device,
             last_checkpoint: None,
         })
+    }
+
+    /// Trains data-parallel on `parallel`'s devices: each step's batch is split across them,
+    /// each shard's loss weighted by its share of the batch (every term of `L_D` is a mean over
+    /// images), and the summed gradients clipped and applied on the main device
+    /// ([`nightvision_core::parallel`]). `extractors` holds the frozen feature extractor of each
+    /// device after the main one (e.g. `frozen(resnet.clone().fork(&device))`); the trainer's
+    /// own extractor serves the main device, which must be the trainer's device. Call it before
+    /// training (the network stays where it is).
+    ///
+    /// # Errors
+    /// [`DarkeningError::Config`] when `extractors` does not have one entry per device after the
+    /// main one, or the main device is not the trainer's.
+    pub fn with_data_parallel(
+        mut self,
+        parallel: DataParallel,
+        extractors: Vec<F>,
+    ) -> crate::Result<Self> {
+        if extractors.len() + 1 != parallel.len() {
+            return Err(DarkeningError::config(
+                "data parallel",
+                format!(
+                    "{} devices need {} extractors besides the trainer's, got {}",
+                    parallel.len(),
+                    parallel.len() - 1,
+                    extractors.len()
+                ),
+            ));
+        }
+        if parallel.main() != &self.device {
+            return Err(DarkeningError::config(
+                "data parallel",
+                format!(
+                    "the main device {:?} is not the trainer's device {:?}",
+                    parallel.main(),
+                    self.device
+                ),
+            ));
+        }
+        self.parallel = parallel;
+        self.replicas = extractors;
+        Ok(self)
     }
 
     /// The configuration.
@@ -308,19 +358,43 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
         let step = self.step;
         let lr = self.config.lr_at(step);
         let exposures = self.exposures(step, b);
-        let x = images.to_device(&self.device).detach();
-        let e = Tensor::<4>::from_data(
-            TensorData::new(exposures.clone(), [b, 1, 1, 1]),
-            &self.device,
-        );
-        let out = self.net.try_forward(x.clone(), e.clone())?;
         let norm = self.config.normalization;
-        let feat_day = self.extractor.features(norm.apply(x)).detach();
-        let feat_dark = self.extractor.features(norm.apply(out.image.clone()));
-        let loss = self.config.loss.forward(&out, e, feat_day, feat_dark)?;
-        let losses = loss.values();
+        let (mut grads, parts) = self.parallel.gradients(&self.net, b, |shard| {
+            let n = shard.items.len();
+            let x = if n == b {
+                images.clone()
+            } else {
+                images.clone().narrow(0, shard.items.start, n)
+            };
+            let x = x.to_device(shard.device).detach();
+            let e = Tensor::<4>::from_data(
+                TensorData::new(exposures[shard.items.clone()].to_vec(), [n, 1, 1, 1]),
+                shard.device,
+            );
+            let extractor = match shard.index {
+                0 => &self.extractor,
+                k => &self.replicas[k - 1],
+            };
+            let out = shard.model.try_forward(x.clone(), e.clone())?;
+            let feat_day = extractor.features(norm.apply(x)).detach();
+            let feat_dark = extractor.features(norm.apply(out.image.clone()));
+            let loss = self.config.loss.forward(&out, e, feat_day, feat_dark)?;
+            let values = loss.values();
+            self.check_finite("loss", values.total)?;
+            // Every term is a mean over images: a shard's loss counts by its share.
+            let total = if n == b {
+                loss.total
+            } else {
+                loss.total.mul_scalar(shard.weight)
+            };
+            let grads = GradientsParams::from_grads(total.backward(), shard.model);
+            Ok::<_, DarkeningError>((grads, (values, shard.weight)))
+        })?;
+        let losses = match parts.as_slice() {
+            [(v, _)] => *v,
+            _ => weighted_values(&parts),
+        };
         self.check_finite("loss", losses.total)?;
-        let mut grads = GradientsParams::from_grads(loss.total.backward(), &self.net);
         let grad_norm = global_grad_norm(&self.net, &grads);
         self.check_finite("gradient norm", grad_norm)?;
         if let Some(max) = self.config.grad_clip_norm {
@@ -470,6 +544,21 @@ impl<F: FeatureExtractor> DarkeningTrainer<F> {
 fn read_part(dir: &Path, name: &str) -> crate::Result<Vec<u8>> {
     let p = dir.join(name);
     Ok(std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?)
+}
+
+/// The loss values of a batch from its shards' values and shares: `Σ share · value`.
+fn weighted_values(parts: &[(DarkeningLossValues, f64)]) -> DarkeningLossValues {
+    let sum = |f: fn(&DarkeningLossValues) -> f32| {
+        parts.iter().map(|(v, w)| f64::from(f(v)) * w).sum::<f64>() as f32
+    };
+    DarkeningLossValues {
+        sim: sum(|v| v.sim),
+        exposure: sum(|v| v.exposure),
+        colour: sum(|v| v.colour),
+        tv: sum(|v| v.tv),
+        flex: sum(|v| v.flex),
+        total: sum(|v| v.total),
+    }
 }
 
 /// `sqrt(Σ_params ‖g‖²)` over the gradients of `module`'s parameters.

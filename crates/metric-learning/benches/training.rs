@@ -7,6 +7,11 @@
 //! - `extract/<net>`: single-scale descriptor of one image (no gradient), and the 3-scale
 //!   descriptor — reported as images/s.
 //!
+//! - `data_parallel/…`: one optimiser step of 2 tuples at half that size through
+//!   [`DataParallel::gradients`](nightvision_core::parallel::DataParallel::gradients) on one
+//!   device and on two replicas of it (threads sharing the cores), and `reduce`: summing two
+//!   MobileNetV2-GeM gradient sets on the main device (the reduction's own cost; docs/SCALING.md).
+//!
 //! ```text
 //! cargo bench -p metric-learning --bench training --profile dev
 //! ```
@@ -104,5 +109,85 @@ fn bench_extract(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_train_step, bench_extract);
+fn bench_data_parallel(c: &mut Criterion) {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::optim::GradientsAccumulator;
+    use nightvision_core::parallel::DataParallel;
+
+    let device = Device::default().autodiff();
+    device.seed(0);
+    let labels = TupleLayout::standard_labels(1, 5);
+    let loss = ContrastiveLossConfig::new().init();
+    let mut group = c.benchmark_group("data_parallel");
+    group.sample_size(10);
+    let net = CirNetConfig::new(BackboneConfig::MobileNetV2(MobileNetV2Config::new()))
+        .init(&device)
+        .unwrap();
+    let tuples: Vec<Tensor<4>> = (0..2)
+        .map(|_| {
+            Tensor::<4>::random(
+                [7, 3, SIZE[0] / 2, SIZE[1] / 2],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            )
+        })
+        .collect();
+    for (name, dp) in [
+        ("1_device", DataParallel::single(&device)),
+        ("2_replicas", DataParallel::replicas(&device, 2).unwrap()),
+    ] {
+        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut net = Some(net.clone());
+        group.bench_function(format!("step/mobilenet_v2_gem/{name}"), |b| {
+            b.iter(|| {
+                let n = net.take().unwrap();
+                let (grads, _) = dp
+                    .gradients(&n, tuples.len(), |shard| {
+                        let mut acc = GradientsAccumulator::new();
+                        for i in shard.items.clone() {
+                            let x = tuples[i].clone().to_device(shard.device);
+                            let l = loss.forward(shard.model.forward(x), &labels).unwrap();
+                            acc.accumulate(
+                                shard.model,
+                                GradientsParams::from_grads(l.backward(), shard.model),
+                            );
+                        }
+                        Ok::<_, metric_learning::MetricError>((acc.grads(), ()))
+                    })
+                    .unwrap();
+                net = Some(optim.step(1e-6, n, grads));
+            })
+        });
+    }
+    // The reduction alone: two full gradient sets (the parameters themselves) summed.
+    struct AsGrads(GradientsParams);
+    impl ModuleVisitor for AsGrads {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            self.0.register(p.id, p.val().inner());
+        }
+    }
+    let grads_of = |m: &metric_learning::CirNet| {
+        let mut v = AsGrads(GradientsParams::new());
+        m.visit(&mut v);
+        v.0
+    };
+    let main = device.clone().inner();
+    group.bench_function("reduce/mobilenet_v2_gem", |b| {
+        b.iter(|| {
+            let mut acc = GradientsAccumulator::new();
+            acc.accumulate(&net, grads_of(&net));
+            acc.accumulate(&net, grads_of(&net).to_device(&main, &net));
+            black_box(acc.grads());
+            main.sync().unwrap();
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_train_step,
+    bench_extract,
+    bench_data_parallel
+);
 criterion_main!(benches);

@@ -37,7 +37,8 @@ use nightvision_core::checkpoint::{
     CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes, save_json,
 };
 use nightvision_core::image::{resize_bilinear, resize_max_side, to_tensor};
-use nightvision_core::rng::{ChaCha8Rng, derived};
+use nightvision_core::parallel::{DataParallel, take_grads};
+use nightvision_core::rng::{ChaCha8Rng, Rng, derived};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
@@ -261,6 +262,7 @@ pub struct TupleTrainer<'a> {
     db: &'a TupleDatabase,
     hooks: AugmentHooks,
     device: Device,
+    parallel: DataParallel,
 }
 
 impl<'a> TupleTrainer<'a> {
@@ -292,10 +294,21 @@ impl<'a> TupleTrainer<'a> {
             db,
             hooks,
             device: device.clone().autodiff(),
+            parallel: DataParallel::single(device),
         })
     }
 
-    /// The training (autodiff) device.
+    /// Trains data-parallel on `parallel`'s devices (its main device replaces the trainer's):
+    /// each optimiser step's tuples are split across the devices and their summed gradients
+    /// applied on the main device ([`nightvision_core::parallel`]). The result equals
+    /// single-device training up to the order of floating-point sums.
+    pub fn with_data_parallel(mut self, parallel: DataParallel) -> Self {
+        self.device = parallel.main().clone();
+        self.parallel = parallel;
+        self
+    }
+
+    /// The training (autodiff) device (the main device of data-parallel training).
     pub fn device(&self) -> &Device {
         &self.device
     }
@@ -435,54 +448,65 @@ impl<'a> TupleTrainer<'a> {
             let mut step_losses = Vec::new();
             let mut total = 0f64;
             for (step, chunk) in tuples.chunks(cfg.batch_size).enumerate() {
-                let mut acc = GradientsAccumulator::<CirNet>::new();
-                let mut batch_loss = 0f32;
-                for t in chunk {
-                    let xs = t
-                        .images()
-                        .into_iter()
-                        .map(|(i, role)| {
-                            prepare(
+                // One stream per tuple, drawn in tuple order: the draws do not depend on how
+                // the tuples are split across devices.
+                let seeds: Vec<u64> = chunk.iter().map(|_| rng.random()).collect();
+                let (grads, losses) = self.parallel.gradients(&net, chunk.len(), |shard| {
+                    let mut acc = GradientsAccumulator::<CirNet>::new();
+                    let mut losses = Vec::with_capacity(shard.items.len());
+                    for j in shard.items.clone() {
+                        let t = &chunk[j];
+                        let mut trng = derived(seeds[j], 0);
+                        let mut xs = t
+                            .images()
+                            .into_iter()
+                            .map(|(i, role)| {
+                                prepare(
+                                    &self.db.images,
+                                    i,
+                                    role,
+                                    &self.hooks,
+                                    cfg.image_size,
+                                    None,
+                                    cfg.normalization,
+                                    &mut trng,
+                                    shard.device,
+                                )
+                            })
+                            .collect::<crate::Result<Vec<_>>>()?;
+                        if copy {
+                            let q = prepare(
                                 &self.db.images,
-                                i,
-                                role,
-                                &self.hooks,
+                                t.query,
+                                ImageRole::Anchor,
+                                &copy_hooks,
                                 cfg.image_size,
                                 None,
                                 cfg.normalization,
-                                &mut rng,
-                                &self.device,
-                            )
-                        })
-                        .collect::<crate::Result<Vec<_>>>()?;
-                    let mut xs = xs;
-                    if copy {
-                        let q = prepare(
-                            &self.db.images,
-                            t.query,
-                            ImageRole::Anchor,
-                            &copy_hooks,
-                            cfg.image_size,
-                            None,
-                            cfg.normalization,
-                            &mut rng,
-                            &self.device,
-                        )?;
-                        xs.insert(1, q);
+                                &mut trng,
+                                shard.device,
+                            )?;
+                            xs.insert(1, q);
+                        }
+                        let desc = forward_grouped(|x| shard.model.forward(x), xs);
+                        let labels = labels_for(t.negatives.len());
+                        let loss = match &cfg.loss {
+                            TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
+                            TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
+                        };
+                        let value: f32 = loss.clone().into_scalar();
+                        check_finite(value, "loss", epoch, step, &last_ckpt)?;
+                        losses.push(value);
+                        acc.accumulate(
+                            shard.model,
+                            GradientsParams::from_grads(loss.backward(), shard.model),
+                        );
+                        bar.inc(1);
                     }
-                    let desc = forward_grouped(|x| net.forward(x), xs);
-                    let labels = labels_for(t.negatives.len());
-                    let loss = match &cfg.loss {
-                        TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
-                        TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
-                    };
-                    let value: f32 = loss.clone().into_scalar();
-                    check_finite(value, "loss", epoch, step, &last_ckpt)?;
-                    batch_loss += value;
-                    acc.accumulate(&net, GradientsParams::from_grads(loss.backward(), &net));
-                    bar.inc(1);
-                }
-                net = optim.step(lrs.clone(), net, acc.grads());
+                    Ok::<_, MetricError>((acc.grads(), losses))
+                })?;
+                let batch_loss: f32 = losses.iter().flatten().sum();
+                net = optim.step(lrs.clone(), net, grads);
                 step_losses.push(batch_loss);
                 total += f64::from(batch_loss);
                 bar.set_message(format!(
@@ -605,6 +629,7 @@ pub struct CosPlaceTrainer<'a> {
     inherited: Option<Tensor<2>>,
     hooks: AugmentHooks,
     device: Device,
+    parallel: DataParallel,
 }
 
 impl<'a> CosPlaceTrainer<'a> {
@@ -666,8 +691,21 @@ impl<'a> CosPlaceTrainer<'a> {
             groups,
             inherited,
             hooks,
+            parallel: DataParallel::single(&device),
             device,
         })
+    }
+
+    /// Trains data-parallel on `parallel`'s devices (its main device replaces the trainer's):
+    /// each batch is split across the devices, each shard's mean loss weighted by its share of
+    /// the batch, and the summed gradients applied on the main device
+    /// ([`nightvision_core::parallel`]). With a trunk whose BatchNorm layers normalise with
+    /// batch statistics, each device normalises its own shard (as PyTorch's DDP without
+    /// `SyncBatchNorm`), and only the main device's running statistics are kept.
+    pub fn with_data_parallel(mut self, parallel: DataParallel) -> Self {
+        self.device = parallel.main().clone();
+        self.parallel = parallel;
+        self
     }
 
     /// Trains (resuming from `ckpt` if it has a checkpoint), checkpointing every epoch.
@@ -752,40 +790,65 @@ impl<'a> CosPlaceTrainer<'a> {
             let mut step_losses = Vec::with_capacity(cfg.iterations_per_epoch);
             for step in 0..cfg.iterations_per_epoch {
                 let batch = self.groups[g].sample(cfg.batch_size, &mut rng)?;
-                let xs = batch
-                    .iter()
-                    .map(|&(_, i)| {
-                        prepare(
-                            self.images,
-                            i,
-                            ImageRole::Anchor,
-                            &self.hooks,
-                            cfg.image_size,
-                            Some(cfg.image_size),
-                            cfg.normalization,
-                            &mut rng,
-                            &self.device,
-                        )
-                    })
-                    .collect::<crate::Result<Vec<_>>>()?;
-                let labels: Vec<usize> = batch.iter().map(|&(c, _)| c).collect();
-                let desc = net.forward(Tensor::cat(xs, 0));
-                let inherited = self.inherited.as_ref().map(|t| {
-                    let idx: Vec<i64> = batch.iter().map(|&(_, i)| i as i64).collect();
-                    let n = idx.len();
-                    t.clone()
-                        .select(
-                            0,
-                            Tensor::<1, Int>::from_data(TensorData::new(idx, [n]), &t.device()),
-                        )
-                        .to_device(&self.device)
-                });
-                let out = loss_fn.forward(&classifiers[g], desc, inherited, &labels)?;
-                let value: f32 = out.total.clone().into_scalar();
+                // One stream per image, drawn in batch order (independent of the device split).
+                let seeds: Vec<u64> = batch.iter().map(|_| rng.random()).collect();
+                let model = (net.clone(), classifiers[g].clone());
+                let (mut grads, values) =
+                    self.parallel.gradients(&model, batch.len(), |shard| {
+                        let (net, classifier) = shard.model;
+                        let items = shard.items.clone();
+                        let xs = batch[items.clone()]
+                            .iter()
+                            .zip(&seeds[items.clone()])
+                            .map(|(&(_, i), &seed)| {
+                                prepare(
+                                    self.images,
+                                    i,
+                                    ImageRole::Anchor,
+                                    &self.hooks,
+                                    cfg.image_size,
+                                    Some(cfg.image_size),
+                                    cfg.normalization,
+                                    &mut derived(seed, 0),
+                                    shard.device,
+                                )
+                            })
+                            .collect::<crate::Result<Vec<_>>>()?;
+                        let labels: Vec<usize> =
+                            batch[items.clone()].iter().map(|&(c, _)| c).collect();
+                        let desc = net.forward(Tensor::cat(xs, 0));
+                        let inherited = self.inherited.as_ref().map(|t| {
+                            let idx: Vec<i64> = batch[items.clone()]
+                                .iter()
+                                .map(|&(_, i)| i as i64)
+                                .collect();
+                            let n = idx.len();
+                            t.clone()
+                                .select(
+                                    0,
+                                    Tensor::<1, Int>::from_data(
+                                        TensorData::new(idx, [n]),
+                                        &t.device(),
+                                    ),
+                                )
+                                .to_device(shard.device)
+                        });
+                        let out = loss_fn.forward(classifier, desc, inherited, &labels)?;
+                        // The loss is a mean over the batch: a shard's mean counts by its share.
+                        let total = if items.len() == batch.len() {
+                            out.total
+                        } else {
+                            out.total.mul_scalar(shard.weight)
+                        };
+                        let value: f32 = total.clone().into_scalar();
+                        check_finite(value, "loss", epoch, step, &last_ckpt)?;
+                        let grads = GradientsParams::from_grads(total.backward(), shard.model);
+                        Ok::<_, MetricError>((grads, value))
+                    })?;
+                let value: f32 = values.iter().sum();
                 check_finite(value, "loss", epoch, step, &last_ckpt)?;
-                let mut grads = out.total.backward();
-                let gm = GradientsParams::from_module(&mut grads, &net);
-                let gc = GradientsParams::from_module(&mut grads, &classifiers[g]);
+                let gm = take_grads(&mut grads, &net);
+                let gc = take_grads(&mut grads, &classifiers[g]);
                 net = model_optim.step(cfg.lr, net, gm);
                 classifiers[g] = cls_optims[g].step(cfg.classifiers_lr, classifiers[g].clone(), gc);
                 step_losses.push(value);

@@ -20,6 +20,7 @@ use metric_learning::{
 };
 use nightvision_core::checkpoint::{CheckpointDir, module_to_bytes};
 use nightvision_core::image::Rgb32FImage;
+use nightvision_core::parallel::DataParallel;
 
 /// Six "places" (clusters) of three images each: a stripe pattern per place, a per-image shift
 /// and brightness; two image sizes so tuples mix sizes.
@@ -708,5 +709,145 @@ fn cosplace_training_on_a_full_disk_stops_with_an_io_error_and_resumes() {
             .train(net.clone(), ckpt)?;
             Ok((t.log, module_to_bytes(&t.net.valid())?))
         },
+    );
+}
+
+/// Data-parallel training on two replicas of the CPU device against one device, same global
+/// batch: the weights agree within `TOL` (only the order of floating-point sums differs), and a
+/// two-device run resumed from its checkpoint equals its uninterrupted run bit for bit.
+const DATA_PARALLEL_TOL: f32 = 1e-5;
+
+fn assert_close_weights<M: Module>(one: &M, two: &M, what: &str) {
+    let (diff, scale) = nightvision_core::testing::max_param_difference(one, two);
+    println!("{what}: max |w(1 device) − w(2 devices)| = {diff:e} (largest |w| {scale:.3})");
+    assert!(
+        diff <= DATA_PARALLEL_TOL,
+        "{what}: {diff:e} > {DATA_PARALLEL_TOL:e}"
+    );
+}
+
+#[test]
+fn tuple_training_on_two_devices_equals_one_device_and_resumes_exactly() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let hooks = AugmentHooks::anchors_and_positives(|x: Tensor<4>| x.mul_scalar(0.6));
+    let two = DataParallel::replicas(&device, 2).unwrap();
+    // 5 tuples per epoch, steps of 4 (shards of 2 and 2) and 1 (device 1 idle).
+    let cfg = |epochs| {
+        let c = cfg(epochs);
+        TupleTrainerConfig {
+            batch_size: 4,
+            mining: MiningConfig {
+                query_size: 5,
+                ..c.mining
+            },
+            ..c
+        }
+    };
+    let one_dev = TupleTrainer::new(cfg(2), &db, hooks.clone(), &device)
+        .unwrap()
+        .train(init.clone(), None)
+        .unwrap();
+    let trainer = |epochs| {
+        TupleTrainer::new(cfg(epochs), &db, hooks.clone(), &device)
+            .unwrap()
+            .with_data_parallel(two.clone())
+    };
+    let two_dev = trainer(2).train(init.clone(), None).unwrap();
+    assert_close_weights(&one_dev.net.valid(), &two_dev.net.valid(), "tuple training");
+    for (a, b) in one_dev.log.epochs.iter().zip(&two_dev.log.epochs) {
+        for (x, y) in a.step_losses.iter().zip(&b.step_losses) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+    assert_eq!(two_dev.log.epochs[0].step_losses.len(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    trainer(1).train(init.clone(), Some(&ckpt)).unwrap();
+    let resumed = trainer(2).train(init, Some(&ckpt)).unwrap();
+    assert_eq!(timeless(&resumed.log), timeless(&two_dev.log));
+    assert!(
+        module_to_bytes(&resumed.net.valid()).unwrap()
+            == module_to_bytes(&two_dev.net.valid()).unwrap(),
+        "two-device weights differ after resuming"
+    );
+}
+
+#[test]
+fn cosplace_training_on_two_devices_equals_one_device_and_resumes_exactly() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
+    let groups = vec![ClassSampler::new(classes, 2).unwrap()];
+    device.seed(3);
+    // A trunk without BatchNorm: with BatchNorm on batch statistics each device would
+    // normalise its own shard (PyTorch DDP without SyncBatchNorm), which is not one device.
+    let net = CosPlaceNetConfig::new(
+        BackboneConfig::Vgg16(backbones::Vgg16Config::new().with_widths([4, 8, 8, 16, 16])),
+        8,
+    )
+    .with_train_all_layers(true)
+    .init(&device)
+    .unwrap();
+    let inherited = Tensor::<2>::random(
+        [db.images.len(), 8],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let cfg = |epochs| CosPlaceTrainerConfig {
+        epochs,
+        iterations_per_epoch: 2,
+        batch_size: 5,
+        image_size: 32,
+        lr: 1e-3,
+        seed: 4,
+        ..Default::default()
+    };
+    let hooks = AugmentHooks::anchors_and_positives(|x: Tensor<4>| x.mul_scalar(0.5));
+    let make = |epochs, dp: Option<&DataParallel>| {
+        let t = CosPlaceTrainer::new(
+            cfg(epochs),
+            &db.images,
+            groups.clone(),
+            Some(inherited.clone()),
+            hooks.clone(),
+            &device,
+        )
+        .unwrap();
+        match dp {
+            Some(dp) => t.with_data_parallel(dp.clone()),
+            None => t,
+        }
+    };
+    let two = DataParallel::replicas(&device, 2).unwrap();
+    let one_dev = make(2, None).train(net.clone(), None).unwrap();
+    let two_dev = make(2, Some(&two)).train(net.clone(), None).unwrap();
+    assert_close_weights(
+        &one_dev.net.valid(),
+        &two_dev.net.valid(),
+        "CosPlace network",
+    );
+    assert_close_weights(
+        &one_dev.classifiers[0].valid(),
+        &two_dev.classifiers[0].valid(),
+        "CosPlace classifier",
+    );
+    for (a, b) in one_dev.log.epochs.iter().zip(&two_dev.log.epochs) {
+        for (x, y) in a.step_losses.iter().zip(&b.step_losses) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    make(1, Some(&two)).train(net.clone(), Some(&ckpt)).unwrap();
+    let resumed = make(2, Some(&two)).train(net, Some(&ckpt)).unwrap();
+    assert_eq!(timeless(&resumed.log), timeless(&two_dev.log));
+    assert!(
+        module_to_bytes(&resumed.net.valid()).unwrap()
+            == module_to_bytes(&two_dev.net.valid()).unwrap(),
+        "two-device weights differ after resuming"
     );
 }

@@ -13,6 +13,7 @@
 //! - [`weights`]: PyTorch `.pth` / safetensors loading over burn-store with key remapping, strict by
 //!   default, naming every missing, unused or wrongly shaped key;
 //! - [`checkpoint`]: atomic (temp file + rename) save and load of modules and training state;
+//! - [`parallel`]: data-parallel training steps over several devices;
 //! - [`rng`]: seeded, portable random streams; [`freeze_batchnorm`]: cirtorch's frozen BatchNorm;
 //! - [`CoreError`]: the shared error type.
 //!
@@ -39,6 +40,7 @@ mod error;
 pub mod image;
 mod module;
 mod norm;
+pub mod parallel;
 pub mod rng;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -103,3 +103,35 @@ pub fn max_rel_err<const D: usize>(got: Tensor<D>, want: &Array) -> f32 {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
         / scale
 }
+
+/// The largest absolute difference between the float parameters of two modules of the same
+/// structure, and the largest absolute parameter value of `a` (for a relative reading): the
+/// tolerance check of the data-parallel equality tests.
+///
+/// # Panics
+/// When the modules differ in structure (a broken test).
+pub fn max_param_difference<M: burn::module::Module>(a: &M, b: &M) -> (f32, f32) {
+    use burn::module::{ModuleVisitor, Param};
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            #[allow(clippy::unwrap_used)]
+            self.0
+                .push(p.val().into_data().try_into_vec_as::<f32>().unwrap());
+        }
+    }
+    let (mut ca, mut cb) = (Collect(Vec::new()), Collect(Vec::new()));
+    a.visit(&mut ca);
+    b.visit(&mut cb);
+    assert_eq!(ca.0.len(), cb.0.len(), "modules of different structure");
+    let mut diff = 0f32;
+    let mut scale = 0f32;
+    for (x, y) in ca.0.iter().zip(&cb.0) {
+        assert_eq!(x.len(), y.len(), "parameters of different sizes");
+        for (u, v) in x.iter().zip(y) {
+            diff = diff.max((u - v).abs());
+            scale = scale.max(u.abs());
+        }
+    }
+    (diff, scale)
+}
