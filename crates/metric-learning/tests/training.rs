@@ -232,6 +232,27 @@ fn too_few_clusters_for_the_negatives_is_a_typed_error() {
     );
 }
 
+/// A CosPlace network of `dim`-d descriptors on `backbone` (every layer trained) and random
+/// inherited descriptors for every image of `db`.
+fn net_and_inherited(
+    backbone: BackboneConfig,
+    dim: usize,
+    db: &TupleDatabase,
+    device: &Device,
+) -> (CosPlaceNet, Tensor<2>) {
+    device.seed(3);
+    let net = CosPlaceNetConfig::new(backbone, dim)
+        .with_train_all_layers(true)
+        .init(device)
+        .unwrap();
+    let inherited = Tensor::<2>::random(
+        [db.images.len(), dim],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    (net, inherited)
+}
+
 #[test]
 fn cosplace_training_resumes_exactly_and_checks_inherited_sizes() {
     let device = Device::default();
@@ -241,17 +262,10 @@ fn cosplace_training_resumes_exactly_and_checks_inherited_sizes() {
         ClassSampler::new(classes[..3].to_vec(), 2).unwrap(),
         ClassSampler::new(classes[3..].to_vec(), 2).unwrap(),
     ];
-    device.seed(3);
-    let net = CosPlaceNetConfig::new(
+    let (net, inherited) = net_and_inherited(
         BackboneConfig::ResNet(ResNetConfig::resnet18().with_base_width(4)),
         16,
-    )
-    .with_train_all_layers(true)
-    .init(&device)
-    .unwrap();
-    let inherited = Tensor::<2>::random(
-        [db.images.len(), 16],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &db,
         &device,
     );
     let cfg = |epochs| CosPlaceTrainerConfig {
@@ -781,19 +795,12 @@ fn cosplace_training_on_two_devices_equals_one_device_and_resumes_exactly() {
     let db = synthetic_db();
     let classes: Vec<Vec<usize>> = (0..6).map(|c| vec![3 * c, 3 * c + 1, 3 * c + 2]).collect();
     let groups = vec![ClassSampler::new(classes, 2).unwrap()];
-    device.seed(3);
     // A trunk without BatchNorm: with BatchNorm on batch statistics each device would
     // normalise its own shard (PyTorch DDP without SyncBatchNorm), which is not one device.
-    let net = CosPlaceNetConfig::new(
+    let (net, inherited) = net_and_inherited(
         BackboneConfig::Vgg16(backbones::Vgg16Config::new().with_widths([4, 8, 8, 16, 16])),
         8,
-    )
-    .with_train_all_layers(true)
-    .init(&device)
-    .unwrap();
-    let inherited = Tensor::<2>::random(
-        [db.images.len(), 8],
-        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &db,
         &device,
     );
     let cfg = |epochs| CosPlaceTrainerConfig {

@@ -180,17 +180,18 @@ impl DataParallel {
         let ranges = self.split(n_items);
         let total = n_items.max(1) as f64;
         let mut results: Vec<Result<(GradientsParams, R), E>> = Vec::with_capacity(ranges.len());
+        let main_shard = |items: Range<usize>| {
+            let weight = items.len() as f64 / total;
+            work(Shard {
+                index: 0,
+                device: self.main(),
+                model,
+                items,
+                weight,
+            })
+        };
         if ranges.len() <= 1 {
-            for items in ranges {
-                let weight = items.len() as f64 / total;
-                results.push(work(Shard {
-                    index: 0,
-                    device: self.main(),
-                    model,
-                    items,
-                    weight,
-                }));
-            }
+            results.extend(ranges.iter().cloned().map(main_shard));
         } else {
             let replicas: Vec<M> = self.devices[1..ranges.len()]
                 .iter()
@@ -216,15 +217,7 @@ impl DataParallel {
                         })
                     })
                     .collect();
-                let items = ranges[0].clone();
-                let weight = items.len() as f64 / total;
-                results.push(work(Shard {
-                    index: 0,
-                    device: self.main(),
-                    model,
-                    items,
-                    weight,
-                }));
+                results.push(main_shard(ranges[0].clone()));
                 for h in handles {
                     match h.join() {
                         Ok(r) => results.push(r),
