@@ -7,7 +7,7 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-Usage: scripts/kill-test.sh [--kills N] [--seed S] [--slow-ms MS] [--out DIR] [EXAMPLE ...]
+Usage: scripts/kill-test.sh [--kills N] [--seed S] [--slow-ms MS] [--devices N] [--out DIR] [EXAMPLE ...]
 
 Runs EXAMPLE (default: dark_side nocplace similarity_minmax) on a tiny world (8 test places,
 8 training places, 96×72 renders) with tiny schedules, once straight through and once killed with
@@ -18,6 +18,7 @@ folders (scripts/compare_runs.py). Checkpoint writes are slowed by MS millisecon
   --kills N     kills per example (default 20)
   --seed S      seed of the kill moments (default 1)
   --slow-ms MS  delay per checkpoint file, 0 for none (default 150)
+  --devices N   data-parallel devices of the examples (default 1; docs/SCALING.md)
   --out DIR     working folder (default target/kill-test)
   -h, --help    this text
 
@@ -28,6 +29,7 @@ EOF
 KILLS=20
 SEED=1
 SLOW_MS=150
+DEVICES=1
 OUT=target/kill-test
 EXAMPLES=()
 while [[ $# -gt 0 ]]; do
@@ -36,6 +38,7 @@ while [[ $# -gt 0 ]]; do
     --kills) KILLS="$2"; shift 2 ;;
     --seed) SEED="$2"; shift 2 ;;
     --slow-ms) SLOW_MS="$2"; shift 2 ;;
+    --devices) DEVICES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     -*) echo "kill-test: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) EXAMPLES+=("$1"); shift ;;
@@ -74,7 +77,7 @@ rand_ms() {
 
 status=0
 for ex in "${EXAMPLES[@]}"; do
-  read -r -a ARGS <<< "$(args_for "$ex")"
+  read -r -a ARGS <<< "$(args_for "$ex") --devices $DEVICES"
   ref="$OUT/$ex-reference"
   res="$OUT/$ex-resumed"
   rm -rf "$ref" "$res"

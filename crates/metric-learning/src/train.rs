@@ -428,6 +428,9 @@ impl<'a> TupleTrainer<'a> {
             start = state.epoch;
             log = state.log;
             last_ckpt = Some(path);
+            // The checkpoint's log is the run's: a run killed between the checkpoint and
+            // `log.json` left the previous log behind.
+            save_json(dir.root().join("log.json"), &log)?;
         }
         let copy = self.hooks.query_copy && self.hooks.augmentation.is_some();
         let copy_hooks = self.hooks.for_query_copy();
@@ -776,6 +779,9 @@ impl<'a> CosPlaceTrainer<'a> {
             start = state.epoch;
             log = state.log;
             last_ckpt = Some(path);
+            // The checkpoint's log is the run's: a run killed between the checkpoint and
+            // `log.json` left the previous log behind.
+            save_json(dir.root().join("log.json"), &log)?;
         }
         let loss_fn = cfg.loss.init();
         for epoch in start..cfg.epochs {

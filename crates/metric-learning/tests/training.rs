@@ -858,3 +858,25 @@ fn cosplace_training_on_two_devices_equals_one_device_and_resumes_exactly() {
         "two-device weights differ after resuming"
     );
 }
+
+/// A run killed between writing its last checkpoint and its `log.json` left the previous log
+/// behind; resuming it (with nothing left to train) rewrites the log from the checkpoint.
+#[test]
+fn resuming_a_finished_run_rewrites_a_stale_log() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    let trained = TupleTrainer::new(cfg(1), &db, AugmentHooks::default(), &device)
+        .unwrap()
+        .train(tiny_net(&device), Some(&ckpt))
+        .unwrap();
+    let log_file = dir.path().join("log.json");
+    std::fs::write(&log_file, r#"{"seed": 5, "epochs": []}"#).unwrap();
+    TupleTrainer::new(cfg(1), &db, AugmentHooks::default(), &device)
+        .unwrap()
+        .train(tiny_net(&device), Some(&ckpt))
+        .unwrap();
+    let log: TrainLog = serde_json::from_slice(&std::fs::read(&log_file).unwrap()).unwrap();
+    assert_eq!(log, trained.log);
+}

@@ -303,7 +303,7 @@ pub(crate) struct RunState<S> {
 ///
 /// # Errors
 /// Checkpoint I/O; [`GanError::Resume`] for another seed.
-pub(crate) fn resume_point<S: serde::de::DeserializeOwned>(
+pub(crate) fn resume_point<S: serde::de::DeserializeOwned + Serialize>(
     ckpt: Option<&CheckpointDir>,
     seed: u64,
 ) -> Result<Option<(RunState<S>, PathBuf)>> {
@@ -319,6 +319,9 @@ pub(crate) fn resume_point<S: serde::de::DeserializeOwned>(
             reason: format!("seed {} ≠ configured {}", state.log.seed, seed),
         });
     }
+    // The checkpoint's log is the run's: a run killed between the checkpoint and `log.json`
+    // left the previous log behind.
+    save_json(dir.root().join("log.json"), &state.log)?;
     Ok(Some((state, path)))
 }
 

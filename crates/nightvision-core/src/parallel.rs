@@ -193,9 +193,12 @@ impl DataParallel {
         if ranges.len() <= 1 {
             results.extend(ranges.iter().cloned().map(main_shard));
         } else {
+            // `train()` first: burn's `RunningState` (BatchNorm statistics) is shared between a
+            // module and its clones and forks, and averages the updates of every thread in an
+            // unspecified order; a fresh copy keeps the replicas' updates out of the model's.
             let replicas: Vec<M> = self.devices[1..ranges.len()]
                 .iter()
-                .map(|d| model.clone().fork(d))
+                .map(|d| model.clone().train().fork(d))
                 .collect();
             let work = &work;
             std::thread::scope(|scope| {
@@ -288,4 +291,47 @@ pub fn take_grads<M: Module>(grads: &mut GradientsParams, module: &M) -> Gradien
     };
     module.visit(&mut v);
     v.to
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    use burn::tensor::TensorData;
+
+    use super::*;
+
+    /// BatchNorm in training mode on two replicas: the model's running mean is the main shard's
+    /// update alone, the same in every repetition (burn shares running statistics between a
+    /// module and its forks and averages them over threads in an unspecified order; the
+    /// replicas must not write into the model's).
+    #[test]
+    fn replicas_keep_their_batchnorm_statistics_to_themselves() {
+        let device = Device::default().autodiff();
+        let dp = DataParallel::replicas(&device, 2).unwrap();
+        let rows: Vec<f32> = vec![1.0, 3.0, 100.0, 300.0];
+        for _ in 0..20 {
+            let mut bn: BatchNorm = BatchNormConfig::new(1).init(&device);
+            for _ in 0..3 {
+                let (g, _) = dp
+                    .gradients(&bn, rows.len(), |shard| {
+                        let v: Vec<f32> = rows[shard.items.clone()].to_vec();
+                        let n = v.len();
+                        let x =
+                            Tensor::<4>::from_data(TensorData::new(v, [n, 1, 1, 1]), shard.device);
+                        let loss = shard.model.forward(x).sum();
+                        Ok::<_, CoreError>((
+                            GradientsParams::from_grads(loss.backward(), shard.model),
+                            (),
+                        ))
+                    })
+                    .unwrap();
+                assert!(!g.is_empty());
+                bn = bn.train();
+            }
+            // Three momentum-0.1 updates towards the main shard's mean, 2.
+            let expected = 2.0 * (1.0 - 0.9f32.powi(3));
+            let mean: f32 = bn.running_mean.value().into_scalar();
+            assert!((mean - expected).abs() < 1e-6, "{mean} ≠ {expected}");
+        }
+    }
 }
