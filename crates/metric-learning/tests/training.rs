@@ -740,6 +740,30 @@ fn assert_close_weights<M: Module>(one: &M, two: &M, what: &str) {
     );
 }
 
+/// Step losses of two runs agree within 1e-4 (relative, absolute below 1).
+fn assert_close_step_losses(a: &TrainLog, b: &TrainLog) {
+    for (a, b) in a.epochs.iter().zip(&b.epochs) {
+        for (x, y) in a.step_losses.iter().zip(&b.step_losses) {
+            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} vs {y}");
+        }
+    }
+}
+
+/// A resumed two-device run equals the uninterrupted one: the log (without wall-clock times)
+/// and the weights, bit for bit.
+fn assert_resumed_equal<M: Module>(
+    resumed_log: &TrainLog,
+    resumed: &M,
+    straight_log: &TrainLog,
+    straight: &M,
+) {
+    assert_eq!(timeless(resumed_log), timeless(straight_log));
+    assert!(
+        module_to_bytes(&resumed.valid()).unwrap() == module_to_bytes(&straight.valid()).unwrap(),
+        "two-device weights differ after resuming"
+    );
+}
+
 #[test]
 fn tuple_training_on_two_devices_equals_one_device_and_resumes_exactly() {
     let device = Device::default();
@@ -770,23 +794,14 @@ fn tuple_training_on_two_devices_equals_one_device_and_resumes_exactly() {
     };
     let two_dev = trainer(2).train(init.clone(), None).unwrap();
     assert_close_weights(&one_dev.net.valid(), &two_dev.net.valid(), "tuple training");
-    for (a, b) in one_dev.log.epochs.iter().zip(&two_dev.log.epochs) {
-        for (x, y) in a.step_losses.iter().zip(&b.step_losses) {
-            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} vs {y}");
-        }
-    }
+    assert_close_step_losses(&one_dev.log, &two_dev.log);
     assert_eq!(two_dev.log.epochs[0].step_losses.len(), 2);
 
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     trainer(1).train(init.clone(), Some(&ckpt)).unwrap();
     let resumed = trainer(2).train(init, Some(&ckpt)).unwrap();
-    assert_eq!(timeless(&resumed.log), timeless(&two_dev.log));
-    assert!(
-        module_to_bytes(&resumed.net.valid()).unwrap()
-            == module_to_bytes(&two_dev.net.valid()).unwrap(),
-        "two-device weights differ after resuming"
-    );
+    assert_resumed_equal(&resumed.log, &resumed.net, &two_dev.log, &two_dev.net);
 }
 
 #[test]
@@ -841,22 +856,13 @@ fn cosplace_training_on_two_devices_equals_one_device_and_resumes_exactly() {
         &two_dev.classifiers[0].valid(),
         "CosPlace classifier",
     );
-    for (a, b) in one_dev.log.epochs.iter().zip(&two_dev.log.epochs) {
-        for (x, y) in a.step_losses.iter().zip(&b.step_losses) {
-            assert!((x - y).abs() <= 1e-4 * x.abs().max(1.0), "{x} vs {y}");
-        }
-    }
+    assert_close_step_losses(&one_dev.log, &two_dev.log);
 
     let dir = tempfile::tempdir().unwrap();
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     make(1, Some(&two)).train(net.clone(), Some(&ckpt)).unwrap();
     let resumed = make(2, Some(&two)).train(net, Some(&ckpt)).unwrap();
-    assert_eq!(timeless(&resumed.log), timeless(&two_dev.log));
-    assert!(
-        module_to_bytes(&resumed.net.valid()).unwrap()
-            == module_to_bytes(&two_dev.net.valid()).unwrap(),
-        "two-device weights differ after resuming"
-    );
+    assert_resumed_equal(&resumed.log, &resumed.net, &two_dev.log, &two_dev.net);
 }
 
 /// A run killed between writing its last checkpoint and its `log.json` left the previous log
