@@ -34,8 +34,11 @@ if [[ "${NIGHTVISION_QUICK:-0}" == 1 ]]; then
 fi
 # pipelines restart from scratch (their checkpoints would otherwise resume a finished run)
 rm -rf "$ROOT/dark_side" "$ROOT/nocplace" "$ROOT/similarity_minmax"
+# quick mode skips dark_side's random-anchor ablation (a third fine-tune) to stay inside CI's time
+ABLATION=()
+[[ "${NIGHTVISION_QUICK:-0}" == 1 ]] && ABLATION=(--no-anchor-ablation)
 cargo run --example dark_side -- --data "$PIPE_WORLD" --out "$ROOT/dark_side" \
-  --gan-iterations 100 --tuples 30 --epochs 1
+  --gan-iterations 100 --tuples 30 --epochs 1 "${ABLATION[@]}"
 cargo run --example nocplace -- --data "$PIPE_WORLD" --out "$ROOT/nocplace" \
   --gan-iterations 100 --day-iterations 20 --night-iterations 20
 cargo run --example similarity_minmax -- --data "$PIPE_WORLD" --out "$ROOT/similarity_minmax" \

@@ -331,6 +331,8 @@ pub struct Evaluator {
     export: Option<PathBuf>,
     bootstrap: Bootstrap,
     evaluations: Vec<Evaluation>,
+    /// Further (method, reference) label pairs to compare ([`Evaluator::compare`]).
+    comparisons: Vec<(String, String)>,
 }
 
 impl Evaluator {
@@ -344,7 +346,16 @@ impl Evaluator {
             export: export.map(Path::to_path_buf),
             bootstrap: Bootstrap::default(),
             evaluations: Vec::new(),
+            comparisons: Vec::new(),
         }
+    }
+
+    /// Also compares the network labelled `method` with the one labelled `reference` in
+    /// [`Evaluator::report`] (e.g. an ablation with the full method); a label that is not
+    /// evaluated by then is ignored.
+    pub fn compare(&mut self, method: &str, reference: &str) {
+        self.comparisons
+            .push((method.to_string(), reference.to_string()));
     }
 
     /// Evaluates `net` as `label` and logs (`log::info!`) its Recall@N with intervals per
@@ -401,8 +412,8 @@ impl Evaluator {
     }
 
     /// The report: per network and condition Recall@N with its interval, and the paired
-    /// comparisons of every network but the first with the first network and with `baseline`
-    /// (a label) where it exists.
+    /// comparisons of every network but the first with the first network, with `baseline`
+    /// (a label) where it exists, and with the references given to [`Evaluator::compare`].
     ///
     /// # Errors
     /// As [`Evaluation::results`].
@@ -418,6 +429,13 @@ impl Evaluator {
                 && !refs.iter().any(|r| r.label == b.label)
             {
                 refs.push(b);
+            }
+            for (_, r) in self.comparisons.iter().filter(|(m, _)| *m == e.label) {
+                if let Some(r) = self.evaluations.iter().find(|x| &x.label == r)
+                    && !refs.iter().any(|x| x.label == r.label)
+                {
+                    refs.push(r);
+                }
             }
             methods.extend(e.results(&refs, &self.bootstrap)?);
         }

@@ -100,3 +100,59 @@ fn exported_descriptors_recompute_the_report_through_evaluate() {
     let names = std::fs::read_to_string(d.join("queries.txt")).unwrap();
     assert_eq!(names.lines().count(), world.test_places().len() * 3);
 }
+
+#[test]
+fn compare_adds_the_named_reference_to_a_method_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let world_dir = dir.path().join("world");
+    let world = World::new(&WorldConfig::tiny()).unwrap();
+    export(
+        &world,
+        &ExportOptions {
+            out_dir: world_dir.clone(),
+            overwrite: true,
+            progress: false,
+        },
+    )
+    .unwrap();
+    let device = Device::default();
+    let cfg = ExtractConfig {
+        max_side: 48,
+        ..ExtractConfig::default()
+    };
+    let mut eval = Evaluator::new(&world_dir, &[1], None);
+    for (seed, label) in [
+        (1, "first"),
+        (2, "baseline"),
+        (3, "ablation"),
+        (4, "method"),
+    ] {
+        device.seed(seed);
+        let net = CirNetConfig::new(BackboneConfig::ResNet(
+            ResNetConfig::resnet18().with_base_width(2),
+        ))
+        .init(&device)
+        .unwrap();
+        eval.evaluate(&net, label, &cfg, &device).unwrap();
+    }
+    eval.compare("method", "ablation");
+    eval.compare("method", "not evaluated");
+    let report = eval.report("tiny world", Some("baseline")).unwrap();
+    let against = |name: &str| -> Vec<String> {
+        let m = report.methods.iter().find(|m| m.name == name).unwrap();
+        m.comparisons.iter().map(|c| c.against.clone()).collect()
+    };
+    assert_eq!(
+        against("method, night queries"),
+        [
+            "first, night queries",
+            "baseline, night queries",
+            "ablation, night queries"
+        ]
+    );
+    assert_eq!(
+        against("ablation, night queries"),
+        ["first, night queries", "baseline, night queries"]
+    );
+    assert!(against("first, day queries").is_empty());
+}

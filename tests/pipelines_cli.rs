@@ -27,10 +27,12 @@ fn check<C: clap::Args + Config>(default: C) {
     );
     let help = Cli::<C>::command().render_long_help().to_string();
     for field in a.as_object().unwrap().keys() {
-        let flag = if field == "baseline" {
-            "--no-baseline".to_string()
+        // a field that defaults to true is switched off by `--no-<field>`
+        let name = field.replace('_', "-");
+        let flag = if a[field] == serde_json::Value::Bool(true) {
+            format!("--no-{name}")
         } else {
-            format!("--{}", field.replace('_', "-"))
+            format!("--{name}")
         };
         assert!(help.contains(&flag), "--help lacks {flag}:\n{help}");
     }
@@ -54,6 +56,9 @@ fn flags_set_the_fields() {
         "--init",
         "gandtr",
         "--no-baseline",
+        "--anchors",
+        "random",
+        "--no-anchor-ablation",
         "--out",
         "/tmp/o",
     ])
@@ -63,6 +68,13 @@ fn flags_set_the_fields() {
     assert_eq!(c.norm, nightvision::gan::NormKind::Batch);
     assert_eq!(c.init, dark_side::GanInit::Gandtr);
     assert!(!c.baseline);
+    assert_eq!(c.anchors, dark_side::Anchors::Random);
+    assert!(!c.anchor_ablation);
+    let d = DarkSideConfig::new();
+    assert_eq!(
+        (d.anchors, d.anchor_ablation),
+        (dark_side::Anchors::Diverse, true)
+    );
     assert_eq!(c.out, std::path::PathBuf::from("/tmp/o"));
     let n = Cli::<NocPlaceConfig>::try_parse_from(["x", "--translator", "negcut"])
         .unwrap()

@@ -9,11 +9,15 @@
 //! 2. **Fine-tuning with synthetic night anchors** (A.6): cirtorch tuples of the world's
 //!    `cirtorch` pickle, MobileNetV2-GeM (real ImageNet weights) trained with the contrastive
 //!    loss; the frozen generator translates DSA's fixed 25 % hashed subset of anchors, and CLAHE
-//!    is applied to every image afterwards. A baseline is fine-tuned the same way without the
-//!    translator (`OUT/finetune-dsa`, `OUT/finetune-baseline`).
+//!    is applied to every image afterwards. The anchors come from DSA's diverse anchor mining
+//!    (A.7: each epoch, a band of the least-similar candidates under the current network). A
+//!    baseline is fine-tuned the same way without the translator, and, as an ablation, DSA once
+//!    more with cirtorch's random anchors (`OUT/finetune-dsa`, `OUT/finetune-baseline`,
+//!    `OUT/finetune-dsa-random`; `--anchors random` swaps the roles).
 //! 3. **Evaluation**: Recall@1/5/10 at 25 m of day, sunset and night queries against the day
 //!    database, before and after (the fine-tuned networks, like DSA's released models, see CLAHE
-//!    input), with intervals and paired comparisons; `translations.png` shows day crops | their
+//!    input), with intervals and paired comparisons (every fine-tune against the off-the-shelf
+//!    network and the baseline, diverse against random anchors); `translations.png` shows day crops | their
 //!    translation | CLAHE of the translation.
 //!
 //! The default schedule is a CPU-sized sketch of the paper's (50 GAN epochs of 1000 iterations of
@@ -41,7 +45,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 
 use super::{PipelineReport, files, finetune_on_world, invalid, parse_norm, prepare};
-use crate::anchors::{AnchorStrategy, TranslationSubset};
+use crate::anchors::{AnchorStrategy, DiverseConfig, TranslationSubset};
 use crate::core::clahe::ClaheConfig;
 use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
@@ -51,10 +55,11 @@ use crate::gan::{
     NormKind, ResnetGenerator, ResnetGeneratorConfig,
 };
 use crate::hed::{Hed, HedConfig};
-use crate::metric::CirNet;
 use crate::metric::data::{AnchorSelection, AugmentHooks, Augmentation, ImageSource, MiningConfig};
 use crate::metric::multiscale::ExtractConfig;
+use crate::metric::train::TupleLoss;
 use crate::metric::train::TupleTrainerConfig;
+use crate::metric::{BackboneKind, CirNet, ContrastiveLossConfig};
 use crate::pipeline::{self, Clahe, Translator};
 use crate::quality::TranslationBench;
 
@@ -79,6 +84,46 @@ impl GanInit {
         match self {
             GanInit::Normal => InitConfig::cyclegan(),
             GanInit::Gandtr => InitConfig::gandtr_kaiming(),
+        }
+    }
+}
+
+/// How the fine-tuning chooses its anchors (the queries of the training tuples).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Anchors {
+    /// DSA's diverse anchor mining (docs/PAPERS.md A.7): each epoch, a band of the candidate
+    /// pool's least-similar anchors under the current network.
+    Diverse,
+    /// cirtorch's random anchors.
+    Random,
+}
+
+impl Anchors {
+    /// The tuple trainer's strategy: diverse with DSA's `finetune.yml` defaults (candidate pool
+    /// 10 000 pairs, capped at the pairs there are; band 0.8-0.2).
+    pub fn strategy(self) -> AnchorStrategy {
+        match self {
+            Anchors::Diverse => AnchorStrategy::Diverse(DiverseConfig::default()),
+            Anchors::Random => AnchorStrategy::Random,
+        }
+    }
+
+    /// The other strategy (the ablation's).
+    pub fn other(self) -> Self {
+        match self {
+            Anchors::Diverse => Anchors::Random,
+            Anchors::Random => Anchors::Diverse,
+        }
+    }
+
+    /// The name used in the reports and in the stage's `config.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Anchors::Diverse => "diverse",
+            Anchors::Random => "random",
         }
     }
 }
@@ -142,6 +187,16 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 160)]
     #[config(default = 160)]
     pub image_size: usize,
+    /// Anchors of every fine-tuning (the baseline's too): DSA's diverse anchor mining, or
+    /// cirtorch's random anchors.
+    #[arg(long, value_enum, default_value_t = Anchors::Diverse)]
+    #[config(default = "Anchors::Diverse")]
+    pub anchors: Anchors,
+    /// Fine-tune DSA a second time with the other anchor strategy and report it beside
+    /// (`--no-anchor-ablation` skips it).
+    #[arg(long = "no-anchor-ablation", action = clap::ArgAction::SetFalse)]
+    #[config(default = true)]
+    pub anchor_ablation: bool,
     /// Fine-tune the baseline (same schedule, no translator) too (`--no-baseline` skips it).
     #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
     #[config(default = true)]
@@ -281,7 +336,10 @@ pub fn finetune(
     dir: &str,
     device: &Device,
 ) -> pipeline::Result<CirNet> {
+    // the margin of the trunk (0.7 for MobileNetV2; DSA's 0.75 for VGG16, 0.85 for ResNet-101)
+    let loss = ContrastiveLossConfig::for_backbone(BackboneKind::MobileNetV2);
     let trainer = TupleTrainerConfig {
+        loss: TupleLoss::Contrastive(loss.clone()),
         epochs: cfg.epochs,
         lr: cfg.lr,
         weight_decay: 5e-4,
@@ -292,14 +350,18 @@ pub fn finetune(
             query_size: cfg.tuples,
             pool_size: 400,
         },
-        anchors: AnchorStrategy::Random,
+        anchors: cfg.anchors.strategy(),
         seed: cfg.seed,
         progress: true,
         ..TupleTrainerConfig::default()
     };
     let stage = serde_json::json!({
-        "method": "contrastive tuples (margin 0.7), Adam, weight decay 5e-4, gamma 0.99",
+        "method": format!(
+            "contrastive tuples (margin {}), Adam, weight decay 5e-4, gamma 0.99",
+            loss.margin
+        ),
         "augmentation": augmentation,
+        "anchors": cfg.anchors.name(),
         "epochs": cfg.epochs,
         "tuples": cfg.tuples,
         "lr": cfg.lr,
@@ -314,6 +376,14 @@ pub fn finetune(
         &cfg.out.join(dir),
         cfg.restart,
         &pipeline::data_parallel(device, cfg.devices)?,
+    )
+}
+
+/// The report row of the DSA fine-tune with `anchors`.
+pub fn dsa_label(anchors: Anchors) -> String {
+    format!(
+        "fine-tuned, DSA (HEDN-GAN anchors + CLAHE, {} anchors)",
+        anchors.name()
     )
 }
 
@@ -409,17 +479,26 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     let net = finetune(
         cfg,
         &data,
-        hooks,
+        hooks.clone(),
         "HEDN-GAN anchors (hashed 25 % subset) + CLAHE",
         "finetune-dsa",
         device,
     )?;
-    eval.evaluate(
-        &net,
-        "fine-tuned, DSA (HEDN-GAN anchors + CLAHE)",
-        &clahe_cfg,
-        device,
-    )?;
+    eval.evaluate(&net, &dsa_label(cfg.anchors), &clahe_cfg, device)?;
+    if cfg.anchor_ablation {
+        let other = cfg.clone().with_anchors(cfg.anchors.other());
+        let net = finetune(
+            &other,
+            &data,
+            hooks,
+            "HEDN-GAN anchors (hashed 25 % subset) + CLAHE",
+            &format!("finetune-dsa-{}", other.anchors.name()),
+            device,
+        )?;
+        eval.evaluate(&net, &dsa_label(other.anchors), &clahe_cfg, device)?;
+        // the paired test of the anchor strategies: diverse against random
+        eval.compare(&dsa_label(Anchors::Diverse), &dsa_label(Anchors::Random));
+    }
 
     // 3. report
     report.recall = Some(eval.report(
@@ -435,6 +514,11 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     ]));
     if cfg.baseline {
         report.files.push("finetune-baseline/".into());
+    }
+    if cfg.anchor_ablation {
+        report
+            .files
+            .push(format!("finetune-dsa-{}/", cfg.anchors.other().name()));
     }
     report.seconds = t0.elapsed().as_secs_f64();
     report.write()?;

@@ -41,10 +41,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::{PipelineReport, files, invalid, parse_cut_mode, prepare};
 use crate::anchors::{CosPlaceConfig, build_classes_from_names};
+use crate::core::checkpoint::module_to_bytes;
 use crate::core::image::save_rgb;
 use crate::eval::{
     DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, VprDataset,
-    exact_knn, partial_divide_and_conquer,
+    exact_knn, partial_divide_and_conquer, weights_model_id,
 };
 use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
@@ -457,8 +458,12 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
             Ok(pipeline::describe(&net, paths, &cfg, &device)?.into_vec())
         }
     };
-    let mut db_enc = FnEncoder::new("daytime-cosplace", 512, encoder(&day_net));
-    let mut q_enc = FnEncoder::new("nocplace", 512, encoder(&noc_net));
+    // the cache key names the weights: a retrained daytime model never reuses stale descriptors
+    let id = |name: &str, net: &CosPlaceNet| -> pipeline::Result<String> {
+        Ok(weights_model_id(name, &module_to_bytes(net)?))
+    };
+    let mut db_enc = FnEncoder::new(id("daytime-cosplace", &day_net)?, 512, encoder(&day_net));
+    let mut q_enc = FnEncoder::new(id("nocplace", &noc_net)?, 512, encoder(&noc_net));
     let pdc = partial_divide_and_conquer(
         &db_paths,
         &q_paths,

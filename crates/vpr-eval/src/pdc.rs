@@ -28,6 +28,23 @@ pub trait ImageEncoder {
     fn encode(&mut self, images: &[PathBuf]) -> std::result::Result<Vec<f32>, BoxError>;
 }
 
+/// A model id that names the weights, not only the architecture: `"{name}@{MD5 of weights}"`
+/// (hex), for [`ImageEncoder::model_id`] / [`FnEncoder::new`], so that a cache entry written by
+/// other weights of the same model is recomputed instead of reused. `weights` are the model's
+/// serialised parameters (any stable byte form, e.g. its burn record bytes).
+///
+/// ```
+/// use vpr_eval::weights_model_id;
+/// let a = weights_model_id("daytime-cosplace", &[1, 2, 3]);
+/// assert_eq!(a, "daytime-cosplace@5289df737df57326fcdd22597afb1fac");
+/// assert_ne!(a, weights_model_id("daytime-cosplace", &[1, 2, 4]));
+/// ```
+pub fn weights_model_id(name: &str, weights: &[u8]) -> String {
+    let digest = Md5::digest(weights);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{name}@{hex}")
+}
+
 /// An [`ImageEncoder`] from a closure.
 pub struct FnEncoder<F> {
     id: String,
