@@ -16,7 +16,8 @@
 //!    (`OUT/day-model`).
 //! 4. **NocPlace fine-tuning** (B.4, B.5): the daytime model, fine-tuned on the translated night
 //!    images with CosFace + inherited knowledge transfer (the daytime model's descriptors of the
-//!    *day* versions, KL at T = 4, λ 1) (`OUT/nocplace-model`).
+//!    *day* versions, seen at the student's training geometry, KL at T = 4, λ 1)
+//!    (`OUT/nocplace-model`).
 //! 5. **Evaluation** (B.6, B.7): Recall@1/5/10 at 25 m, day, sunset and night queries against the
 //!    day database, for the daytime model, the NocPlace model, and partial divide-and-conquer (the
 //!    database described once by the daytime model and cached in `OUT/pdc-cache`, the queries by
@@ -37,7 +38,7 @@ use std::time::Instant;
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use super::{PipelineReport, files, invalid, parse_cut_mode, prepare};
 use crate::anchors::{CosPlaceConfig, build_classes_from_names};
@@ -55,7 +56,7 @@ use crate::gan::{LinearDecay, NLayerDiscriminatorConfig, ResnetGenerator, Resnet
 use crate::metric::data::{AugmentHooks, ClassSampler, ImageSource};
 use crate::metric::multiscale::ExtractConfig;
 use crate::metric::nets::NETWORK_FIELD;
-use crate::metric::train::{CosPlaceTrainer, CosPlaceTrainerConfig};
+use crate::metric::train::{CosPlaceTrainer, CosPlaceTrainerConfig, training_view_descriptors};
 use crate::metric::{Backbone, BackboneConfig, CosPlaceNet, CosPlaceNetConfig};
 use crate::pipeline::{self, Translator};
 use crate::quality::TranslationBench;
@@ -393,19 +394,15 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     );
     let day_net = day_model.net.valid();
 
-    // 4. NocPlace: night images, inherited descriptors of their day versions
-    let desc_cfg = ExtractConfig {
-        max_side: cfg.image_size,
-        ..ExtractConfig::default()
-    };
-    let inherited = pipeline::describe(&day_net, &train_paths, &desc_cfg, device)?;
-    let inherited = Tensor::<2>::from_data(
-        TensorData::new(
-            inherited.as_slice().to_vec(),
-            [inherited.rows(), inherited.dim()],
-        ),
+    // 4. NocPlace: night images, inherited descriptors of their day versions, seen by the
+    // daytime model as the student sees its training images (the same square resize)
+    let inherited = training_view_descriptors(
+        &day_net,
+        &day_source,
+        &cosplace_cfg(cfg.night_iterations),
+        16,
         device,
-    );
+    )?;
     let t = Instant::now();
     let noc = CosPlaceTrainer::new(
         cosplace_cfg(cfg.night_iterations),
@@ -422,7 +419,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
             &out.join("nocplace-model"),
             &cosplace_stage(
                 cfg,
-                "CosFace + inherited knowledge transfer (T 4, λ 1) on translated night images, from day-model",
+                "CosFace + inherited knowledge transfer (T 4, λ 1; teacher at the student's square geometry) on translated night images, from day-model",
                 cfg.night_iterations,
             ),
             cfg.restart,

@@ -635,6 +635,81 @@ pub struct CosPlaceTrainer<'a> {
     parallel: DataParallel,
 }
 
+/// The descriptors of `images` by `net` seen exactly as [`CosPlaceTrainer`] prepares its training
+/// images with `cfg` (resized to a `cfg.image_size` square, `cfg.normalization`), without
+/// augmentation hooks and without gradient, in batches of `batch_size`: NocPlace's inherited
+/// descriptors, so that the teacher (the daytime model on the day images) sees the same geometry
+/// as the student (docs/PAPERS.md B.4: both take the dataset's square images).
+///
+/// # Shapes
+/// - output: `[images.len(), dim]`
+///
+/// # Errors
+/// [`MetricError::Config`] for a zero `batch_size` or `image_size`, [`MetricError::Empty`] for no
+/// images, image loading errors naming the file.
+///
+/// ```
+/// use burn::tensor::Device;
+/// use metric_learning::data::ImageSource;
+/// use metric_learning::train::{CosPlaceTrainerConfig, training_view_descriptors};
+/// use metric_learning::{BackboneConfig, CosPlaceNetConfig};
+/// use nightvision_core::image::Rgb32FImage;
+/// let device = Device::default();
+/// let trunk = BackboneConfig::ResNet(backbones::ResNetConfig::resnet18().with_base_width(2));
+/// let net = CosPlaceNetConfig::new(trunk, 8).init(&device)?;
+/// let images = ImageSource::memory(vec![Rgb32FImage::new(40, 30), Rgb32FImage::new(30, 40)]);
+/// let cfg = CosPlaceTrainerConfig { image_size: 32, ..CosPlaceTrainerConfig::default() };
+/// let d = training_view_descriptors(&net, &images, &cfg, 4, &device)?;
+/// assert_eq!(d.dims(), [2, 8]);
+/// # Ok::<(), metric_learning::MetricError>(())
+/// ```
+pub fn training_view_descriptors(
+    net: &CosPlaceNet,
+    images: &ImageSource,
+    cfg: &CosPlaceTrainerConfig,
+    batch_size: usize,
+    device: &Device,
+) -> crate::Result<Tensor<2>> {
+    if batch_size == 0 || cfg.image_size == 0 {
+        return Err(MetricError::config(
+            "training_view_descriptors",
+            "batch_size and image_size must be positive",
+        ));
+    }
+    if images.is_empty() {
+        return Err(MetricError::Empty {
+            what: "images to describe",
+        });
+    }
+    let net = net.clone().valid();
+    let device = device.clone().inner();
+    let hooks = AugmentHooks::default();
+    let mut rng = derived(0, 0);
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < images.len() {
+        let end = (start + batch_size).min(images.len());
+        let xs = (start..end)
+            .map(|i| {
+                prepare(
+                    images,
+                    i,
+                    ImageRole::Anchor,
+                    &hooks,
+                    cfg.image_size,
+                    Some(cfg.image_size),
+                    cfg.normalization,
+                    &mut rng,
+                    &device,
+                )
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        out.push(net.forward(Tensor::cat(xs, 0)));
+        start = end;
+    }
+    Ok(Tensor::cat(out, 0))
+}
+
 impl<'a> CosPlaceTrainer<'a> {
     /// A trainer over `groups` (class samplers of the CosPlace groups used, e.g. from
     /// [`ClassSampler::from_cosplace_group`]) of `images`. `inherited`, `[images.len(), dim]`,

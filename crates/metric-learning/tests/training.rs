@@ -886,3 +886,37 @@ fn resuming_a_finished_run_rewrites_a_stale_log() {
     let log: TrainLog = serde_json::from_slice(&std::fs::read(&log_file).unwrap()).unwrap();
     assert_eq!(log, trained.log);
 }
+
+#[test]
+fn inherited_descriptors_see_the_training_geometry() {
+    use metric_learning::train::training_view_descriptors;
+    use nightvision_core::image::{resize_bilinear, to_tensor};
+    let device = Device::default();
+    let (db, _, net) = tiny_cosplace(&device);
+    let cfg = tiny_cosplace_cfg(1);
+    let got = training_view_descriptors(&net, &db.images, &cfg, 4, &device).unwrap();
+    let one_by_one = training_view_descriptors(&net, &db.images, &cfg, 1, &device).unwrap();
+    assert_eq!(got.dims(), [db.images.len(), 16]);
+    let net = net.valid();
+    let mut worst = 0f32;
+    for i in 0..db.images.len() {
+        // what the trainer feeds the student: the whole image squashed to a square, normalised
+        let img = db.images.load(i).unwrap();
+        let x = resize_bilinear(to_tensor(&[img], &device).unwrap(), [32, 32]);
+        let want = net.forward(cfg.normalization.apply(x));
+        let row = got.clone().slice([i..i + 1, 0..16]);
+        let alone = one_by_one.clone().slice([i..i + 1, 0..16]);
+        worst = worst
+            .max((row.clone() - want).abs().max().into_scalar())
+            .max((row - alone).abs().max().into_scalar());
+    }
+    assert!(worst < 1e-5, "max |Δ| {worst}");
+    let bad = CosPlaceTrainerConfig {
+        image_size: 0,
+        ..cfg
+    };
+    assert!(matches!(
+        training_view_descriptors(&net, &db.images, &bad, 4, &device),
+        Err(MetricError::Config { .. })
+    ));
+}
