@@ -247,6 +247,7 @@ fn cosplace_stage(cfg: &NocPlaceConfig, what: &str, iterations: usize) -> serde_
             "iterations": iterations,
             "batch": cfg.batch,
             "image_size": cfg.image_size,
+            "augmentation": "RandomResizedCrop (scale 0.5-1, ratio 3/4-4/3)",
             "translator": cfg.translator,
             "seed": cfg.seed,
         },
@@ -356,6 +357,9 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         iterations_per_epoch: iterations.div_ceil(groups.len()),
         batch_size: cfg.batch,
         image_size: cfg.image_size,
+        // CosPlace's and NocPlace's RandomResizedCrop (scale 0.5-1); NocPlace's recipe turns
+        // the colour jitter off (docs/PAPERS.md B.5)
+        random_resized_crop: Some(0.5),
         seed: cfg.seed,
         progress: true,
         ..CosPlaceTrainerConfig::default()

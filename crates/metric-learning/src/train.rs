@@ -581,10 +581,61 @@ pub struct CosPlaceTrainerConfig {
     pub loss: NocPlaceLossConfig,
     /// Input normalisation (after augmentation).
     pub normalization: Normalization,
+    /// CosPlace's `RandomResizedCrop` of every training image (`--random_resized_crop`): the
+    /// lower end of the area fraction (CosPlace and NocPlace: 0.5), aspect ratios 3/4 to 4/3,
+    /// the crop resized back to the `image_size` square ([`random_resized_crop_box`]). `None`
+    /// (the default here, so that a step is a function of the images alone) trains on the
+    /// whole image.
+    pub random_resized_crop: Option<f64>,
     /// Seed.
     pub seed: u64,
     /// Show progress bars.
     pub progress: bool,
+}
+
+/// The crop of torchvision's `RandomResizedCrop.get_params` for an `height × width` image:
+/// up to ten draws of an area fraction in `[min_scale, 1]` and a log-uniform aspect ratio in
+/// `[3/4, 4/3]`, the first that fits placed uniformly; otherwise the centre crop of the whole
+/// image with its aspect ratio clamped to that range. Returns `(top, left, crop height, crop
+/// width)`.
+///
+/// ```
+/// use metric_learning::train::random_resized_crop_box;
+/// use nightvision_core::rng::seeded;
+/// let (t, l, h, w) = random_resized_crop_box(64, 64, 0.5, &mut seeded(0));
+/// assert!(t + h <= 64 && l + w <= 64);
+/// let area = (h * w) as f64 / (64.0 * 64.0);
+/// assert!((0.45..=1.0).contains(&area));
+/// ```
+pub fn random_resized_crop_box<R: Rng + ?Sized>(
+    height: usize,
+    width: usize,
+    min_scale: f64,
+    rng: &mut R,
+) -> (usize, usize, usize, usize) {
+    let (hf, wf) = (height as f64, width as f64);
+    let area = hf * wf;
+    let (lo, hi) = ((3.0f64 / 4.0).ln(), (4.0f64 / 3.0).ln());
+    for _ in 0..10 {
+        let target = area * rng.random_range(min_scale.min(1.0)..=1.0);
+        let ratio = rng.random_range(lo..=hi).exp();
+        let w = (target * ratio).sqrt().round() as usize;
+        let h = (target / ratio).sqrt().round() as usize;
+        if 0 < w && w <= width && 0 < h && h <= height {
+            let top = rng.random_range(0..=height - h);
+            let left = rng.random_range(0..=width - w);
+            return (top, left, h, w);
+        }
+    }
+    let in_ratio = wf / hf;
+    let (h, w) = if in_ratio < 3.0 / 4.0 {
+        (((wf / (3.0 / 4.0)).round() as usize).min(height), width)
+    } else if in_ratio > 4.0 / 3.0 {
+        (height, ((hf * (4.0 / 3.0)).round() as usize).min(width))
+    } else {
+        (height, width)
+    };
+    ((height - h) / 2, (width - w) / 2, h, w)
 }
 
 impl Default for CosPlaceTrainerConfig {
@@ -600,6 +651,7 @@ impl Default for CosPlaceTrainerConfig {
             m: 0.4,
             loss: NocPlaceLossConfig::new(),
             normalization: Normalization::ImageNet,
+            random_resized_crop: None,
             seed: 0,
             progress: false,
         }
@@ -737,6 +789,14 @@ impl<'a> CosPlaceTrainer<'a> {
             return Err(MetricError::config(
                 "CosPlace trainer",
                 "batch_size, image_size and iterations must be positive",
+            ));
+        }
+        if let Some(m) = cfg.random_resized_crop
+            && !(m > 0.0 && m <= 1.0)
+        {
+            return Err(MetricError::config(
+                "random_resized_crop",
+                format!("the smallest area fraction must be in (0, 1], got {m}"),
             ));
         }
         if let Some(g) = groups.iter().find(|g| g.num_classes() < cfg.batch_size) {
@@ -882,7 +942,7 @@ impl<'a> CosPlaceTrainer<'a> {
                             .iter()
                             .zip(&seeds[items.clone()])
                             .map(|(&(_, i), &seed)| {
-                                prepare(
+                                let x = prepare(
                                     self.images,
                                     i,
                                     ImageRole::Anchor,
@@ -892,7 +952,24 @@ impl<'a> CosPlaceTrainer<'a> {
                                     cfg.normalization,
                                     &mut derived(seed, 0),
                                     shard.device,
-                                )
+                                )?;
+                                // (the crop commutes with the per-channel normalisation)
+                                Ok(match cfg.random_resized_crop {
+                                    Some(min_scale) => {
+                                        let s = cfg.image_size;
+                                        let (t, l, h, w) = random_resized_crop_box(
+                                            s,
+                                            s,
+                                            min_scale,
+                                            &mut derived(seed, 1),
+                                        );
+                                        resize_bilinear(
+                                            x.slice([0..1, 0..3, t..t + h, l..l + w]),
+                                            [s, s],
+                                        )
+                                    }
+                                    None => x,
+                                })
                             })
                             .collect::<crate::Result<Vec<_>>>()?;
                         let labels: Vec<usize> =

@@ -920,3 +920,79 @@ fn inherited_descriptors_see_the_training_geometry() {
         Err(MetricError::Config { .. })
     ));
 }
+
+#[test]
+fn random_resized_crop_boxes_follow_torchvision_ranges() {
+    use metric_learning::train::random_resized_crop_box;
+    let mut rng = nightvision_core::rng::seeded(5);
+    let (mut smallest, mut largest) = (f64::MAX, 0f64);
+    for _ in 0..2000 {
+        let (t, l, h, w) = random_resized_crop_box(96, 96, 0.5, &mut rng);
+        assert!(t + h <= 96 && l + w <= 96 && h > 0 && w > 0);
+        let area = (h * w) as f64 / (96.0 * 96.0);
+        let ratio = w as f64 / h as f64;
+        // rounding each side to a pixel moves area and ratio by a little
+        assert!((0.48..=1.0).contains(&area), "area {area}");
+        assert!((0.73..=1.37).contains(&ratio), "ratio {ratio}");
+        smallest = smallest.min(area);
+        largest = largest.max(area);
+    }
+    assert!(smallest < 0.52 && largest > 0.95, "{smallest} .. {largest}");
+    // no draw fits a 1-pixel-high strip at these ratios: the centre crop, ratio clamped to 4/3
+    assert_eq!(random_resized_crop_box(1, 40, 0.5, &mut rng), (0, 19, 1, 1));
+    // a whole image is always allowed
+    let (_, _, h, w) = random_resized_crop_box(30, 40, 1.0, &mut rng);
+    assert!(h * w <= 1200 && h * w >= 1000, "{h}×{w}");
+}
+
+#[test]
+fn cosplace_training_with_random_resized_crops_runs_and_checks_the_scale() {
+    let device = Device::default();
+    let (db, groups, net) = tiny_cosplace(&device);
+    let cfg = CosPlaceTrainerConfig {
+        random_resized_crop: Some(0.5),
+        ..tiny_cosplace_cfg(1)
+    };
+    let a = CosPlaceTrainer::new(
+        cfg.clone(),
+        &db.images,
+        groups.clone(),
+        None,
+        AugmentHooks::default(),
+        &device,
+    )
+    .unwrap()
+    .train(net.clone(), None)
+    .unwrap();
+    let plain = CosPlaceTrainer::new(
+        tiny_cosplace_cfg(1),
+        &db.images,
+        groups.clone(),
+        None,
+        AugmentHooks::default(),
+        &device,
+    )
+    .unwrap()
+    .train(net.clone(), None)
+    .unwrap();
+    let (la, lp) = (a.log.epochs[0].mean_loss, plain.log.epochs[0].mean_loss);
+    assert!(
+        la.is_finite() && la != lp,
+        "crops change the batches: {la} vs {lp}"
+    );
+    for bad in [0.0, 1.5, f64::NAN] {
+        let cfg = CosPlaceTrainerConfig {
+            random_resized_crop: Some(bad),
+            ..tiny_cosplace_cfg(1)
+        };
+        let e = CosPlaceTrainer::new(
+            cfg,
+            &db.images,
+            groups.clone(),
+            None,
+            AugmentHooks::default(),
+            &device,
+        );
+        assert!(matches!(e, Err(MetricError::Config { .. })), "{bad}");
+    }
+}

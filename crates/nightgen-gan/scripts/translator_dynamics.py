@@ -21,7 +21,7 @@ HED (the student HED of HEDN-GAN learns at lr 1e-6 and is left out here).
 
 Variants (combine freely): ndf64 (discriminator width 64), ngf32, up (nearest upsampling + 3×3
 convolution instead of transposed convolutions), crop128 (128² crops of 192-px images), lr2e-4,
-noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
+noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
 native 240-px shorter side: the scale the held-out frames are translated at).
 """
 import argparse
@@ -241,6 +241,11 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
     side = 240 if "native" in v else crop * 3 // 2
     day = Crops(folder(os.path.join(world, "gan/trainA")), side, crop, rng)
     night = Crops(folder(os.path.join(world, "gan/trainB")), side, crop, rng)
+    G_ema = None
+    if "ema" in v:
+        import copy
+
+        G_ema = copy.deepcopy(G)
     oG = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
     oD = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     half = args.iters // 2
@@ -271,11 +276,16 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
         oG.zero_grad()
         (lA + lE).backward()
         oG.step()
-        if (it + 1) % args.eval_every == 0 or it + 1 == args.iters:
-            G.eval()
+        if G_ema is not None:
             with torch.no_grad():
-                gen = torch.cat([(G(test_day[i:i + 8] * 2 - 1) + 1) / 2 for i in range(0, len(test_day), 8)])
-            G.train()
+                for pe, p in zip(G_ema.parameters(), G.parameters()):
+                    pe.mul_(0.995).add_(p, alpha=0.005)
+        if (it + 1) % args.eval_every == 0 or it + 1 == args.iters:
+            Gt = G_ema if G_ema is not None else G
+            Gt.eval()
+            with torch.no_grad():
+                gen = torch.cat([(Gt(test_day[i:i + 8] * 2 - 1) + 1) / 2 for i in range(0, len(test_day), 8)])
+            Gt.train()
             fd = frechet(features(mnet, gen), mu_n, cov_n)
             luma = float((gen * REC709).sum(1).mean())
             rows.append((it + 1, fd, luma, float(lD), float(lA), float(lE), time.time() - t0))
