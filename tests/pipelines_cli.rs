@@ -58,6 +58,8 @@ fn flags_set_the_fields() {
         "--no-baseline",
         "--anchors",
         "random",
+        "--translator",
+        "cyclegan",
         "--no-anchor-ablation",
         "--out",
         "/tmp/o",
@@ -69,6 +71,7 @@ fn flags_set_the_fields() {
     assert_eq!(c.init, dark_side::GanInit::Gandtr);
     assert!(!c.baseline);
     assert_eq!(c.anchors, dark_side::Anchors::Random);
+    assert_eq!(c.translator, dark_side::DsaTranslator::Cyclegan);
     assert!(!c.anchor_ablation);
     let d = DarkSideConfig::new();
     assert_eq!(

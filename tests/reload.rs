@@ -1,4 +1,4 @@
-//! Trained parts rebuild from their checkpoint folder alone: a tiny translator (HEDN-GAN), a
+//! Trained parts rebuild from their checkpoint folder alone: tiny translators (HEDN-GAN, CycleGAN), a
 //! fine-tuned GeM network and a darkening network are trained through the pipelines' library API,
 //! dropped, reloaded with `ResnetGenerator::load` / `CirNet::load` / `DarkeningNet::load` from
 //! their folders with no other knowledge, and give bit-identical outputs; a resume with other
@@ -74,6 +74,25 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
     }
     let restarted = dark_side::train_translator(&wider.with_restart(true), &world, &device);
     assert!(restarted.is_ok(), "{:?}", restarted.err());
+
+    // the CycleGAN translator: its folder names the day→night part, and a HEDN-GAN run refuses it
+    let cyc = cfg
+        .clone()
+        .with_out(dir.path().join("dark_side_cyclegan"))
+        .with_translator(dark_side::DsaTranslator::Cyclegan);
+    let g = dark_side::train_translator(&cyc, &world, &device).unwrap();
+    let y = bits(translate_images(&g, x.clone()).unwrap());
+    drop(g);
+    let t = Translator::load(cyc.out.join("gan"), &device).unwrap();
+    assert_eq!(bits(t.translate(x.clone()).unwrap()), y);
+    let hedn = cyc
+        .clone()
+        .with_translator(dark_side::DsaTranslator::Hedngan);
+    let e = dark_side::train_translator(&hedn, &world, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("stage.method"), "method not named: {e}");
 
     // the fine-tuned network
     let net =

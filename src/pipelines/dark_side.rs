@@ -5,7 +5,9 @@
 //!    `gan/trainB` (night) images, with edge consistency through a student HED that is trained
 //!    jointly against a frozen teacher, both from the real BSDS500 HED weights (`OUT/gan`,
 //!    losses in `OUT/gan/log.json`); its translation quality on the held-out test places
-//!    ([`TranslationBench`]: `OUT/translated/`, `OUT/held-out.png`).
+//!    ([`TranslationBench`]: `OUT/translated/`, `OUT/held-out.png`). `--translator cyclegan`
+//!    trains gandtr's CycleGAN instead (cycle λ 10, no identity term, image pools of 50), the
+//!    translator of the paper's best results.
 //! 2. **Fine-tuning with synthetic night anchors** (A.6): cirtorch tuples of the world's
 //!    `cirtorch` pickle, MobileNetV2-GeM (real ImageNet weights) trained with the contrastive
 //!    loss; the frozen generator translates DSA's fixed 25 % hashed subset of anchors, and CLAHE
@@ -49,10 +51,11 @@ use crate::anchors::{AnchorStrategy, DiverseConfig, TranslationSubset};
 use crate::core::clahe::ClaheConfig;
 use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
-use crate::gan::generator::GENERATOR_FIELD;
+use crate::gan::generator::{GENERATOR_FIELD, GENERATOR_PART_FIELD};
+use crate::gan::train_cyclegan::{CycleGan, CycleGanConfig, CycleGanTrainer};
 use crate::gan::{
-    HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, NLayerDiscriminatorConfig,
-    NormKind, ResnetGenerator, ResnetGeneratorConfig,
+    HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, LinearDecay,
+    NLayerDiscriminatorConfig, NormKind, ResnetGenerator, ResnetGeneratorConfig,
 };
 use crate::hed::{Hed, HedConfig};
 use crate::metric::data::{AnchorSelection, AugmentHooks, Augmentation, ImageSource, MiningConfig};
@@ -84,6 +87,29 @@ impl GanInit {
         match self {
             GanInit::Normal => InitConfig::cyclegan(),
             GanInit::Gandtr => InitConfig::gandtr_kaiming(),
+        }
+    }
+}
+
+/// The day→night translator of the pipeline's first stage.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DsaTranslator {
+    /// HEDN-GAN (A.4): adversarial loss and edge consistency through a jointly trained HED.
+    Hedngan,
+    /// CycleGAN as gandtr trains it (A.4, `train_cyclegan.yml`: cycle λ 10, no identity term,
+    /// image pools of 50), the paper's best translator.
+    Cyclegan,
+}
+
+impl DsaTranslator {
+    /// The name in the reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            DsaTranslator::Hedngan => "HEDN-GAN",
+            DsaTranslator::Cyclegan => "CycleGAN",
         }
     }
 }
@@ -139,19 +165,23 @@ pub struct DarkSideConfig {
     #[arg(long, default_value = "out/dark_side")]
     #[config(default = "PathBuf::from(\"out/dark_side\")")]
     pub out: PathBuf,
-    /// HEDN-GAN iterations (two epochs: constant, then linear decay).
+    /// The translator: HEDN-GAN, or gandtr's CycleGAN.
+    #[arg(long, value_enum, default_value_t = DsaTranslator::Hedngan)]
+    #[config(default = "DsaTranslator::Hedngan")]
+    pub translator: DsaTranslator,
+    /// Translator iterations (two epochs: constant, then linear decay).
     #[arg(long, default_value_t = 150)]
     #[config(default = 150)]
     pub gan_iterations: usize,
-    /// HEDN-GAN batch size.
+    /// Translator batch size.
     #[arg(long, default_value_t = 2)]
     #[config(default = 2)]
     pub gan_batch: usize,
-    /// HEDN-GAN training crop (px; images are first resized to 1.5× this shorter side).
+    /// Translator training crop (px; images are first resized to 1.5× this shorter side).
     #[arg(long, default_value_t = 64)]
     #[config(default = 64)]
     pub crop: usize,
-    /// HEDN-GAN Adam learning rate.
+    /// Translator Adam learning rate.
     #[arg(long, default_value_t = 5e-4)]
     #[config(default = 5e-4)]
     pub gan_lr: f64,
@@ -248,7 +278,6 @@ pub fn train_translator(
         ));
     }
     let train_device = device.clone().autodiff();
-    let hed_weights = pipeline::real_weights("HEDN-GAN", "weights/hed_bsds500.safetensors")?;
     let day = ImageSource::Files(image_files(data.join("gan/trainA"))?);
     let night = ImageSource::Files(image_files(data.join("gan/trainB"))?);
     let batches = UnpairedBatches::new(
@@ -261,6 +290,10 @@ pub fn train_translator(
         cfg.gan_batch,
     )?
     .with_shorter_side(Some(cfg.crop * 3 / 2));
+    if cfg.translator == DsaTranslator::Cyclegan {
+        return train_cyclegan(cfg, &batches, &train_device);
+    }
+    let hed_weights = pipeline::real_weights("HEDN-GAN", "weights/hed_bsds500.safetensors")?;
     let gan_cfg = HedNGanConfig {
         lr: cfg.gan_lr,
         schedule: LambdaP2p::new().with_epochs(2).with_decay_epochs(1),
@@ -321,6 +354,66 @@ pub fn train_translator(
     Ok(nets.generator.valid())
 }
 
+/// Stage 1 with CycleGAN (gandtr's: cycle λ 10, no identity term, pools of 50; generator and
+/// discriminators as the HEDN-GAN's settings make them) into `OUT/gan`; the folder names the
+/// day→night generator's part ([`GENERATOR_PART_FIELD`]) so [`ResnetGenerator::load`] finds it.
+fn train_cyclegan(
+    cfg: &DarkSideConfig,
+    batches: &UnpairedBatches,
+    train_device: &Device,
+) -> pipeline::Result<ResnetGenerator> {
+    let gan_cfg = CycleGanConfig {
+        lr: cfg.gan_lr,
+        schedule: LinearDecay::new(1, 1),
+        iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
+        checkpoint_every: 50,
+        seed: cfg.seed,
+        progress: true,
+        ..CycleGanConfig::gandtr()
+    };
+    let generator = ResnetGeneratorConfig::gandtr_cyclegan()
+        .with_norm(cfg.norm)
+        .with_init_scheme(cfg.init.scheme())
+        .with_ngf(cfg.ngf)
+        .with_n_blocks(cfg.blocks);
+    let discriminator = NLayerDiscriminatorConfig::new()
+        .with_norm(cfg.norm)
+        .with_init_scheme(cfg.init.scheme())
+        .with_ndf(cfg.ngf);
+    let stage = serde_json::json!({
+        GENERATOR_FIELD: generator,
+        GENERATOR_PART_FIELD: "day_to_night.bpk",
+        "discriminator": discriminator,
+        "stage": {
+            "method": "CycleGAN (gandtr: cycle 10, no identity, pools of 50)",
+            "iterations": cfg.gan_iterations,
+            "batch": cfg.gan_batch,
+            "crop": cfg.crop,
+            "lr": cfg.gan_lr,
+            "seed": cfg.seed,
+        },
+    });
+    let gan_dir = pipeline::stage_dir(&cfg.out.join("gan"), &stage, cfg.restart)?;
+    let nets = CycleGan::with_configs(generator, discriminator, train_device);
+    let t = Instant::now();
+    let Trained { net: nets, log } =
+        CycleGanTrainer::new(gan_cfg, batches, train_device)?.train(nets, Some(&gan_dir))?;
+    if let (Some(first), Some(last)) = (log.epochs.first(), log.epochs.last()) {
+        log::info!(
+            "CycleGAN: {} iterations in {:.0} s; D(night) loss {:.3} → {:.3}, G adversarial {:.3} → {:.3}, cycle (day) {:.3} → {:.3}",
+            log.iterations.len(),
+            t.elapsed().as_secs_f64(),
+            first.mean.discriminator_night,
+            last.mean.discriminator_night,
+            first.mean.adversarial_day_to_night,
+            last.mean.adversarial_day_to_night,
+            first.mean.cycle_day,
+            last.mean.cycle_day,
+        );
+    }
+    Ok(nets.day_to_night.valid())
+}
+
 /// Stage 2: fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data` into
 /// `OUT/<dir>` with the given augmentation `hooks` (named `augmentation` in the stage's
 /// `config.json`), and returns it in inference mode; [`CirNet::load`] rebuilds it from the
@@ -379,10 +472,11 @@ pub fn finetune(
     )
 }
 
-/// The report row of the DSA fine-tune with `anchors`.
-pub fn dsa_label(anchors: Anchors) -> String {
+/// The report row of the DSA fine-tune with `translator` and `anchors`.
+pub fn dsa_label(translator: DsaTranslator, anchors: Anchors) -> String {
     format!(
-        "fine-tuned, DSA (HEDN-GAN anchors + CLAHE, {} anchors)",
+        "fine-tuned, DSA ({} anchors + CLAHE, {} anchors)",
+        translator.name(),
         anchors.name()
     )
 }
@@ -405,7 +499,7 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     let out = cfg.out.as_path();
     let data = prepare(cfg.data.as_deref(), out)?;
 
-    // 1. HEDN-GAN
+    // 1. the translator (HEDN-GAN or CycleGAN)
     let translator = Translator::new(train_translator(cfg, &data, device)?, device);
 
     // translation grid: day crops | translated | CLAHE(translated)
@@ -421,7 +515,9 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
     let bench = TranslationBench::new(&data, device)?;
     let mut rows = bench.reference_rows(cfg.seed)?;
-    rows.push(bench.run_generator("HEDN-GAN", out, |_, x| Ok(translator.translate(x)?))?);
+    rows.push(bench.run_generator(cfg.translator.name(), out, |_, x| {
+        Ok(translator.translate(x)?)
+    })?);
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
     let mut report = PipelineReport {
@@ -480,24 +576,43 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         cfg,
         &data,
         hooks.clone(),
-        "HEDN-GAN anchors (hashed 25 % subset) + CLAHE",
+        &format!(
+            "{} anchors (hashed 25 % subset) + CLAHE",
+            cfg.translator.name()
+        ),
         "finetune-dsa",
         device,
     )?;
-    eval.evaluate(&net, &dsa_label(cfg.anchors), &clahe_cfg, device)?;
+    eval.evaluate(
+        &net,
+        &dsa_label(cfg.translator, cfg.anchors),
+        &clahe_cfg,
+        device,
+    )?;
     if cfg.anchor_ablation {
         let other = cfg.clone().with_anchors(cfg.anchors.other());
         let net = finetune(
             &other,
             &data,
             hooks,
-            "HEDN-GAN anchors (hashed 25 % subset) + CLAHE",
+            &format!(
+                "{} anchors (hashed 25 % subset) + CLAHE",
+                cfg.translator.name()
+            ),
             &format!("finetune-dsa-{}", other.anchors.name()),
             device,
         )?;
-        eval.evaluate(&net, &dsa_label(other.anchors), &clahe_cfg, device)?;
+        eval.evaluate(
+            &net,
+            &dsa_label(cfg.translator, other.anchors),
+            &clahe_cfg,
+            device,
+        )?;
         // the paired test of the anchor strategies: diverse against random
-        eval.compare(&dsa_label(Anchors::Diverse), &dsa_label(Anchors::Random));
+        eval.compare(
+            &dsa_label(cfg.translator, Anchors::Diverse),
+            &dsa_label(cfg.translator, Anchors::Random),
+        );
     }
 
     // 3. report

@@ -21,7 +21,8 @@ HED (the student HED of HEDN-GAN learns at lr 1e-6 and is left out here).
 
 Variants (combine freely): ndf64 (discriminator width 64), ngf32, up (nearest upsampling + 3×3
 convolution instead of transposed convolutions), crop128 (128² crops of 192-px images), lr2e-4,
-noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
+noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, cyclegan (CycleGAN: a night→day generator, a day discriminator, cycle loss λ 10 and identity
+loss 0.5 λ; with noedge, no HED term), ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
 native 240-px shorter side: the scale the held-out frames are translated at).
 """
 import argparse
@@ -246,8 +247,15 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
         import copy
 
         G_ema = copy.deepcopy(G)
-    oG = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
-    oD = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
+    cyc = "cyclegan" in v
+    if cyc:  # the night→day generator and the day discriminator of CycleGAN
+        F = init_normal(generator(ngf, blocks, norm, up, "resid" in v))
+        DX = init_normal(discriminator(ndf, norm))
+        oG = torch.optim.Adam(list(G.parameters()) + list(F.parameters()), lr=lr, betas=(0.5, 0.999))
+        oD = torch.optim.Adam(list(D.parameters()) + list(DX.parameters()), lr=lr, betas=(0.5, 0.999))
+    else:
+        oG = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
+        oD = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
     half = args.iters // 2
     sched = lambda it: 1.0 if it < half else 1.0 - (it - half) / (args.iters - half + 1)
     t0 = time.time()
@@ -264,6 +272,9 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
         sigma = 0.1 if "inoise" in v else 0.0
         noisy = lambda t: t + sigma * torch.randn_like(t) if sigma > 0 else t
         lD = 0.5 * (((D(noisy(y)) - 1) ** 2).mean() + (D(noisy(fake.detach())) ** 2).mean())
+        if cyc:
+            fake_x = F(y)
+            lD = lD + 0.5 * (((DX(noisy(x)) - 1) ** 2).mean() + (DX(noisy(fake_x.detach())) ** 2).mean())
         oD.zero_grad()
         lD.backward()
         oD.step()
@@ -273,6 +284,10 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
             with torch.no_grad():
                 target = hed_edges(hnet, (x + 1) / 2)
             lE = edge_w * (hed_edges(hnet, (fake + 1) / 2) - target).abs().mean()
+        if cyc:  # CycleGAN's adversarial night→day term, cycle (λ 10) and identity (0.5 λ) losses
+            lA = lA + ((DX(noisy(fake_x)) - 1) ** 2).mean()
+            lE = lE + 10.0 * ((F(fake) - x).abs().mean() + (G(fake_x) - y).abs().mean())
+            lE = lE + 5.0 * ((G(y) - y).abs().mean() + (F(x) - x).abs().mean())
         oG.zero_grad()
         (lA + lE).backward()
         oG.step()
