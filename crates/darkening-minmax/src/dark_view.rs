@@ -23,7 +23,7 @@
 use burn::config::Config;
 use burn::tensor::{Device, Tensor, TensorData};
 use nightvision_core::image::resize_bilinear;
-use nightvision_core::rng::{Rng, RngCore};
+use nightvision_core::rng::{Rng, RngCore, normals};
 
 use crate::{DarkeningError, DarkeningNet, exposure_map};
 
@@ -146,22 +146,6 @@ impl DarkViewNoise {
         }
         e
     }
-}
-
-/// `n` draws of `N(0, std²)` from `rng` (Box–Muller on two uniforms per pair), as f32.
-fn normals<R: RngCore + ?Sized>(rng: &mut R, n: usize, std: f64) -> Vec<f32> {
-    let mut out = Vec::with_capacity(n + 1);
-    while out.len() < n {
-        // u1 ∈ (0, 1] keeps the logarithm finite.
-        let u1 = 1.0 - rng.random::<f64>();
-        let u2 = rng.random::<f64>();
-        let r = (-2.0 * u1.ln()).sqrt() * std;
-        let t = std::f64::consts::TAU * u2;
-        out.push((r * t.cos()) as f32);
-        out.push((r * t.sin()) as f32);
-    }
-    out.truncate(n);
-    out
 }
 
 /// A frozen darkening network with a dark-view configuration: the image transformation of

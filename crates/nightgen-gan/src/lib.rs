@@ -40,7 +40,7 @@ pub use pool::ImagePool;
 pub use schedule::{LambdaP2p, LinearDecay};
 pub use train::{
     GanEpochLog, GanTrainLog, HedNGan, HedNGanConfig, HedNGanTrainer, HedNWeights, IterationLosses,
-    StepLosses,
+    StepLosses, instance_noise,
 };
 pub use train_cut::{
     CutConfig, CutGan, CutLosses, CutMode, CutTrainer, NegCutNets, NegativeObjective,

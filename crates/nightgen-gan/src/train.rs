@@ -23,14 +23,14 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use hed_edges::{Hed, HedNLossConfig, caffe_lr_scheduler, caffe_optimizer};
 use nightvision_core::checkpoint::{
     CheckpointDir, Trained, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
     save_json,
 };
 use nightvision_core::on_device;
-use nightvision_core::rng::derived;
+use nightvision_core::rng::{RngCore, derived, normals};
 use serde::{Deserialize, Serialize};
 
 use crate::data::UnpairedBatches;
@@ -61,6 +61,11 @@ pub struct HedNGanConfig {
     pub detector_weight_decay: f32,
     /// Epoch schedule of all three learning rates (50 epochs, the last 25 decaying).
     pub schedule: LambdaP2p,
+    /// Instance noise: the standard deviation of the Gaussian noise added to every image the
+    /// discriminator sees, real and translated, in the `[-1, 1]` range ([`instance_noise`]).
+    /// 0 (gandtr's recipe) adds none.
+    #[serde(default)]
+    pub d_input_noise: f64,
     /// Iterations per epoch (gandtr: 10 000 pairs / batch 10 = 1000).
     pub iterations_per_epoch: usize,
     /// Save a checkpoint every this many iterations (and at the end).
@@ -94,6 +99,7 @@ impl Default for HedNGanConfig {
             detector_lr: 1e-6,
             detector_weight_decay: 2e-4,
             schedule: LambdaP2p::gandtr(),
+            d_input_noise: 0.0,
             iterations_per_epoch: 1000,
             checkpoint_every: 1000,
             seed: 0,
@@ -114,7 +120,11 @@ impl HedNGanConfig {
             ("detector_lr", self.detector_lr),
             ("adversarial_weight", self.adversarial_weight),
         ])?;
-        check_weights(&[("hed", self.hed_n.hed), ("edge", self.hed_n.edge)])?;
+        check_weights(&[
+            ("hed", self.hed_n.hed),
+            ("edge", self.hed_n.edge),
+            ("d_input_noise", self.d_input_noise),
+        ])?;
         check_iterations(self.iterations_per_epoch, self.checkpoint_every)?;
         Ok(())
     }
@@ -456,11 +466,13 @@ impl<'a> HedNGanTrainer<'a> {
             // the D and detector steps see the translation as a constant
             let fake_const = fake_y.clone().detach();
             let fake01 = fake_y.clone().add_scalar(1.0).mul_scalar(0.5);
+            let sigma = cfg.d_input_noise;
 
             // 1. discriminator
-            let loss_d = cfg
-                .gan_mode
-                .discriminator_loss(disc.forward(real_y), disc.forward(fake_const.clone()));
+            let loss_d = cfg.gan_mode.discriminator_loss(
+                disc.forward(instance_noise(real_y, sigma, &mut rng)),
+                disc.forward(instance_noise(fake_const.clone(), sigma, &mut rng)),
+            );
             let grads = GradientsParams::from_grads(loss_d.backward(), &disc);
             disc = opt_d.step(cfg.lr * factor, disc, grads);
 
@@ -478,7 +490,7 @@ impl<'a> HedNGanTrainer<'a> {
             // 3. generator
             let adv = cfg
                 .gan_mode
-                .generator_loss(disc.forward(fake_y))
+                .generator_loss(disc.forward(instance_noise(fake_y, sigma, &mut rng)))
                 .mul_scalar(cfg.adversarial_weight);
             let edge = losses.edge_loss_from_logits(student.forward_logits(fake01), teacher_day)?;
             let step = StepLosses {
@@ -525,6 +537,44 @@ impl<'a> HedNGanTrainer<'a> {
             log,
         })
     }
+}
+
+/// `images` plus Gaussian noise of standard deviation `sigma` drawn from `rng` (instance noise,
+/// Sønderby et al. 2017, "Amortised MAP inference for image super-resolution"; Arjovsky &
+/// Bottou 2017): given to the discriminator for real and translated images alike, it hides
+/// the texture (sensor noise, grain) by which a discriminator can tell the domains apart early,
+/// so that its gradient speaks of content (docs/TRAINING.md). `sigma` 0 returns `images`
+/// unchanged and draws nothing.
+///
+/// # Shapes
+/// - `images`: `[batch, channels, height, width]`, output the same
+///
+/// ```
+/// use burn::tensor::{Device, Tensor, TensorData};
+/// use nightgen_gan::instance_noise;
+/// use nightvision_core::rng::seeded;
+/// let device = Device::default();
+/// let x = Tensor::<4>::zeros([2, 3, 32, 32], &device);
+/// let y = instance_noise(x.clone(), 0.1, &mut seeded(0));
+/// let std: f32 = y.powf_scalar(2.0).mean().sqrt().into_scalar();
+/// assert!((std - 0.1).abs() < 0.01);
+/// assert_eq!(instance_noise(x.clone(), 0.0, &mut seeded(0)).into_data(), x.into_data());
+/// ```
+pub fn instance_noise<R: RngCore + ?Sized>(
+    images: Tensor<4>,
+    sigma: f64,
+    rng: &mut R,
+) -> Tensor<4> {
+    if sigma == 0.0 {
+        return images;
+    }
+    let dims = images.dims();
+    let n = dims.iter().product();
+    let noise = Tensor::<4>::from_data(
+        TensorData::new(normals(rng, n, sigma), dims),
+        &images.device(),
+    );
+    images + noise
 }
 
 /// Adam's ε in every GAN trainer: PyTorch's 1e-8 (burn's default is 1e-5).

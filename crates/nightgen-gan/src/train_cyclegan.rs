@@ -89,7 +89,7 @@ use nightvision_core::on_device;
 use crate::train::{
     ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
     check_generator_crop, check_iterations, check_linear_decay, check_positive, check_weights,
-    linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
+    instance_noise, linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
 };
 
 /// Configuration of [`CycleGanTrainer`] (defaults: gandtr `train_cyclegan.yml`, docs/PAPERS.md A.4).
@@ -103,6 +103,10 @@ pub struct CycleGanConfig {
     pub lambda_identity: f64,
     /// Images kept by each discriminator's [`ImagePool`] (50; 0 disables the pools).
     pub pool_size: usize,
+    /// Instance noise of both discriminators' inputs ([`crate::instance_noise`]; 0, the
+    /// reference, adds none).
+    #[serde(default)]
+    pub d_input_noise: f64,
     /// Adam learning rate of all four networks (2e-4).
     pub lr: f64,
     /// Adam β₁ (0.5; β₂ is 0.999).
@@ -135,6 +139,7 @@ impl CycleGanConfig {
             lambda_cycle: 10.0,
             lambda_identity: 0.0,
             pool_size: ImagePool::DEFAULT_SIZE,
+            d_input_noise: 0.0,
             lr: 2e-4,
             beta1: 0.5,
             schedule: LinearDecay::gandtr_cyclegan(),
@@ -165,6 +170,7 @@ impl CycleGanConfig {
         check_weights(&[
             ("lambda_cycle", self.lambda_cycle),
             ("lambda_identity", self.lambda_identity),
+            ("d_input_noise", self.d_input_noise),
         ])?;
         check_linear_decay(&self.schedule)?;
         check_iterations(self.iterations_per_epoch, self.checkpoint_every)?;
@@ -387,8 +393,9 @@ impl<'a> CycleGanTrainer<'a> {
             // the discriminator step sees the translations made before the generator update
             let fake_y_const = fake_y.clone().detach();
             let fake_x_const = fake_x.clone().detach();
-            let adv_xy = gan.generator_loss(d_y.forward(fake_y));
-            let adv_yx = gan.generator_loss(d_x.forward(fake_x));
+            let sigma = cfg.d_input_noise;
+            let adv_xy = gan.generator_loss(d_y.forward(instance_noise(fake_y, sigma, &mut rng)));
+            let adv_yx = gan.generator_loss(d_x.forward(instance_noise(fake_x, sigma, &mut rng)));
             let cyc_x = cycle_consistency_l1(rec_x, real_x.clone())?.mul_scalar(lambda);
             let cyc_y = cycle_consistency_l1(rec_y, real_y.clone())?.mul_scalar(lambda);
             let mut loss_g = adv_xy.clone() + adv_yx.clone() + cyc_x.clone() + cyc_y.clone();
@@ -413,8 +420,11 @@ impl<'a> CycleGanTrainer<'a> {
                 query_pool(cfg.pool_size, &pool_x, pool_seeds[1], fake_x_const)?;
             pool_y = stored_y;
             pool_x = stored_x;
-            let loss_dy = gan.discriminator_loss(d_y.forward(real_y), d_y.forward(pooled_y));
-            let loss_dx = gan.discriminator_loss(d_x.forward(real_x), d_x.forward(pooled_x));
+            let mut noisy = |t: Tensor<4>| instance_noise(t, sigma, &mut rng);
+            let loss_dy =
+                gan.discriminator_loss(d_y.forward(noisy(real_y)), d_y.forward(noisy(pooled_y)));
+            let loss_dx =
+                gan.discriminator_loss(d_x.forward(noisy(real_x)), d_x.forward(noisy(pooled_x)));
             let mut grads = (loss_dy.clone() + loss_dx.clone()).backward();
             let grads_dy = GradientsParams::from_module(&mut grads, &d_y);
             let grads_dx = GradientsParams::from_module(&mut grads, &d_x);

@@ -51,13 +51,18 @@ fn resumed_run_equals_uninterrupted_run() {
     let data = data(2);
     let teacher = tiny_hed(&device, 3);
     let init = tiny_nets(&device);
+    // with instance noise, whose draws must follow the resumed stream
+    let c = HedNGanConfig {
+        d_input_noise: 0.1,
+        ..cfg(2, 2)
+    };
 
     let straight_dir = tempfile::tempdir().unwrap();
     let straight_ckpt = CheckpointDir::new(straight_dir.path()).unwrap();
     let Trained {
         net: straight,
         log: straight_log,
-    } = HedNGanTrainer::new(cfg(2, 2), &data, teacher.clone(), &device)
+    } = HedNGanTrainer::new(c.clone(), &data, teacher.clone(), &device)
         .unwrap()
         .train(init.clone(), Some(&straight_ckpt))
         .unwrap();
@@ -66,7 +71,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let ckpt = CheckpointDir::new(dir.path()).unwrap();
     // A run killed after its first checkpoint: train, then drop the final checkpoint so that the
     // newest one left is the epoch-1 checkpoint (CheckpointDir keeps the previous one).
-    let trainer = HedNGanTrainer::new(cfg(2, 2), &data, teacher.clone(), &device).unwrap();
+    let trainer = HedNGanTrainer::new(c.clone(), &data, teacher.clone(), &device).unwrap();
     let _ = trainer.train(init.clone(), Some(&ckpt)).unwrap();
     let latest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("latest.json")).unwrap()).unwrap();
@@ -80,7 +85,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let Trained {
         net: resumed,
         log: resumed_log,
-    } = HedNGanTrainer::new(cfg(2, 2), &data, teacher, &device)
+    } = HedNGanTrainer::new(c.clone(), &data, teacher, &device)
         .unwrap()
         .train(init, Some(&ckpt))
         .unwrap();

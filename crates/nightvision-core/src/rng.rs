@@ -34,3 +34,28 @@ pub fn derived(seed: u64, index: u64) -> ChaCha8Rng {
     rng.set_stream(index);
     rng
 }
+
+/// `n` draws of N(0, `std`²) by the Box-Muller transform (pairs from two uniforms, the first
+/// kept in (0, 1] so its logarithm is finite): host-side Gaussian noise that follows the
+/// generator's stream, so a resumed run draws what an uninterrupted one does.
+///
+/// ```
+/// use nightvision_core::rng::{normals, seeded};
+/// let v = normals(&mut seeded(0), 20_000, 0.5);
+/// let mean = v.iter().sum::<f32>() / v.len() as f32;
+/// let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / v.len() as f32;
+/// assert!(mean.abs() < 0.02 && (var.sqrt() - 0.5).abs() < 0.02);
+/// ```
+pub fn normals<R: RngCore + ?Sized>(rng: &mut R, n: usize, std: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(n + 1);
+    while out.len() < n {
+        let u1 = 1.0 - rng.random::<f64>();
+        let u2 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt() * std;
+        let t = std::f64::consts::TAU * u2;
+        out.push((r * t.cos()) as f32);
+        out.push((r * t.sin()) as f32);
+    }
+    out.truncate(n);
+    out
+}
