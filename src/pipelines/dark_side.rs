@@ -191,10 +191,23 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 0.0)]
     #[config(default = 0.0)]
     pub d_noise: f64,
-    /// Generator width (and the discriminator's; the paper's 64).
+    /// Generator width (and the discriminator's unless `--ndf`; the paper's 64).
     #[arg(long, default_value_t = 16)]
     #[config(default = 16)]
     pub ngf: usize,
+    /// Discriminator width (default: `--ngf`).
+    #[arg(long)]
+    pub ndf: Option<usize>,
+    /// Shorter side the translator's training images are resized to before cropping (default
+    /// 1.5 × `--crop`); the frames' own shorter side (240 in the default world) trains at the
+    /// scale the held-out frames are translated at.
+    #[arg(long)]
+    pub load_size: Option<usize>,
+    /// CUT's anti-aliased upsampling (blur, then a 3×3 convolution) in the generator instead of
+    /// transposed convolutions, whose overlaps make checkerboard patterns (docs/TRAINING.md).
+    #[arg(long)]
+    #[config(default = false)]
+    pub antialias_up: bool,
     /// Generator residual blocks (the paper's 9).
     #[arg(long, default_value_t = 6)]
     #[config(default = 6)]
@@ -295,7 +308,7 @@ pub fn train_translator(
         },
         cfg.gan_batch,
     )?
-    .with_shorter_side(Some(cfg.crop * 3 / 2));
+    .with_shorter_side(Some(cfg.load_size.unwrap_or(cfg.crop * 3 / 2)));
     if cfg.translator == DsaTranslator::Cyclegan {
         return train_cyclegan(cfg, &batches, &train_device);
     }
@@ -314,11 +327,12 @@ pub fn train_translator(
         .with_norm(cfg.norm)
         .with_init_scheme(cfg.init.scheme())
         .with_ngf(cfg.ngf)
-        .with_n_blocks(cfg.blocks);
+        .with_n_blocks(cfg.blocks)
+        .with_antialias_up(cfg.antialias_up);
     let discriminator = NLayerDiscriminatorConfig::gandtr_hedngan()
         .with_norm(cfg.norm)
         .with_init_scheme(cfg.init.scheme())
-        .with_ndf(cfg.ngf);
+        .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
     let stage = serde_json::json!({
         GENERATOR_FIELD: generator,
         "discriminator": discriminator,
@@ -327,6 +341,7 @@ pub fn train_translator(
             "iterations": cfg.gan_iterations,
             "batch": cfg.gan_batch,
             "crop": cfg.crop,
+            "load_size": cfg.load_size,
             "lr": cfg.gan_lr,
             "d_noise": cfg.d_noise,
             "hed": "weights/hed_bsds500.safetensors",
@@ -384,11 +399,12 @@ fn train_cyclegan(
         .with_norm(cfg.norm)
         .with_init_scheme(cfg.init.scheme())
         .with_ngf(cfg.ngf)
-        .with_n_blocks(cfg.blocks);
+        .with_n_blocks(cfg.blocks)
+        .with_antialias_up(cfg.antialias_up);
     let discriminator = NLayerDiscriminatorConfig::new()
         .with_norm(cfg.norm)
         .with_init_scheme(cfg.init.scheme())
-        .with_ndf(cfg.ngf);
+        .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
     let stage = serde_json::json!({
         GENERATOR_FIELD: generator,
         GENERATOR_PART_FIELD: "day_to_night.bpk",
@@ -398,6 +414,7 @@ fn train_cyclegan(
             "iterations": cfg.gan_iterations,
             "batch": cfg.gan_batch,
             "crop": cfg.crop,
+            "load_size": cfg.load_size,
             "lr": cfg.gan_lr,
             "d_noise": cfg.d_noise,
             "seed": cfg.seed,
