@@ -30,10 +30,9 @@ fn evaluate_example() -> PathBuf {
     path
 }
 
-#[test]
-fn exported_descriptors_recompute_the_report_through_evaluate() {
-    let dir = tempfile::tempdir().unwrap();
-    let world_dir = dir.path().join("world");
+/// The tiny world exported into `root/world`.
+fn tiny_world(root: &std::path::Path) -> (World, PathBuf) {
+    let world_dir = root.join("world");
     let world = World::new(&WorldConfig::tiny()).unwrap();
     export(
         &world,
@@ -44,6 +43,13 @@ fn exported_descriptors_recompute_the_report_through_evaluate() {
         },
     )
     .unwrap();
+    (world, world_dir)
+}
+
+#[test]
+fn exported_descriptors_recompute_the_report_through_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (world, world_dir) = tiny_world(dir.path());
 
     let device = Device::default();
     device.seed(3);
@@ -104,17 +110,7 @@ fn exported_descriptors_recompute_the_report_through_evaluate() {
 #[test]
 fn compare_adds_the_named_reference_to_a_method_only() {
     let dir = tempfile::tempdir().unwrap();
-    let world_dir = dir.path().join("world");
-    let world = World::new(&WorldConfig::tiny()).unwrap();
-    export(
-        &world,
-        &ExportOptions {
-            out_dir: world_dir.clone(),
-            overwrite: true,
-            progress: false,
-        },
-    )
-    .unwrap();
+    let (_, world_dir) = tiny_world(dir.path());
     let device = Device::default();
     let cfg = ExtractConfig {
         max_side: 48,

@@ -323,32 +323,14 @@ pub fn train_translator(
         progress: true,
         ..HedNGanConfig::default()
     };
-    let generator = ResnetGeneratorConfig::gandtr_hedngan()
-        .with_norm(cfg.norm)
-        .with_init_scheme(cfg.init.scheme())
-        .with_ngf(cfg.ngf)
-        .with_n_blocks(cfg.blocks)
-        .with_antialias_up(cfg.antialias_up);
-    let discriminator = NLayerDiscriminatorConfig::gandtr_hedngan()
-        .with_norm(cfg.norm)
-        .with_init_scheme(cfg.init.scheme())
-        .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
-    let stage = serde_json::json!({
-        GENERATOR_FIELD: generator,
-        "discriminator": discriminator,
-        "stage": {
-            "method": "HEDN-GAN",
-            "iterations": cfg.gan_iterations,
-            "batch": cfg.gan_batch,
-            "crop": cfg.crop,
-            "load_size": cfg.load_size,
-            "lr": cfg.gan_lr,
-            "d_noise": cfg.d_noise,
-            "hed": "weights/hed_bsds500.safetensors",
-            "seed": cfg.seed,
-        },
-    });
-    let gan_dir = pipeline::stage_dir(&cfg.out.join("gan"), &stage, cfg.restart)?;
+    let (generator, discriminator, gan_dir) = gan_stage(
+        cfg,
+        "HEDN-GAN",
+        ResnetGeneratorConfig::gandtr_hedngan(),
+        NLayerDiscriminatorConfig::gandtr_hedngan(),
+        None,
+        Some(("hed", "weights/hed_bsds500.safetensors")),
+    )?;
     let nets = HedNGan {
         generator: generator.try_init(&train_device)?,
         discriminator: discriminator.try_init(&train_device)?,
@@ -377,6 +359,57 @@ pub fn train_translator(
     Ok(nets.generator.valid())
 }
 
+/// The translator's generator and discriminator as `cfg` sets them (norm, init, widths, blocks,
+/// upsampling) from the method's presets, and its stage folder `OUT/gan`, whose `config.json`
+/// records both with the stage's settings (`part`: the generator's checkpoint part when it is
+/// not `generator.bpk`; `extra`: one more stage field), so a resume with other settings is
+/// refused.
+fn gan_stage(
+    cfg: &DarkSideConfig,
+    method: &str,
+    generator: ResnetGeneratorConfig,
+    discriminator: NLayerDiscriminatorConfig,
+    part: Option<&str>,
+    extra: Option<(&str, &str)>,
+) -> pipeline::Result<(
+    ResnetGeneratorConfig,
+    NLayerDiscriminatorConfig,
+    crate::core::checkpoint::CheckpointDir,
+)> {
+    let generator = generator
+        .with_norm(cfg.norm)
+        .with_init_scheme(cfg.init.scheme())
+        .with_ngf(cfg.ngf)
+        .with_n_blocks(cfg.blocks)
+        .with_antialias_up(cfg.antialias_up);
+    let discriminator = discriminator
+        .with_norm(cfg.norm)
+        .with_init_scheme(cfg.init.scheme())
+        .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
+    let mut stage = serde_json::json!({
+        GENERATOR_FIELD: generator,
+        "discriminator": discriminator,
+        "stage": {
+            "method": method,
+            "iterations": cfg.gan_iterations,
+            "batch": cfg.gan_batch,
+            "crop": cfg.crop,
+            "load_size": cfg.load_size,
+            "lr": cfg.gan_lr,
+            "d_noise": cfg.d_noise,
+            "seed": cfg.seed,
+        },
+    });
+    if let Some(part) = part {
+        stage[GENERATOR_PART_FIELD] = part.into();
+    }
+    if let Some((key, value)) = extra {
+        stage["stage"][key] = value.into();
+    }
+    let dir = pipeline::stage_dir(&cfg.out.join("gan"), &stage, cfg.restart)?;
+    Ok((generator, discriminator, dir))
+}
+
 /// Stage 1 with CycleGAN (gandtr's: cycle λ 10, no identity term, pools of 50; generator and
 /// discriminators as the HEDN-GAN's settings make them) into `OUT/gan`; the folder names the
 /// day→night generator's part ([`GENERATOR_PART_FIELD`]) so [`ResnetGenerator::load`] finds it.
@@ -395,32 +428,14 @@ fn train_cyclegan(
         progress: true,
         ..CycleGanConfig::gandtr()
     };
-    let generator = ResnetGeneratorConfig::gandtr_cyclegan()
-        .with_norm(cfg.norm)
-        .with_init_scheme(cfg.init.scheme())
-        .with_ngf(cfg.ngf)
-        .with_n_blocks(cfg.blocks)
-        .with_antialias_up(cfg.antialias_up);
-    let discriminator = NLayerDiscriminatorConfig::new()
-        .with_norm(cfg.norm)
-        .with_init_scheme(cfg.init.scheme())
-        .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
-    let stage = serde_json::json!({
-        GENERATOR_FIELD: generator,
-        GENERATOR_PART_FIELD: "day_to_night.bpk",
-        "discriminator": discriminator,
-        "stage": {
-            "method": "CycleGAN (gandtr: cycle 10, no identity, pools of 50)",
-            "iterations": cfg.gan_iterations,
-            "batch": cfg.gan_batch,
-            "crop": cfg.crop,
-            "load_size": cfg.load_size,
-            "lr": cfg.gan_lr,
-            "d_noise": cfg.d_noise,
-            "seed": cfg.seed,
-        },
-    });
-    let gan_dir = pipeline::stage_dir(&cfg.out.join("gan"), &stage, cfg.restart)?;
+    let (generator, discriminator, gan_dir) = gan_stage(
+        cfg,
+        "CycleGAN (gandtr: cycle 10, no identity, pools of 50)",
+        ResnetGeneratorConfig::gandtr_cyclegan(),
+        NLayerDiscriminatorConfig::new(),
+        Some("day_to_night.bpk"),
+        None,
+    )?;
     let nets = CycleGan::with_configs(generator, discriminator, train_device);
     let t = Instant::now();
     let Trained { net: nets, log } =

@@ -953,29 +953,21 @@ fn cosplace_training_with_random_resized_crops_runs_and_checks_the_scale() {
         random_resized_crop: Some(0.5),
         ..tiny_cosplace_cfg(1)
     };
-    let a = CosPlaceTrainer::new(
-        cfg.clone(),
-        &db.images,
-        groups.clone(),
-        None,
-        AugmentHooks::default(),
-        &device,
-    )
-    .unwrap()
-    .train(net.clone(), None)
-    .unwrap();
-    let plain = CosPlaceTrainer::new(
-        tiny_cosplace_cfg(1),
-        &db.images,
-        groups.clone(),
-        None,
-        AugmentHooks::default(),
-        &device,
-    )
-    .unwrap()
-    .train(net.clone(), None)
-    .unwrap();
-    let (la, lp) = (a.log.epochs[0].mean_loss, plain.log.epochs[0].mean_loss);
+    let first_loss = |cfg: CosPlaceTrainerConfig| {
+        let trained = CosPlaceTrainer::new(
+            cfg,
+            &db.images,
+            groups.clone(),
+            None,
+            AugmentHooks::default(),
+            &device,
+        )
+        .unwrap()
+        .train(net.clone(), None)
+        .unwrap();
+        trained.log.epochs[0].mean_loss
+    };
+    let (la, lp) = (first_loss(cfg), first_loss(tiny_cosplace_cfg(1)));
     assert!(
         la.is_finite() && la != lp,
         "crops change the batches: {la} vs {lp}"
