@@ -19,8 +19,8 @@
 //! 3. **Evaluation**: Recall@1/5/10 at 25 m of day, sunset and night queries against the day
 //!    database, before and after (the fine-tuned networks, like DSA's released models, see CLAHE
 //!    input), with intervals and paired comparisons (every fine-tune against the off-the-shelf
-//!    network and the baseline, diverse against random anchors); `translations.png` shows day crops | their
-//!    translation | CLAHE of the translation.
+//!    network and the baseline, diverse against random anchors); `translations.png` shows day
+//!    crops | their translation | CLAHE of the translation.
 //!
 //! The default schedule is a CPU-sized sketch of the paper's (50 GAN epochs of 1000 iterations of
 //! batch 10 at 256², 40 fine-tuning epochs of 2000 tuples at 362 px): the generator is narrower
@@ -614,14 +614,15 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         query_copy: false,
         post: Some(Arc::new(Clahe::dsa())),
     };
+    let augmentation = format!(
+        "{} anchors (hashed 25 % subset) + CLAHE",
+        cfg.translator.name()
+    );
     let net = finetune(
         cfg,
         &data,
         hooks.clone(),
-        &format!(
-            "{} anchors (hashed 25 % subset) + CLAHE",
-            cfg.translator.name()
-        ),
+        &augmentation,
         "finetune-dsa",
         device,
     )?;
@@ -633,17 +634,9 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     )?;
     if cfg.anchor_ablation {
         let other = cfg.clone().with_anchors(cfg.anchors.other());
-        let net = finetune(
-            &other,
-            &data,
-            hooks,
-            &format!(
-                "{} anchors (hashed 25 % subset) + CLAHE",
-                cfg.translator.name()
-            ),
-            &format!("finetune-dsa-{}", other.anchors.name()),
-            device,
-        )?;
+        let dir = format!("finetune-dsa-{}", other.anchors.name());
+        let net = finetune(&other, &data, hooks, &augmentation, &dir, device)?;
+        report.files.push(format!("{dir}/"));
         eval.evaluate(
             &net,
             &dsa_label(cfg.translator, other.anchors),
@@ -671,11 +664,6 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     ]));
     if cfg.baseline {
         report.files.push("finetune-baseline/".into());
-    }
-    if cfg.anchor_ablation {
-        report
-            .files
-            .push(format!("finetune-dsa-{}/", cfg.anchors.other().name()));
     }
     report.seconds = t0.elapsed().as_secs_f64();
     report.write()?;
