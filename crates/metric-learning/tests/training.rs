@@ -953,8 +953,8 @@ fn cosplace_training_with_random_resized_crops_runs_and_checks_the_scale() {
         random_resized_crop: Some(0.5),
         ..tiny_cosplace_cfg(1)
     };
-    let first_loss = |cfg: CosPlaceTrainerConfig| {
-        let trained = CosPlaceTrainer::new(
+    let trainer = |cfg: CosPlaceTrainerConfig| {
+        CosPlaceTrainer::new(
             cfg,
             &db.images,
             groups.clone(),
@@ -962,9 +962,9 @@ fn cosplace_training_with_random_resized_crops_runs_and_checks_the_scale() {
             AugmentHooks::default(),
             &device,
         )
-        .unwrap()
-        .train(net.clone(), None)
-        .unwrap();
+    };
+    let first_loss = |cfg: CosPlaceTrainerConfig| {
+        let trained = trainer(cfg).unwrap().train(net.clone(), None).unwrap();
         trained.log.epochs[0].mean_loss
     };
     let (la, lp) = (first_loss(cfg), first_loss(tiny_cosplace_cfg(1)));
@@ -977,14 +977,7 @@ fn cosplace_training_with_random_resized_crops_runs_and_checks_the_scale() {
             random_resized_crop: Some(bad),
             ..tiny_cosplace_cfg(1)
         };
-        let e = CosPlaceTrainer::new(
-            cfg,
-            &db.images,
-            groups.clone(),
-            None,
-            AugmentHooks::default(),
-            &device,
-        );
+        let e = trainer(cfg);
         assert!(matches!(e, Err(MetricError::Config { .. })), "{bad}");
     }
 }
