@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::anchors::AnchorStrategy;
 use crate::core::checkpoint::CheckpointDir;
 use crate::core::image::{Rgb32FImage, f32_to_rgb8, save_rgb8, to_images, to_tensor};
 use crate::core::parallel::DataParallel;
@@ -27,9 +28,9 @@ use crate::eval::{
     Bootstrap, Comparison, Descriptors, FirstHits, GroundTruth, KnnConfig, MethodResult, Metric,
     Report, TokyoSplit, VprDataset, exact_knn,
 };
-use crate::metric::data::{AugmentHooks, TupleDatabase};
+use crate::metric::data::{AugmentHooks, MiningConfig, TupleDatabase};
 use crate::metric::multiscale::{DescriptorNet, ExtractConfig, extract_files};
-use crate::metric::train::{TupleTrainer, TupleTrainerConfig};
+use crate::metric::train::{Goal, Selection, TupleTrainer, TupleTrainerConfig};
 use crate::metric::{Backbone, BackboneConfig, CirNet, CirNetConfig};
 
 /// The adapters through which the translators, the darkening network and CLAHE plug into the
@@ -321,6 +322,32 @@ pub fn evaluate_tokyo<N: DescriptorNet + ?Sized>(
     })
 }
 
+/// Recall@1 (%) of the `queries` folder of a VPR folder (`folder/database`, `folder/<queries>`,
+/// UTM names; positives within 25 m) with `net`, inner-product k-NN: the validation score of
+/// model selection (CosPlace and NocPlace keep the model of the best R@1 on
+/// `val/queries` / `val/queries_night`, docs/PAPERS.md B.5).
+///
+/// # Errors
+/// A folder that is not in the VPR format, image and extraction errors.
+pub fn recall_at_1<N: DescriptorNet + ?Sized>(
+    net: &N,
+    folder: &Path,
+    queries: &str,
+    cfg: &ExtractConfig,
+    device: &Device,
+) -> Result<f64> {
+    let ds = VprDataset::open(folder, queries)?;
+    let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
+    let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
+        f.images.iter().map(|i| i.path.clone()).collect()
+    };
+    let db = describe(net, &paths(&ds.database), cfg, device)?;
+    let q = describe(net, &paths(&ds.queries), cfg, device)?;
+    let nn = exact_knn(&db, &q, 1, &KnnConfig::new(Metric::InnerProduct), device)?;
+    let recall = FirstHits::from_neighbours(&nn, &positives)?.recall(&[1], None)?;
+    Ok(recall.values[0])
+}
+
 /// Collects the [`Evaluation`]s of a pipeline's networks on one world and turns them into a
 /// [`Report`] with intervals and paired comparisons: every network against the first one
 /// evaluated (the off-the-shelf network) and against the baseline named in [`Evaluator::report`].
@@ -554,31 +581,81 @@ pub fn stage_dir(path: &Path, config: &serde_json::Value, restart: bool) -> Resu
 /// it with [`stage_dir`] so that [`CirNet::load`] rebuilds the result from it), and logs the
 /// mean loss of every epoch. Returns the network in inference mode.
 ///
+/// With `validation = Some((val, every))`, the network is scored every `every` epochs (and after
+/// the last) by its mean contrastive loss on tuples of `val` — every query of the split, hard
+/// negatives mined from all of its images (at most one per other place of the split), the same
+/// augmentation hooks, drawn with epoch 0's stream each time — and the lowest-loss network is
+/// returned, as gandtr keeps `embed_best.pth`
+/// (docs/PAPERS.md A.6).
+///
 /// # Errors
-/// Missing weights, training and checkpoint errors.
+/// Missing weights, training and checkpoint errors; [`PipelineError::InvalidConfig`] for a
+/// validation split of fewer than two places.
 pub fn finetune_gem(
     db: &TupleDatabase,
     hooks: AugmentHooks,
     cfg: TupleTrainerConfig,
     ckpt: &CheckpointDir,
     parallel: &DataParallel,
+    validation: Option<(&TupleDatabase, usize)>,
 ) -> Result<CirNet> {
     let t = std::time::Instant::now();
     let device = &parallel.main().clone().inner();
-    let trained = TupleTrainer::new(cfg, db, hooks, device)?
-        .with_data_parallel(parallel.clone())
-        .train(mobilenet_v2_gem(device)?, Some(ckpt))?;
+    let trainer = TupleTrainer::new(cfg.clone(), db, hooks.clone(), device)?
+        .with_data_parallel(parallel.clone());
+    let net = mobilenet_v2_gem(device)?;
+    let trained = match validation {
+        None => trainer.train(net, Some(ckpt))?,
+        Some((val, every)) => {
+            // a small split (a tiny world) has fewer other places than negatives per tuple
+            let places: std::collections::BTreeSet<i64> = val.clusters.iter().copied().collect();
+            if places.len() < 2 {
+                return Err(PipelineError::InvalidConfig {
+                    field: "val_every",
+                    reason: format!(
+                        "the validation split has {} place(s), a validation tuple needs a \
+                         negative of another place: validate on a larger world or turn model \
+                         selection off (--val-every 0)",
+                        places.len()
+                    ),
+                });
+            }
+            let val_cfg = TupleTrainerConfig {
+                mining: MiningConfig {
+                    neg_num: cfg.mining.neg_num.min(places.len() - 1),
+                    query_size: val.qidxs.len(),
+                    pool_size: val.images.len(),
+                },
+                anchors: AnchorStrategy::Random,
+                progress: false,
+                ..cfg
+            };
+            let validator = TupleTrainer::new(val_cfg, val, hooks, device)?;
+            let mut selection = Selection::new(every, Goal::Minimize, |net: &CirNet| {
+                Ok(validator.loss(net, 0)?)
+            })?;
+            trainer.train_selecting(net, Some(ckpt), &mut selection)?
+        }
+    };
     let losses: Vec<String> = trained
         .log
         .epochs
         .iter()
-        .map(|e| format!("{:.4}", e.mean_loss))
+        .map(|e| match e.val_score {
+            Some(v) => format!("{:.4} (val {v:.4})", e.mean_loss),
+            None => format!("{:.4}", e.mean_loss),
+        })
         .collect();
     log::info!(
-        "fine-tuning ({}): mean loss per epoch [{}] in {:.0} s",
+        "fine-tuning ({}): mean loss per epoch [{}] in {:.0} s{}",
         ckpt.root().display(),
         losses.join(", "),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        trained.log.best.map_or(String::new(), |b| format!(
+            "; kept epoch {} (lowest validation loss {:.4})",
+            b.epoch + 1,
+            b.score
+        ))
     );
     Ok(trained.net.valid())
 }

@@ -41,7 +41,8 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
     }
     let device = Device::default();
     let dir = tempfile::tempdir().unwrap();
-    let world = common::tiny_world_with(dir.path(), 8);
+    // 10 training places: 8 train, 2 validation (model selection needs a negative of another place)
+    let world = common::tiny_world_with(dir.path(), 10);
     let x = Tensor::<4>::random([2, 3, 48, 64], Distribution::Uniform(0.0, 1.0), &device);
 
     // the translator

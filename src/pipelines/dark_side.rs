@@ -224,6 +224,13 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 2)]
     #[config(default = 2)]
     pub epochs: usize,
+    /// Model selection of every fine-tuning: the mean contrastive loss on tuples of the world's
+    /// cirtorch `val` split (all its queries, negatives mined from all its images) every N
+    /// epochs and after the last, the lowest kept (gandtr: every 5 epochs, `embed_best.pth`);
+    /// 0 keeps the last epoch without validating.
+    #[arg(long, default_value_t = 1)]
+    #[config(default = 1)]
+    pub val_every: usize,
     /// Tuples per fine-tuning epoch.
     #[arg(long, default_value_t = 40)]
     #[config(default = 40)]
@@ -511,6 +518,7 @@ pub fn finetune(
         &cfg.out.join(dir),
         cfg.restart,
         &pipeline::data_parallel(device, cfg.devices)?,
+        (cfg.val_every > 0).then_some(cfg.val_every),
     )
 }
 

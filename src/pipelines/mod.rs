@@ -163,6 +163,7 @@ pub fn remove_stale_parts(dir: &Path) -> Result<usize> {
 /// Fine-tunes MobileNetV2-GeM with the cirtorch tuples of the world `data` into `dir`, bound to
 /// its `config.json` (the network's configuration and `stage`, the settings that define the run);
 /// the shared tail of the DSA and SMM fine-tuning stages.
+#[allow(clippy::too_many_arguments)]
 fn finetune_on_world(
     data: &Path,
     hooks: crate::metric::data::AugmentHooks,
@@ -171,16 +172,35 @@ fn finetune_on_world(
     dir: &Path,
     restart: bool,
     parallel: &crate::core::parallel::DataParallel,
+    validate_every: Option<usize>,
 ) -> Result<crate::metric::CirNet> {
     let pkl = data.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
     let ims = data.join("cirtorch/train/synthetic-places/ims");
-    let db = crate::metric::data::TupleDatabase::from_cirtorch_pickle(&pkl, "train", &ims)?;
+    let split =
+        |name: &str| crate::metric::data::TupleDatabase::from_cirtorch_pickle(&pkl, name, &ims);
+    let db = split("train")?;
+    let val = match validate_every {
+        Some(every) => Some((split("val")?, every)),
+        None => None,
+    };
+    let mut stage = stage;
+    stage["model_selection"] = serde_json::Value::from(match validate_every {
+        None => "last epoch".to_string(),
+        Some(k) => format!("lowest cirtorch val loss, every {k} epochs"),
+    });
     let config = serde_json::json!({
         crate::metric::nets::NETWORK_FIELD: crate::pipeline::mobilenet_v2_gem_config(),
         "stage": stage,
     });
     let ckpt = crate::pipeline::stage_dir(dir, &config, restart)?;
-    crate::pipeline::finetune_gem(&db, hooks, trainer, &ckpt, parallel)
+    crate::pipeline::finetune_gem(
+        &db,
+        hooks,
+        trainer,
+        &ckpt,
+        parallel,
+        val.as_ref().map(|(v, every)| (v, *every)),
+    )
 }
 
 /// An invalid setting of a pipeline's configuration.

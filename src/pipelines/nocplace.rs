@@ -20,8 +20,11 @@
 //!    (`OUT/nocplace-model`).
 //! 5. **Evaluation** (B.6, B.7): Recall@1/5/10 at 25 m, day, sunset and night queries against the
 //!    day database, for the daytime model, the NocPlace model, and partial divide-and-conquer (the
-//!    database described once by the daytime model and cached in `OUT/pdc-cache`, the queries by
-//!    the NocPlace model); `translations.png` (day | translated night).
+//!    database described once by the daytime model and cached in `OUT/pdc-cache`; sunset and
+//!    night queries by the NocPlace model, day queries by the daytime model — and, as NocPlace
+//!    evaluates it, every query by the NocPlace model); `translations.png` (day | translated
+//!    night). Both CosPlace models are the best of `validations` scores of R@1 on the validation
+//!    places (`cosplace/val`: day queries for the daytime model, night queries for NocPlace).
 //!
 //! The schedule is a CPU-sized sketch of the paper's (NEG-CUT 400 epochs at 512², SF-XL at 512²
 //! for 50 epochs of 10 000 iterations of 32).
@@ -45,8 +48,9 @@ use crate::anchors::{CosPlaceConfig, build_classes_from_names};
 use crate::core::checkpoint::module_to_bytes;
 use crate::core::image::save_rgb;
 use crate::eval::{
-    DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, VprDataset,
-    exact_knn, partial_divide_and_conquer, weights_model_id,
+    DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, TokyoSplit,
+    VprDataset, exact_knn, partial_divide_and_conquer, partial_divide_and_conquer_routed,
+    weights_model_id,
 };
 use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
@@ -56,7 +60,9 @@ use crate::gan::{LinearDecay, NLayerDiscriminatorConfig, ResnetGenerator, Resnet
 use crate::metric::data::{AugmentHooks, ClassSampler, ImageSource};
 use crate::metric::multiscale::ExtractConfig;
 use crate::metric::nets::NETWORK_FIELD;
-use crate::metric::train::{CosPlaceTrainer, CosPlaceTrainerConfig, training_view_descriptors};
+use crate::metric::train::{
+    CosPlaceTrainer, CosPlaceTrainerConfig, Goal, Selection, training_view_descriptors,
+};
 use crate::metric::{Backbone, BackboneConfig, CosPlaceNet, CosPlaceNetConfig};
 use crate::pipeline::{self, Translator};
 use crate::quality::TranslationBench;
@@ -111,6 +117,14 @@ pub struct NocPlaceConfig {
     #[arg(long, default_value_t = 30)]
     #[config(default = 30)]
     pub night_iterations: usize,
+    /// Model selection: the daytime and the NocPlace models are each scored this many times,
+    /// evenly over their iterations (R@1 of `cosplace/val/queries` and
+    /// `cosplace/val/queries_night` against `cosplace/val/database`), and the best-scoring
+    /// weights are kept, as CosPlace and NocPlace keep their best validation R@1 (1: the last
+    /// weights, scored once).
+    #[arg(long, default_value_t = 3)]
+    #[config(default = 3)]
+    pub validations: usize,
     /// CosPlace batch size (classes per batch).
     #[arg(long, default_value_t = 8)]
     #[config(default = 8)]
@@ -248,6 +262,7 @@ fn cosplace_stage(cfg: &NocPlaceConfig, what: &str, iterations: usize) -> serde_
             "batch": cfg.batch,
             "image_size": cfg.image_size,
             "augmentation": "RandomResizedCrop (scale 0.5-1, ratio 3/4-4/3)",
+            "model_selection": format!("best of {} validations", cfg.validations),
             "translator": cfg.translator,
             "seed": cfg.seed,
         },
@@ -352,9 +367,17 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         groups.len(),
         cfg.batch
     );
+    if cfg.validations == 0 {
+        return Err(invalid(
+            "validations",
+            "at least 1 (the last weights, scored once)".into(),
+        ));
+    }
+    // every group once per validation round
+    let epochs = groups.len() * cfg.validations;
     let cosplace_cfg = |iterations: usize| CosPlaceTrainerConfig {
-        epochs: groups.len(),
-        iterations_per_epoch: iterations.div_ceil(groups.len()),
+        epochs,
+        iterations_per_epoch: iterations.div_ceil(epochs),
         batch_size: cfg.batch,
         image_size: cfg.image_size,
         // CosPlace's and NocPlace's RandomResizedCrop (scale 0.5-1); NocPlace's recipe turns
@@ -366,6 +389,36 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     };
     let losses = |epochs: &[crate::metric::train::EpochLog]| -> Vec<f32> {
         epochs.iter().map(|e| e.mean_loss).collect()
+    };
+    // model selection by R@1 on the validation places (docs/PAPERS.md B.5)
+    let eval_cfg = ExtractConfig {
+        max_side: 320,
+        ..ExtractConfig::default()
+    };
+    let val = data.join("cosplace/val");
+    let n_groups = groups.len();
+    let selection = |queries: &'static str| {
+        let (val, eval_cfg) = (val.clone(), eval_cfg.clone());
+        Selection::new(n_groups, Goal::Maximize, move |net: &CosPlaceNet| {
+            Ok(pipeline::recall_at_1(
+                net, &val, queries, &eval_cfg, device,
+            )?)
+        })
+    };
+    let selected = |log: &crate::metric::TrainLog| -> String {
+        match log.best {
+            Some(b) => format!(
+                "epoch {} of {} (val R@1 {:.1}; all: {:?})",
+                b.epoch + 1,
+                log.epochs.len(),
+                b.score,
+                log.epochs
+                    .iter()
+                    .filter_map(|e| e.val_score)
+                    .collect::<Vec<_>>()
+            ),
+            None => "the last epoch".into(),
+        }
     };
 
     // 3. the daytime model
@@ -379,22 +432,24 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         device,
     )?
     .with_data_parallel(pipeline::data_parallel(device, cfg.devices)?)
-    .train(
+    .train_selecting(
         cosplace_net(cfg.seed, device)?,
         Some(&pipeline::stage_dir(
             &out.join("day-model"),
             &cosplace_stage(
                 cfg,
-                "CosFace (s 30, m 0.4) on day images",
+                "CosFace (s 30, m 0.4) on day images, best R@1 on cosplace/val/queries",
                 cfg.day_iterations,
             ),
             cfg.restart,
         )?),
+        &mut selection("queries")?,
     )?;
     log::info!(
-        "daytime CosPlace model: loss per epoch {:?} in {:.0} s",
+        "daytime CosPlace model: loss per epoch {:?} in {:.0} s; kept {}",
         losses(&day_model.log.epochs),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        selected(&day_model.log)
     );
     let day_net = day_model.net.valid();
 
@@ -417,30 +472,28 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         device,
     )?
     .with_data_parallel(pipeline::data_parallel(device, cfg.devices)?)
-    .train(
+    .train_selecting(
         day_net.clone(),
         Some(&pipeline::stage_dir(
             &out.join("nocplace-model"),
             &cosplace_stage(
                 cfg,
-                "CosFace + inherited knowledge transfer (T 4, λ 1; teacher at the student's square geometry) on translated night images, from day-model",
+                "CosFace + inherited knowledge transfer (T 4, λ 1; teacher at the student's square geometry) on translated night images, from day-model, best R@1 on cosplace/val/queries_night",
                 cfg.night_iterations,
             ),
             cfg.restart,
         )?),
+        &mut selection("queries_night")?,
     )?;
     log::info!(
-        "NocPlace fine-tuning (CosFace + IKT): loss per epoch {:?} in {:.0} s",
+        "NocPlace fine-tuning (CosFace + IKT): loss per epoch {:?} in {:.0} s; kept {}",
         losses(&noc.log.epochs),
-        t.elapsed().as_secs_f64()
+        t.elapsed().as_secs_f64(),
+        selected(&noc.log)
     );
     let noc_net = noc.net.valid();
 
     // 5. evaluation
-    let eval_cfg = ExtractConfig {
-        max_side: 320,
-        ..ExtractConfig::default()
-    };
     let ns = [1, 5, 10];
     let mut eval = pipeline::Evaluator::new(&data, &ns, Some(&out.join("descriptors")));
     eval.evaluate(&day_net, BASELINE, &eval_cfg, device)?;
@@ -465,30 +518,54 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     };
     let mut db_enc = FnEncoder::new(id("daytime-cosplace", &day_net)?, 512, encoder(&day_net));
     let mut q_enc = FnEncoder::new(id("nocplace", &noc_net)?, 512, encoder(&noc_net));
-    let pdc = partial_divide_and_conquer(
+    let options = PdcOptions {
+        db_batch_size: 16,
+        extra: format!("max_side={}", eval_cfg.max_side),
+        progress: false,
+    };
+    // NocPlace's own form (B.6): every query by the NocPlace model; and routed by the query's
+    // condition (Tokyo 24/7's splits): day queries by the daytime model, sunset and night
+    // queries by the NocPlace model. Inner-product k-NN, as the other rows.
+    let night: Vec<bool> = (0..q_paths.len())
+        .map(|i| TokyoSplit::of(i) != TokyoSplit::Day)
+        .collect();
+    let every_query = partial_divide_and_conquer(
         &db_paths,
         &q_paths,
         &mut db_enc,
         &mut q_enc,
         &cache,
-        &PdcOptions {
-            db_batch_size: 16,
-            extra: format!("max_side={}", eval_cfg.max_side),
-            progress: false,
-        },
+        &options,
     )?;
-    let nn = exact_knn(
-        &pdc.database,
-        &pdc.queries,
-        10,
-        &KnnConfig::new(Metric::L2),
-        device,
+    let routed = partial_divide_and_conquer_routed(
+        &db_paths,
+        &q_paths,
+        &night,
+        &mut db_enc,
+        &mut q_enc,
+        &cache,
+        &options,
     )?;
-    eval.push(pipeline::Evaluation {
-        label: "NocPlace + partial divide-and-conquer".into(),
-        hits: FirstHits::from_neighbours(&nn, &positives)?,
-        ns: ns.to_vec(),
-    })?;
+    for (label, pdc) in [
+        ("NocPlace + partial divide-and-conquer", routed),
+        (
+            "NocPlace + partial divide-and-conquer (NocPlace's form: all queries by NocPlace)",
+            every_query,
+        ),
+    ] {
+        let nn = exact_knn(
+            &pdc.database,
+            &pdc.queries,
+            10,
+            &KnnConfig::new(Metric::InnerProduct),
+            device,
+        )?;
+        eval.push(pipeline::Evaluation {
+            label: label.into(),
+            hits: FirstHits::from_neighbours(&nn, &positives)?,
+            ns: ns.to_vec(),
+        })?;
+    }
     let report = PipelineReport {
         recall: Some(eval.report(
             "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",

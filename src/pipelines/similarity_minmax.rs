@@ -87,6 +87,13 @@ pub struct SimilarityMinMaxConfig {
     #[arg(long, default_value_t = 2)]
     #[config(default = 2)]
     pub epochs: usize,
+    /// Model selection of every fine-tuning: the mean contrastive loss on tuples of the world's
+    /// cirtorch `val` split every N epochs and after the last, the lowest kept — SMM's
+    /// `train_night.py` is cirtorch's `train.py`, which validates every epoch and keeps
+    /// `model_best` by that loss unless `--no-val`; 0 keeps the last epoch.
+    #[arg(long, default_value_t = 1)]
+    #[config(default = 1)]
+    pub val_every: usize,
     /// Tuples per fine-tuning epoch.
     #[arg(long, default_value_t = 40)]
     #[config(default = 40)]
@@ -280,6 +287,7 @@ pub fn finetune(
         &cfg.out.join(dir),
         cfg.restart,
         &pipeline::data_parallel(device, cfg.devices)?,
+        (cfg.val_every > 0).then_some(cfg.val_every),
     )
 }
 

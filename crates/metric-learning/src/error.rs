@@ -124,6 +124,14 @@ pub enum MetricError {
         /// Why.
         reason: String,
     },
+    /// The model-selection score of an epoch failed or is not a finite number.
+    #[error("model selection: the score of epoch {epoch} failed: {source}")]
+    Selection {
+        /// The epoch (0-based).
+        epoch: usize,
+        /// What the score reported.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Result with [`MetricError`].

@@ -62,6 +62,7 @@ pub use multiscale::{
 pub use nets::{CirNet, CirNetConfig, CosPlaceAggregation, CosPlaceNet, CosPlaceNetConfig};
 pub use pooling::{Gem, GemConfig, Pooling};
 pub use train::{
-    CosPlaceTrainer, CosPlaceTrainerConfig, TrainLog, TupleLoss, TupleTrainer, TupleTrainerConfig,
+    BestEpoch, CosPlaceTrainer, CosPlaceTrainerConfig, Goal, Selection, TrainLog, TupleLoss,
+    TupleTrainer, TupleTrainerConfig,
 };
 pub use whitening::{Whitening, WhiteningKind};

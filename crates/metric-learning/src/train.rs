@@ -34,7 +34,8 @@ use burn::optim::{AdamConfig, GradientsAccumulator, GradientsParams, ModuleOptim
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use nightvision_core::Normalization;
 use nightvision_core::checkpoint::{
-    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes, save_json,
+    CheckpointDir, load_module, load_optimizer, module_from_bytes, module_to_bytes,
+    optimizer_to_bytes, save_json,
 };
 use nightvision_core::image::{resize_bilinear, resize_max_side, to_tensor};
 use nightvision_core::parallel::{DataParallel, take_grads};
@@ -130,6 +131,9 @@ pub struct EpochLog {
     pub gem_p: Option<f32>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The model-selection score after this epoch, when a [`Selection`] scored it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_score: Option<f64>,
 }
 
 /// The JSON log of a run (also stored in every checkpoint, so a resumed run continues it).
@@ -139,6 +143,154 @@ pub struct TrainLog {
     pub seed: u64,
     /// Completed epochs.
     pub epochs: Vec<EpochLog>,
+    /// The best-scoring epoch so far of a run with a [`Selection`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestEpoch>,
+}
+
+/// The epoch a [`Selection`] kept.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BestEpoch {
+    /// Epoch index (0-based).
+    pub epoch: usize,
+    /// Its score.
+    pub score: f64,
+}
+
+/// Which way a [`Selection`] score improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Goal {
+    /// Lower is better (a validation loss: gandtr keeps the lowest, docs/PAPERS.md A.6).
+    Minimize,
+    /// Higher is better (a validation recall: CosPlace and NocPlace keep the highest R@1, B.5).
+    Maximize,
+}
+
+/// Model selection during training: `score` is called with the network in inference mode
+/// after every `every`-th epoch and after the last one, and the trainer returns the best-scoring
+/// network (ties keep the earlier epoch). The best network travels in every checkpoint
+/// (`best-model.bpk`), so a resumed run keeps selecting among all of its epochs.
+///
+/// The score returns any error (boxed); it reaches the caller as [`MetricError::Selection`].
+///
+/// ```
+/// use metric_learning::train::{Goal, Selection};
+/// let mut calls = 0;
+/// let s = Selection::<u8>::new(2, Goal::Maximize, |_| {
+///     calls += 1;
+///     Ok(0.5)
+/// })?;
+/// assert_eq!(s.every(), 2);
+/// assert!(Selection::<u8>::new(0, Goal::Minimize, |_| Ok(0.0)).is_err());
+/// # Ok::<(), metric_learning::MetricError>(())
+/// ```
+pub struct Selection<'s, N> {
+    every: usize,
+    goal: Goal,
+    score: ScoreFn<'s, N>,
+}
+
+/// The error a [`Selection`] score may return.
+pub type ScoreError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A boxed [`Selection`] score.
+type ScoreFn<'s, N> = Box<dyn FnMut(&N) -> std::result::Result<f64, ScoreError> + 's>;
+
+impl<'s, N> Selection<'s, N> {
+    /// Scores every `every`-th epoch (and the last) by `score`, keeping the best by `goal`.
+    ///
+    /// # Errors
+    /// [`MetricError::Config`] for `every == 0`.
+    pub fn new(
+        every: usize,
+        goal: Goal,
+        score: impl FnMut(&N) -> std::result::Result<f64, ScoreError> + 's,
+    ) -> crate::Result<Self> {
+        if every == 0 {
+            return Err(MetricError::config(
+                "selection",
+                "every must be at least 1 epoch",
+            ));
+        }
+        Ok(Self {
+            every,
+            goal,
+            score: Box::new(score),
+        })
+    }
+
+    /// Epochs between two scores.
+    pub fn every(&self) -> usize {
+        self.every
+    }
+
+    /// The direction of improvement.
+    pub fn goal(&self) -> Goal {
+        self.goal
+    }
+
+    /// Whether epoch `epoch` (0-based) of `epochs` is scored.
+    fn due(&self, epoch: usize, epochs: usize) -> bool {
+        (epoch + 1).is_multiple_of(self.every) || epoch + 1 == epochs
+    }
+
+    /// Scores `net` (the inference-mode network); a failed or non-finite score is an error.
+    fn score(&mut self, net: &N, epoch: usize) -> crate::Result<f64> {
+        let v = (self.score)(net).map_err(|source| MetricError::Selection { epoch, source })?;
+        if !v.is_finite() {
+            return Err(MetricError::Selection {
+                epoch,
+                source: format!("{v} is not a finite number").into(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// Whether `score` beats the best so far.
+    fn improves(&self, score: f64, best: Option<BestEpoch>) -> bool {
+        match (best, self.goal) {
+            (None, _) => true,
+            (Some(b), Goal::Minimize) => score < b.score,
+            (Some(b), Goal::Maximize) => score > b.score,
+        }
+    }
+}
+
+impl<N> std::fmt::Debug for Selection<'_, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Selection")
+            .field("every", &self.every)
+            .field("goal", &self.goal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One epoch of a selecting run: scores `net` when due, updates `log.best` and `best` (the
+/// kept network's record: a copy, since a module's clone shares BatchNorm running statistics
+/// with the network that goes on training) and records the score in the epoch's log entry.
+fn select_epoch<N: Module + Clone>(
+    selection: Option<&mut Selection<'_, N>>,
+    net: &N,
+    epoch: usize,
+    epochs: usize,
+    log: &mut TrainLog,
+    best: &mut Option<Vec<u8>>,
+) -> crate::Result<()> {
+    let Some(sel) = selection else {
+        return Ok(());
+    };
+    if !sel.due(epoch, epochs) {
+        return Ok(());
+    }
+    let score = sel.score(&net.clone().valid(), epoch)?;
+    if let Some(e) = log.epochs.last_mut() {
+        e.val_score = Some(score);
+    }
+    if sel.improves(score, log.best) {
+        log.best = Some(BestEpoch { epoch, score });
+        *best = Some(module_to_bytes(net)?);
+    }
+    Ok(())
 }
 
 /// The optimiser of tuple training: Adam with weight decay, GeM's `p` in a group without it.
@@ -405,13 +557,105 @@ impl<'a> TupleTrainer<'a> {
         net: CirNet,
         ckpt: Option<&CheckpointDir>,
     ) -> crate::Result<Trained<CirNet, TrainLog>> {
+        self.run(net, ckpt, None)
+    }
+
+    /// As [`train`](Self::train), with model selection: the returned network is the one of the
+    /// best-scoring epoch (`log.best` names it; `log.epochs[e].val_score` holds every score),
+    /// as gandtr keeps `embed_best.pth` by the validation loss (docs/PAPERS.md A.6).
+    ///
+    /// # Errors
+    /// As [`train`](Self::train); [`MetricError::Selection`] for a score that fails or is not
+    /// finite.
+    pub fn train_selecting(
+        &self,
+        net: CirNet,
+        ckpt: Option<&CheckpointDir>,
+        selection: &mut Selection<'_, CirNet>,
+    ) -> crate::Result<Trained<CirNet, TrainLog>> {
+        self.run(net, ckpt, Some(selection))
+    }
+
+    /// The mean loss per tuple of one epoch's tuples (mined with the network, as epoch `epoch`
+    /// of a run would draw them) without any update: gandtr's validation loss when the trainer
+    /// holds the validation split (all its queries with `query_size ≥` their number).
+    ///
+    /// # Errors
+    /// As [`epoch_tuples`](Self::epoch_tuples); [`MetricError::Empty`] for no tuples.
+    pub fn loss(&self, net: &CirNet, epoch: usize) -> crate::Result<f64> {
+        let cfg = &self.cfg;
+        let net = nightvision_core::on_device(net.clone(), &self.device.clone().inner()).valid();
+        let plain = self.device.clone().inner();
+        let mut rng = derived(cfg.seed, epoch as u64);
+        let (tuples, _) = self.epoch_tuples(&net, &mut rng)?;
+        if tuples.is_empty() {
+            return Err(MetricError::Empty {
+                what: "validation tuples",
+            });
+        }
+        let copy = self.hooks.query_copy && self.hooks.augmentation.is_some();
+        let copy_hooks = self.hooks.for_query_copy();
+        let mut total = 0f64;
+        for t in &tuples {
+            let mut trng = derived(rng.random(), 0);
+            let mut xs = t
+                .images()
+                .into_iter()
+                .map(|(i, role)| {
+                    prepare(
+                        &self.db.images,
+                        i,
+                        role,
+                        &self.hooks,
+                        cfg.image_size,
+                        None,
+                        cfg.normalization,
+                        &mut trng,
+                        &plain,
+                    )
+                })
+                .collect::<crate::Result<Vec<_>>>()?;
+            let mut labels = TupleLayout::standard_labels(1, t.negatives.len());
+            if copy {
+                let q = prepare(
+                    &self.db.images,
+                    t.query,
+                    ImageRole::Anchor,
+                    &copy_hooks,
+                    cfg.image_size,
+                    None,
+                    cfg.normalization,
+                    &mut trng,
+                    &plain,
+                )?;
+                xs.insert(1, q);
+                labels.insert(1, 1);
+            }
+            let desc = forward_grouped(|x| net.forward(x), xs);
+            let loss = match &cfg.loss {
+                TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
+                TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
+            };
+            total += f64::from(loss.into_scalar::<f32>());
+        }
+        Ok(total / tuples.len() as f64)
+    }
+
+    fn run(
+        &self,
+        net: CirNet,
+        ckpt: Option<&CheckpointDir>,
+        mut selection: Option<&mut Selection<'_, CirNet>>,
+    ) -> crate::Result<Trained<CirNet, TrainLog>> {
         let cfg = &self.cfg;
         let mut net = nightvision_core::on_device(net, &self.device).train();
         let mut optim = tuple_optimizer(cfg);
         let mut log = TrainLog {
             seed: cfg.seed,
             epochs: Vec::new(),
+            best: None,
         };
+        let mut best: Option<Vec<u8>> = None;
         let mut start = 0;
         let mut last_ckpt: Option<PathBuf> = None;
         if let Some(dir) = ckpt
@@ -425,6 +669,7 @@ impl<'a> TupleTrainer<'a> {
             }
             net = load_module(net, path.join("model.bpk"))?;
             optim = load_optimizer(optim, path.join("optim.bpk"))?;
+            best = load_best(&state.log, &path)?;
             start = state.epoch;
             log = state.log;
             last_ckpt = Some(path);
@@ -534,12 +779,24 @@ impl<'a> TupleTrainer<'a> {
                 avg_neg_distance: Some(avg_nd),
                 gem_p,
                 seconds: t0.elapsed().as_secs_f64(),
+                val_score: None,
             });
+            select_epoch(
+                selection.as_deref_mut(),
+                &net,
+                epoch,
+                cfg.epochs,
+                &mut log,
+                &mut best,
+            )?;
             if let Some(dir) = ckpt {
-                let parts = [
+                let mut parts = vec![
                     ("model.bpk", module_to_bytes(&net)?),
                     ("optim.bpk", optimizer_to_bytes(&optim)?),
                 ];
+                if let Some(b) = &best {
+                    parts.push(("best-model.bpk", b.clone()));
+                }
                 let state = TupleState {
                     epoch: epoch + 1,
                     log: log.clone(),
@@ -548,7 +805,43 @@ impl<'a> TupleTrainer<'a> {
                 save_json(dir.root().join("log.json"), &log)?;
             }
         }
+        let net = selected(net, selection.is_some(), best, ckpt)?;
         Ok(Trained { net, log })
+    }
+}
+
+/// The best network's record of a resumed selecting run (`best-model.bpk` of its checkpoint).
+fn load_best(log: &TrainLog, ckpt: &std::path::Path) -> crate::Result<Option<Vec<u8>>> {
+    let path = ckpt.join("best-model.bpk");
+    if log.best.is_none() {
+        return Ok(None);
+    }
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) => Err(MetricError::Resume {
+            path,
+            reason: format!("the log names a best epoch but its network cannot be read: {e}"),
+        }),
+    }
+}
+
+/// The network a run returns: with a selection, the best epoch's (`best`, a record of `net`'s
+/// architecture), otherwise `net`.
+fn selected<N: Module>(
+    net: N,
+    selecting: bool,
+    best: Option<Vec<u8>>,
+    ckpt: Option<&CheckpointDir>,
+) -> crate::Result<N> {
+    match (selecting, best) {
+        (true, Some(bytes)) => {
+            let origin = ckpt.map_or_else(
+                || PathBuf::from("best-model.bpk"),
+                |d| d.root().join("best-model.bpk"),
+            );
+            Ok(module_from_bytes(net, bytes, &origin)?)
+        }
+        _ => Ok(net),
     }
 }
 
@@ -856,6 +1149,31 @@ impl<'a> CosPlaceTrainer<'a> {
         net: CosPlaceNet,
         ckpt: Option<&CheckpointDir>,
     ) -> crate::Result<TrainedCosPlace> {
+        self.run(net, ckpt, None)
+    }
+
+    /// As [`train`](Self::train), with model selection: the returned network is the one of the
+    /// best-scoring epoch (`log.best`), as CosPlace and NocPlace keep the model of the best R@1
+    /// on their validation queries (docs/PAPERS.md B.5); the classifiers are the last epoch's.
+    ///
+    /// # Errors
+    /// As [`train`](Self::train); [`MetricError::Selection`] for a score that fails or is not
+    /// finite.
+    pub fn train_selecting(
+        &self,
+        net: CosPlaceNet,
+        ckpt: Option<&CheckpointDir>,
+        selection: &mut Selection<'_, CosPlaceNet>,
+    ) -> crate::Result<TrainedCosPlace> {
+        self.run(net, ckpt, Some(selection))
+    }
+
+    fn run(
+        &self,
+        net: CosPlaceNet,
+        ckpt: Option<&CheckpointDir>,
+        mut selection: Option<&mut Selection<'_, CosPlaceNet>>,
+    ) -> crate::Result<TrainedCosPlace> {
         let cfg = &self.cfg;
         let dim = net.dim();
         if let Some(inh) = &self.inherited
@@ -889,7 +1207,9 @@ impl<'a> CosPlaceTrainer<'a> {
         let mut log = TrainLog {
             seed: cfg.seed,
             epochs: Vec::new(),
+            best: None,
         };
+        let mut best: Option<Vec<u8>> = None;
         let mut start = 0;
         let mut last_ckpt = None;
         if let Some(dir) = ckpt
@@ -911,6 +1231,7 @@ impl<'a> CosPlaceTrainer<'a> {
                 *c = load_module(c.clone(), path.join(format!("classifier-{g}.bpk")))?;
                 *o = load_optimizer(o.clone(), path.join(format!("classifier-optim-{g}.bpk")))?;
             }
+            best = load_best(&state.log, &path)?;
             start = state.epoch;
             log = state.log;
             last_ckpt = Some(path);
@@ -1024,12 +1345,24 @@ impl<'a> CosPlaceTrainer<'a> {
                 avg_neg_distance: None,
                 gem_p: Some(net.aggregation.gem.p_value()),
                 seconds: t0.elapsed().as_secs_f64(),
+                val_score: None,
             });
+            select_epoch(
+                selection.as_deref_mut(),
+                &net,
+                epoch,
+                cfg.epochs,
+                &mut log,
+                &mut best,
+            )?;
             if let Some(dir) = ckpt {
                 let mut parts: Vec<(String, Vec<u8>)> = vec![
                     ("model.bpk".into(), module_to_bytes(&net)?),
                     ("optim.bpk".into(), optimizer_to_bytes(&model_optim)?),
                 ];
+                if let Some(b) = &best {
+                    parts.push(("best-model.bpk".into(), b.clone()));
+                }
                 for (i, (c, o)) in classifiers.iter().zip(&cls_optims).enumerate() {
                     parts.push((format!("classifier-{i}.bpk"), module_to_bytes(c)?));
                     parts.push((format!("classifier-optim-{i}.bpk"), optimizer_to_bytes(o)?));
@@ -1047,6 +1380,7 @@ impl<'a> CosPlaceTrainer<'a> {
                 save_json(dir.root().join("log.json"), &log)?;
             }
         }
+        let net = selected(net, selection.is_some(), best, ckpt)?;
         Ok(TrainedCosPlace {
             net,
             classifiers,

@@ -12,7 +12,8 @@ use metric_learning::data::{
     AnchorSelection, AugmentHooks, ClassSampler, ImageSource, MiningConfig, TupleDatabase,
 };
 use metric_learning::train::{
-    CosPlaceTrainer, CosPlaceTrainerConfig, TupleLoss, TupleTrainer, TupleTrainerConfig,
+    CosPlaceTrainer, CosPlaceTrainerConfig, Goal, Selection, TupleLoss, TupleTrainer,
+    TupleTrainerConfig,
 };
 use metric_learning::{
     BackboneConfig, CirNet, CirNetConfig, ContrastiveLossConfig, CosPlaceNet, CosPlaceNetConfig,
@@ -980,4 +981,127 @@ fn cosplace_training_with_random_resized_crops_runs_and_checks_the_scale() {
         let e = trainer(cfg);
         assert!(matches!(e, Err(MetricError::Config { .. })), "{bad}");
     }
+}
+
+/// A score that replays `scores` in order, one per call.
+fn scripted(
+    scores: &[f64],
+) -> impl FnMut(&CirNet) -> Result<f64, metric_learning::train::ScoreError> + '_ {
+    let mut i = 0;
+    move |_| {
+        i += 1;
+        Ok(scores[i - 1])
+    }
+}
+
+#[test]
+fn selection_returns_the_best_epoch_and_keeps_it_across_a_resume() {
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let hooks = AugmentHooks::default();
+    let trainer = |epochs| TupleTrainer::new(cfg(epochs), &db, hooks.clone(), &device).unwrap();
+    // the network after two plain epochs is what a selection that prefers epoch 1 returns
+    let two = trainer(2).train(init.clone(), None).unwrap();
+
+    let scores = [0.3, 0.9, 0.5];
+    let mut sel = Selection::new(1, Goal::Maximize, scripted(&scores)).unwrap();
+    let picked = trainer(3)
+        .train_selecting(init.clone(), None, &mut sel)
+        .unwrap();
+    let got: Vec<Option<f64>> = picked.log.epochs.iter().map(|e| e.val_score).collect();
+    assert_eq!(got, vec![Some(0.3), Some(0.9), Some(0.5)]);
+    assert_eq!(picked.log.best.map(|b| b.epoch), Some(1));
+    assert!(
+        module_to_bytes(&picked.net.valid()).unwrap() == module_to_bytes(&two.net.valid()).unwrap(),
+        "the selected network is not epoch 1's"
+    );
+
+    // killed after two epochs, resumed for the third: epoch 1 is still the best
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = CheckpointDir::new(dir.path()).unwrap();
+    let mut first = Selection::new(1, Goal::Maximize, scripted(&scores[..2])).unwrap();
+    trainer(2)
+        .train_selecting(init.clone(), Some(&ckpt), &mut first)
+        .unwrap();
+    let mut rest = Selection::new(1, Goal::Maximize, scripted(&scores[2..])).unwrap();
+    let resumed = trainer(3)
+        .train_selecting(init.clone(), Some(&ckpt), &mut rest)
+        .unwrap();
+    assert_eq!(timeless(&resumed.log), timeless(&picked.log));
+    assert!(
+        module_to_bytes(&resumed.net.valid()).unwrap()
+            == module_to_bytes(&two.net.valid()).unwrap(),
+        "the resumed run lost epoch 1's network"
+    );
+
+    // every 2 epochs (and the last): epochs 1 and 2 are scored; minimising keeps the lower
+    let mut sparse = Selection::new(2, Goal::Minimize, scripted(&[0.4, 0.2])).unwrap();
+    let s = trainer(3)
+        .train_selecting(init.clone(), None, &mut sparse)
+        .unwrap();
+    let got: Vec<Option<f64>> = s.log.epochs.iter().map(|e| e.val_score).collect();
+    assert_eq!(got, vec![None, Some(0.4), Some(0.2)]);
+    assert_eq!(s.log.best.map(|b| b.epoch), Some(2));
+
+    // a non-finite score is an error naming the epoch
+    let mut bad = Selection::new(1, Goal::Minimize, |_: &CirNet| Ok(f64::NAN)).unwrap();
+    let err = trainer(1)
+        .train_selecting(init, None, &mut bad)
+        .unwrap_err();
+    assert!(err.to_string().contains("epoch 0"), "{err}");
+}
+
+#[test]
+fn validation_loss_is_the_mean_tuple_loss_before_an_update() {
+    // one optimiser step per epoch (batch = the epoch's 4 tuples): the first epoch's mean loss
+    // is the loss of the initial network on the tuples `loss` mines with the same draws
+    let device = Device::default();
+    let db = synthetic_db();
+    let init = tiny_net(&device);
+    let c = TupleTrainerConfig {
+        batch_size: 4,
+        ..cfg(1)
+    };
+    let trainer = TupleTrainer::new(c, &db, AugmentHooks::default(), &device).unwrap();
+    let trained = trainer.train(init.clone(), None).unwrap();
+    let want = f64::from(trained.log.epochs[0].mean_loss);
+    let got = trainer.loss(&init, 0).unwrap();
+    assert!(
+        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+        "{got} vs {want}"
+    );
+    // another epoch's draws give another value; the same epoch the same one
+    assert_eq!(trainer.loss(&init, 0).unwrap(), got);
+    assert_ne!(trainer.loss(&init, 1).unwrap(), got);
+}
+
+#[test]
+fn cosplace_selection_returns_the_best_epoch() {
+    let device = Device::default();
+    let (db, groups, net) = tiny_cosplace(&device);
+    let trainer = |epochs| {
+        CosPlaceTrainer::new(
+            tiny_cosplace_cfg(epochs),
+            &db.images,
+            groups.clone(),
+            None,
+            AugmentHooks::default(),
+            &device,
+        )
+        .unwrap()
+    };
+    let one = trainer(1).train(net.clone(), None).unwrap();
+    let mut calls = 0;
+    let mut sel = Selection::new(1, Goal::Minimize, |_: &CosPlaceNet| {
+        calls += 1;
+        Ok(if calls == 1 { 0.1 } else { 0.7 })
+    })
+    .unwrap();
+    let picked = trainer(3).train_selecting(net, None, &mut sel).unwrap();
+    assert_eq!(picked.log.best.map(|b| b.epoch), Some(0));
+    assert!(
+        module_to_bytes(&picked.net.valid()).unwrap() == module_to_bytes(&one.net.valid()).unwrap(),
+        "the selected network is not epoch 0's"
+    );
 }

@@ -83,7 +83,7 @@ pub use metrics::{
 };
 pub use pdc::{
     CacheKey, CacheStatus, DescriptorCache, FnEncoder, ImageEncoder, PdcOptions, PdcOutput,
-    partial_divide_and_conquer, weights_model_id,
+    partial_divide_and_conquer, partial_divide_and_conquer_routed, weights_model_id,
 };
 pub use report::{Comparison, MethodResult, Report};
 pub use stats::{

@@ -343,6 +343,18 @@ pub fn partial_divide_and_conquer(
     cache: &DescriptorCache,
     options: &PdcOptions,
 ) -> Result<PdcOutput> {
+    same_dim(db_encoder, query_encoder)?;
+    let (database, status) = cached_database(db_images, db_encoder, cache, options)?;
+    let queries = encode_all(query_encoder, query_images, 1, options.progress)?;
+    Ok(PdcOutput {
+        database,
+        queries,
+        db_cache: status,
+    })
+}
+
+/// Both encoders give descriptors of one dimension.
+fn same_dim(db_encoder: &dyn ImageEncoder, query_encoder: &dyn ImageEncoder) -> Result<()> {
     if db_encoder.dim() != query_encoder.dim() {
         return Err(EvalError::SizeMismatch {
             what: format!(
@@ -355,20 +367,113 @@ pub fn partial_divide_and_conquer(
             path: None,
         });
     }
+    Ok(())
+}
+
+/// The database descriptors of `db_encoder`, from the cache (`database_<model id>_<dim>`) or
+/// computed and stored.
+fn cached_database(
+    db_images: &[PathBuf],
+    db_encoder: &mut dyn ImageEncoder,
+    cache: &DescriptorCache,
+    options: &PdcOptions,
+) -> Result<(Descriptors, CacheStatus)> {
     let key = CacheKey::new(db_encoder, db_images, &options.extra);
     let name = format!("database_{}_{}", db_encoder.model_id(), db_encoder.dim());
-    let (database, status) = cache.get_or_compute(&name, &key, || {
+    cache.get_or_compute(&name, &key, || {
         encode_all(
             db_encoder,
             db_images,
             options.db_batch_size,
             options.progress,
         )
-    })?;
-    let queries = encode_all(query_encoder, query_images, 1, options.progress)?;
+    })
+}
+
+/// Partial divide-and-conquer with the queries routed by their condition: the database and the
+/// queries not flagged in `night` are described by `db_encoder` (the daytime model), the
+/// flagged ones by `query_encoder` (the night model). NocPlace's own evaluation (docs/PAPERS.md
+/// B.6) sends every query to the night model; with day queries known as such (Tokyo 24/7's
+/// splits), this keeps the daytime model's day results while night queries get the night
+/// model. Query rows come back in `query_images` order; the database is cached as in
+/// [`partial_divide_and_conquer`].
+///
+/// ```
+/// use std::path::PathBuf;
+/// use vpr_eval::{DescriptorCache, FnEncoder, PdcOptions, partial_divide_and_conquer_routed};
+/// let dir = tempfile::tempdir()?;
+/// let mut day = FnEncoder::new("day", 1, |p: &[PathBuf]| Ok(vec![1.0; p.len()]));
+/// let mut night = FnEncoder::new("night", 1, |p: &[PathBuf]| Ok(vec![2.0; p.len()]));
+/// let q: Vec<PathBuf> = ["a", "b", "c"].iter().map(PathBuf::from).collect();
+/// let out = partial_divide_and_conquer_routed(
+///     &q[..1], &q, &[false, true, false], &mut day, &mut night,
+///     &DescriptorCache::new(dir.path()), &PdcOptions::default(),
+/// )?;
+/// assert_eq!(out.queries.as_slice(), &[1.0, 2.0, 1.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// As [`partial_divide_and_conquer`], and [`EvalError::SizeMismatch`] when `night` does not
+/// flag every query.
+pub fn partial_divide_and_conquer_routed(
+    db_images: &[PathBuf],
+    query_images: &[PathBuf],
+    night: &[bool],
+    db_encoder: &mut dyn ImageEncoder,
+    query_encoder: &mut dyn ImageEncoder,
+    cache: &DescriptorCache,
+    options: &PdcOptions,
+) -> Result<PdcOutput> {
+    if night.len() != query_images.len() {
+        return Err(EvalError::SizeMismatch {
+            what: "night flags of the queries".into(),
+            expected: query_images.len(),
+            got: night.len(),
+            path: None,
+        });
+    }
+    let split = |want: bool| -> Vec<PathBuf> {
+        query_images
+            .iter()
+            .zip(night)
+            .filter(|&(_, &n)| n == want)
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    let (night_images, day_images) = (split(true), split(false));
+    same_dim(db_encoder, query_encoder)?;
+    let (database, db_cache) = cached_database(db_images, db_encoder, cache, options)?;
+    let encode = |enc: &mut dyn ImageEncoder, images: &[PathBuf]| -> Result<Option<Descriptors>> {
+        if images.is_empty() {
+            return Ok(None);
+        }
+        encode_all(enc, images, 1, options.progress).map(Some)
+    };
+    let night_rows = encode(query_encoder, &night_images)?;
+    let day_rows = encode(db_encoder, &day_images)?;
+    let dim = database.dim();
+    let (mut di, mut ni) = (0, 0);
+    let mut rows = Vec::with_capacity(query_images.len());
+    for &n in night {
+        let (src, i) = if n {
+            (&night_rows, &mut ni)
+        } else {
+            (&day_rows, &mut di)
+        };
+        if let Some(d) = src {
+            rows.push(d.row(*i).to_vec());
+        }
+        *i += 1;
+    }
+    let queries = if rows.is_empty() {
+        Descriptors::new(Vec::new(), 0, dim)?
+    } else {
+        Descriptors::from_rows(&rows)?
+    };
     Ok(PdcOutput {
         database,
         queries,
-        db_cache: status,
+        db_cache,
     })
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use vpr_eval::{
     BoxError, CacheStatus, DescriptorCache, EvalError, FnEncoder, PdcOptions,
-    partial_divide_and_conquer,
+    partial_divide_and_conquer, partial_divide_and_conquer_routed,
 };
 
 /// A deterministic "model": descriptor = (len of path, model offset, 1).
@@ -164,4 +164,45 @@ fn a_corrupt_cache_entry_is_an_error_naming_its_file_not_a_silent_miss() {
         Err(EvalError::Json { path, .. }) => assert_eq!(path, key),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn routed_queries_go_to_the_model_of_their_condition_and_keep_their_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = DescriptorCache::new(tmp.path().join("cache"));
+    let db: Vec<PathBuf> = (0..5)
+        .map(|i| PathBuf::from(format!("db/{i}.jpg")))
+        .collect();
+    // Tokyo order: day, sunset, night, day, sunset, night
+    let q: Vec<PathBuf> = (0..6)
+        .map(|i| PathBuf::from(format!("q/{i}.jpg")))
+        .collect();
+    let night: Vec<bool> = (0..6).map(|i| i % 3 != 0).collect();
+    let (day_calls, night_calls) = (Cell::new(0), Cell::new(0));
+    let mut day = encoder("day", 0.0, &day_calls);
+    let mut noc = encoder("noc", 1.0, &night_calls);
+    let opts = PdcOptions::default();
+    let out = partial_divide_and_conquer_routed(&db, &q, &night, &mut day, &mut noc, &cache, &opts)
+        .unwrap();
+    assert_eq!(out.db_cache, CacheStatus::Miss);
+    // 5 database + 2 day queries by the daytime model, 4 queries by the night model
+    assert_eq!((day_calls.get(), night_calls.get()), (7, 4));
+    let offsets: Vec<f32> = (0..6).map(|i| out.queries.row(i)[1]).collect();
+    assert_eq!(offsets, vec![0.0, 1.0, 1.0, 0.0, 1.0, 1.0]);
+    // the plain variant's database (cached) and night rows agree with the routed one's
+    let plain = partial_divide_and_conquer(&db, &q, &mut day, &mut noc, &cache, &opts).unwrap();
+    assert_eq!(plain.db_cache, CacheStatus::Hit);
+    assert_eq!(plain.database, out.database);
+    assert_eq!(plain.queries.row(2), out.queries.row(2));
+    // all day: no night-model call; flags of the wrong length: an error
+    let before = night_calls.get();
+    let all_day =
+        partial_divide_and_conquer_routed(&db, &q, &[false; 6], &mut day, &mut noc, &cache, &opts)
+            .unwrap();
+    assert_eq!(night_calls.get(), before);
+    assert_eq!(all_day.queries.rows(), 6);
+    let err =
+        partial_divide_and_conquer_routed(&db, &q, &[true; 5], &mut day, &mut noc, &cache, &opts)
+            .unwrap_err();
+    assert!(matches!(err, EvalError::SizeMismatch { .. }), "{err}");
 }
