@@ -293,16 +293,15 @@ pub fn evaluate_tokyo<N: DescriptorNet + ?Sized>(
     device: &Device,
     export: Option<&Path>,
 ) -> Result<Evaluation> {
-    let ds = VprDataset::open(world.join("tokyo/images/test"), "queries")?;
-    let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
-    let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
-        f.images.iter().map(|i| i.path.clone()).collect()
-    };
-    let db = describe(net, &paths(&ds.database), cfg, device)?;
-    let q = describe(net, &paths(&ds.queries), cfg, device)?;
     let k = ns.iter().copied().max().unwrap_or(1);
-    let nn = exact_knn(&db, &q, k, &KnnConfig::new(Metric::InnerProduct), device)?;
-    let hits = FirstHits::from_neighbours(&nn, &positives)?;
+    let (ds, db, q, hits) = first_hits(
+        net,
+        &world.join("tokyo/images/test"),
+        "queries",
+        k,
+        cfg,
+        device,
+    )?;
     if let Some(dir) = export {
         let dir = dir.join(slug(label));
         std::fs::create_dir_all(&dir).map_err(|e| crate::core::CoreError::io(&dir, e))?;
@@ -336,6 +335,21 @@ pub fn recall_at_1<N: DescriptorNet + ?Sized>(
     cfg: &ExtractConfig,
     device: &Device,
 ) -> Result<f64> {
+    let (.., hits) = first_hits(net, folder, queries, 1, cfg, device)?;
+    Ok(hits.recall(&[1], None)?.values[0])
+}
+
+/// The VPR folder `folder` with its `queries` folder, `net`'s database and query descriptors,
+/// and the first-hit ranks of the queries among their `k` inner-product nearest neighbours
+/// (positives within 25 m).
+fn first_hits<N: DescriptorNet + ?Sized>(
+    net: &N,
+    folder: &Path,
+    queries: &str,
+    k: usize,
+    cfg: &ExtractConfig,
+    device: &Device,
+) -> Result<(VprDataset, Descriptors, Descriptors, FirstHits)> {
     let ds = VprDataset::open(folder, queries)?;
     let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
     let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
@@ -343,9 +357,9 @@ pub fn recall_at_1<N: DescriptorNet + ?Sized>(
     };
     let db = describe(net, &paths(&ds.database), cfg, device)?;
     let q = describe(net, &paths(&ds.queries), cfg, device)?;
-    let nn = exact_knn(&db, &q, 1, &KnnConfig::new(Metric::InnerProduct), device)?;
-    let recall = FirstHits::from_neighbours(&nn, &positives)?.recall(&[1], None)?;
-    Ok(recall.values[0])
+    let nn = exact_knn(&db, &q, k, &KnnConfig::new(Metric::InnerProduct), device)?;
+    let hits = FirstHits::from_neighbours(&nn, &positives)?;
+    Ok((ds, db, q, hits))
 }
 
 /// Collects the [`Evaluation`]s of a pipeline's networks on one world and turns them into a

@@ -116,6 +116,13 @@ fn impossible_settings_fail_before_any_work() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("d_batch"), "{e}");
+    let cfg = NocPlaceConfig::new()
+        .with_validations(0)
+        .with_out(dir.path().join("o"));
+    let e = nightvision::pipelines::nocplace::run(&cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("validations"), "{e}");
     // nothing was rendered or written
     assert!(!dir.path().join("o").exists());
 }

@@ -279,6 +279,13 @@ fn cosplace_stage(cfg: &NocPlaceConfig, what: &str, iterations: usize) -> serde_
 /// format, training, checkpoint and I/O errors.
 pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineReport> {
     let t0 = Instant::now();
+    // impossible settings fail before any work
+    if cfg.validations == 0 {
+        return Err(invalid(
+            "validations",
+            "at least 1 (the last weights, scored once)".into(),
+        ));
+    }
     let out = cfg.out.as_path();
     let data = prepare(cfg.data.as_deref(), out)?;
 
@@ -367,12 +374,6 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         groups.len(),
         cfg.batch
     );
-    if cfg.validations == 0 {
-        return Err(invalid(
-            "validations",
-            "at least 1 (the last weights, scored once)".into(),
-        ));
-    }
     // every group once per validation round
     let epochs = groups.len() * cfg.validations;
     let cosplace_cfg = |iterations: usize| CosPlaceTrainerConfig {

@@ -282,7 +282,7 @@ fn select_epoch<N: Module + Clone>(
     if !sel.due(epoch, epochs) {
         return Ok(());
     }
-    let score = sel.score(&net.clone().valid(), epoch)?;
+    let score = sel.score(&net.valid(), epoch)?;
     if let Some(e) = log.epochs.last_mut() {
         e.val_score = Some(score);
     }
@@ -584,8 +584,8 @@ impl<'a> TupleTrainer<'a> {
     /// As [`epoch_tuples`](Self::epoch_tuples); [`MetricError::Empty`] for no tuples.
     pub fn loss(&self, net: &CirNet, epoch: usize) -> crate::Result<f64> {
         let cfg = &self.cfg;
-        let net = nightvision_core::on_device(net.clone(), &self.device.clone().inner()).valid();
         let plain = self.device.clone().inner();
+        let net = nightvision_core::on_device(net.clone(), &plain).valid();
         let mut rng = derived(cfg.seed, epoch as u64);
         let (tuples, _) = self.epoch_tuples(&net, &mut rng)?;
         if tuples.is_empty() {
@@ -593,52 +593,64 @@ impl<'a> TupleTrainer<'a> {
                 what: "validation tuples",
             });
         }
-        let copy = self.hooks.query_copy && self.hooks.augmentation.is_some();
-        let copy_hooks = self.hooks.for_query_copy();
         let mut total = 0f64;
         for t in &tuples {
-            let mut trng = derived(rng.random(), 0);
-            let mut xs = t
-                .images()
-                .into_iter()
-                .map(|(i, role)| {
-                    prepare(
-                        &self.db.images,
-                        i,
-                        role,
-                        &self.hooks,
-                        cfg.image_size,
-                        None,
-                        cfg.normalization,
-                        &mut trng,
-                        &plain,
-                    )
-                })
-                .collect::<crate::Result<Vec<_>>>()?;
-            let mut labels = TupleLayout::standard_labels(1, t.negatives.len());
-            if copy {
-                let q = prepare(
+            let loss = self.tuple_loss(&net, t, rng.random(), &plain)?;
+            total += f64::from(loss.into_scalar::<f32>());
+        }
+        Ok(total / tuples.len() as f64)
+    }
+
+    /// The loss of one tuple with `net` on `device`: its images prepared with the hooks (the
+    /// query's darkened copy as an extra positive when the hooks ask for it) from the stream
+    /// `derived(seed, 0)`, described, and scored with the configured loss.
+    fn tuple_loss(
+        &self,
+        net: &CirNet,
+        t: &Tuple,
+        seed: u64,
+        device: &Device,
+    ) -> crate::Result<Tensor<1>> {
+        let cfg = &self.cfg;
+        let mut trng = derived(seed, 0);
+        let mut xs = t
+            .images()
+            .into_iter()
+            .map(|(i, role)| {
+                prepare(
                     &self.db.images,
-                    t.query,
-                    ImageRole::Anchor,
-                    &copy_hooks,
+                    i,
+                    role,
+                    &self.hooks,
                     cfg.image_size,
                     None,
                     cfg.normalization,
                     &mut trng,
-                    &plain,
-                )?;
-                xs.insert(1, q);
-                labels.insert(1, 1);
-            }
-            let desc = forward_grouped(|x| net.forward(x), xs);
-            let loss = match &cfg.loss {
-                TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
-                TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
-            };
-            total += f64::from(loss.into_scalar::<f32>());
+                    device,
+                )
+            })
+            .collect::<crate::Result<Vec<_>>>()?;
+        let mut labels = TupleLayout::standard_labels(1, t.negatives.len());
+        if self.hooks.query_copy && self.hooks.augmentation.is_some() {
+            let q = prepare(
+                &self.db.images,
+                t.query,
+                ImageRole::Anchor,
+                &self.hooks.for_query_copy(),
+                cfg.image_size,
+                None,
+                cfg.normalization,
+                &mut trng,
+                device,
+            )?;
+            xs.insert(1, q);
+            labels.insert(1, 1);
         }
-        Ok(total / tuples.len() as f64)
+        let desc = forward_grouped(|x| net.forward(x), xs);
+        Ok(match &cfg.loss {
+            TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
+            TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
+        })
     }
 
     fn run(
@@ -677,15 +689,6 @@ impl<'a> TupleTrainer<'a> {
             // `log.json` left the previous log behind.
             save_json(dir.root().join("log.json"), &log)?;
         }
-        let copy = self.hooks.query_copy && self.hooks.augmentation.is_some();
-        let copy_hooks = self.hooks.for_query_copy();
-        let labels_for = |negs: usize| {
-            let mut l = TupleLayout::standard_labels(1, negs);
-            if copy {
-                l.insert(1, 1);
-            }
-            l
-        };
         for epoch in start..cfg.epochs {
             let t0 = Instant::now();
             let mut rng = derived(cfg.seed, epoch as u64);
@@ -704,44 +707,7 @@ impl<'a> TupleTrainer<'a> {
                     let mut losses = Vec::with_capacity(shard.items.len());
                     for j in shard.items.clone() {
                         let t = &chunk[j];
-                        let mut trng = derived(seeds[j], 0);
-                        let mut xs = t
-                            .images()
-                            .into_iter()
-                            .map(|(i, role)| {
-                                prepare(
-                                    &self.db.images,
-                                    i,
-                                    role,
-                                    &self.hooks,
-                                    cfg.image_size,
-                                    None,
-                                    cfg.normalization,
-                                    &mut trng,
-                                    shard.device,
-                                )
-                            })
-                            .collect::<crate::Result<Vec<_>>>()?;
-                        if copy {
-                            let q = prepare(
-                                &self.db.images,
-                                t.query,
-                                ImageRole::Anchor,
-                                &copy_hooks,
-                                cfg.image_size,
-                                None,
-                                cfg.normalization,
-                                &mut trng,
-                                shard.device,
-                            )?;
-                            xs.insert(1, q);
-                        }
-                        let desc = forward_grouped(|x| shard.model.forward(x), xs);
-                        let labels = labels_for(t.negatives.len());
-                        let loss = match &cfg.loss {
-                            TupleLoss::Contrastive(c) => c.init().forward(desc, &labels)?,
-                            TupleLoss::Triplet(c) => c.init().forward(desc, &labels)?,
-                        };
+                        let loss = self.tuple_loss(shard.model, t, seeds[j], shard.device)?;
                         let value: f32 = loss.clone().into_scalar();
                         check_finite(value, "loss", epoch, step, &last_ckpt)?;
                         losses.push(value);
