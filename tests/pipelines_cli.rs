@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser};
 use nightvision::pipelines::dark_side::{self, DarkSideConfig};
 use nightvision::pipelines::nocplace::NocPlaceConfig;
 use nightvision::pipelines::similarity_minmax::{self, SimilarityMinMaxConfig};
+use nightvision::pipelines::smm_classification::{self, SmmClassificationConfig};
 
 #[derive(Parser)]
 struct Cli<C: clap::Args> {
@@ -43,6 +44,7 @@ fn flags_default_to_the_configurations_defaults_and_are_all_documented() {
     check(DarkSideConfig::new());
     check(NocPlaceConfig::new());
     check(SimilarityMinMaxConfig::new());
+    check(SmmClassificationConfig::new());
 }
 
 #[test]
@@ -123,6 +125,20 @@ fn impossible_settings_fail_before_any_work() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("validations"), "{e}");
+    let cfg = SmmClassificationConfig::new()
+        .with_batch(0)
+        .with_out(dir.path().join("o"));
+    let e = smm_classification::run(&cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("batch"), "{e}");
+    let cfg = SmmClassificationConfig::new()
+        .with_hue(0.6)
+        .with_out(dir.path().join("o"));
+    let e = smm_classification::run(&cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("hue"), "{e}");
     // nothing was rendered or written
     assert!(!dir.path().join("o").exists());
 }

@@ -31,6 +31,7 @@
 pub mod dark_side;
 pub mod nocplace;
 pub mod similarity_minmax;
+pub mod smm_classification;
 
 use std::path::{Path, PathBuf};
 

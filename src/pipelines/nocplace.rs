@@ -47,6 +47,7 @@ use super::{PipelineReport, files, invalid, parse_cut_mode, prepare};
 use crate::anchors::{CosPlaceConfig, build_classes_from_names};
 use crate::core::checkpoint::module_to_bytes;
 use crate::core::image::save_rgb;
+use crate::core::jitter::{ColorJitter, ColorJitterConfig};
 use crate::eval::{
     DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, TokyoSplit,
     VprDataset, exact_knn, partial_divide_and_conquer, partial_divide_and_conquer_routed,
@@ -57,7 +58,7 @@ use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use crate::gan::generator::GENERATOR_FIELD;
 use crate::gan::train_cut::{CutConfig, CutMode, CutTrainer};
 use crate::gan::{LinearDecay, NLayerDiscriminatorConfig, ResnetGenerator, ResnetGeneratorConfig};
-use crate::metric::data::{AugmentHooks, ClassSampler, ImageSource};
+use crate::metric::data::{AnchorSelection, AugmentHooks, ClassSampler, ImageSource};
 use crate::metric::multiscale::ExtractConfig;
 use crate::metric::nets::NETWORK_FIELD;
 use crate::metric::train::{
@@ -125,6 +126,12 @@ pub struct NocPlaceConfig {
     #[arg(long, default_value_t = 3)]
     #[config(default = 3)]
     pub validations: usize,
+    /// Train the daytime model without CosPlace's colour jitter (its defaults: brightness,
+    /// contrast and saturation 0.7, hue 0.5, a new draw per image; docs/PAPERS.md B.5). The
+    /// NocPlace fine-tune never jitters: its recipe sets every strength to 0.
+    #[arg(long = "no-day-jitter", action = clap::ArgAction::SetFalse)]
+    #[config(default = true)]
+    pub day_jitter: bool,
     /// CosPlace batch size (classes per batch).
     #[arg(long, default_value_t = 8)]
     #[config(default = 8)]
@@ -253,7 +260,12 @@ pub fn train_translator(
 }
 
 /// The `config.json` of a CosPlace stage: the network's configuration and the stage's settings.
-fn cosplace_stage(cfg: &NocPlaceConfig, what: &str, iterations: usize) -> serde_json::Value {
+fn cosplace_stage(
+    cfg: &NocPlaceConfig,
+    what: &str,
+    iterations: usize,
+    jitter: Option<&ColorJitterConfig>,
+) -> serde_json::Value {
     serde_json::json!({
         NETWORK_FIELD: cosplace_net_config(),
         "stage": {
@@ -262,6 +274,9 @@ fn cosplace_stage(cfg: &NocPlaceConfig, what: &str, iterations: usize) -> serde_
             "batch": cfg.batch,
             "image_size": cfg.image_size,
             "augmentation": "RandomResizedCrop (scale 0.5-1, ratio 3/4-4/3)",
+            "color_jitter": jitter,
+            // the NocPlace model starts from the daytime model: its jitter names that model too
+            "day_model_color_jitter": cfg.day_jitter,
             "model_selection": format!("best of {} validations", cfg.validations),
             "translator": cfg.translator,
             "seed": cfg.seed,
@@ -422,14 +437,24 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         }
     };
 
-    // 3. the daytime model
+    // 3. the daytime model, with CosPlace's colour jitter before the crop (as CosPlace's
+    // `Compose(DeviceAgnosticColorJitter, DeviceAgnosticRandomResizedCrop)`)
     let t = Instant::now();
+    let day_jitter = cfg.day_jitter.then(ColorJitterConfig::cosplace);
+    let day_hooks = match &day_jitter {
+        Some(j) => AugmentHooks {
+            augmentation: Some(std::sync::Arc::new(ColorJitter::new(j.clone())?)),
+            anchors: Some(AnchorSelection::All),
+            ..AugmentHooks::default()
+        },
+        None => AugmentHooks::default(),
+    };
     let day_model = CosPlaceTrainer::new(
         cosplace_cfg(cfg.day_iterations),
         &day_source,
         groups.clone(),
         None,
-        AugmentHooks::default(),
+        day_hooks,
         device,
     )?
     .with_data_parallel(pipeline::data_parallel(device, cfg.devices)?)
@@ -441,6 +466,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
                 cfg,
                 "CosFace (s 30, m 0.4) on day images, best R@1 on cosplace/val/queries",
                 cfg.day_iterations,
+                day_jitter.as_ref(),
             ),
             cfg.restart,
         )?),
@@ -481,6 +507,7 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
                 cfg,
                 "CosFace + inherited knowledge transfer (T 4, λ 1; teacher at the student's square geometry) on translated night images, from day-model, best R@1 on cosplace/val/queries_night",
                 cfg.night_iterations,
+                None,
             ),
             cfg.restart,
         )?),

@@ -53,6 +53,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod byol;
+pub mod classify;
 mod dark_view;
 mod error;
 pub mod loss;

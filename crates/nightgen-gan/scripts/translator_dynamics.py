@@ -23,7 +23,12 @@ Variants (combine freely): ndf64 (discriminator width 64), ngf32, up (nearest up
 convolution instead of transposed convolutions), crop128 (128² crops of 192-px images), lr2e-4,
 noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, cyclegan (CycleGAN: a night→day generator, a day discriminator, cycle loss λ 10 and identity
 loss 0.5 λ; with noedge, no HED term), ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
-native 240-px shorter side: the scale the held-out frames are translated at).
+native 240-px shorter side: the scale the held-out frames are translated at), bn (batch norm, gandtr's
+`norm: batch`, evaluated with its running statistics, instead of instance norm).
+
+`--tiles T` also scores each evaluation with the held-out frames translated in T×T tiles
+(non-overlapping, stitched), so that instance-norm statistics come from regions the size of the
+training crops instead of the whole frame; `--keep` saves G's weights at every evaluation.
 """
 import argparse
 import math
@@ -234,7 +239,7 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
     batch = 4 if "batch4" in v else 2
     edge_w = 0.0 if "noedge" in v else 1.0 if "edge1" in v else 5.0
     up = "up" if "up" in v else "convT"
-    norm = lambda c: nn.InstanceNorm2d(c)
+    norm = (lambda c: nn.BatchNorm2d(c)) if "bn" in v else (lambda c: nn.InstanceNorm2d(c))
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     G = init_normal(generator(ngf, blocks, norm, up, "resid" in v))
@@ -295,22 +300,45 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
             with torch.no_grad():
                 for pe, p in zip(G_ema.parameters(), G.parameters()):
                     pe.mul_(0.995).add_(p, alpha=0.005)
+                for be, b in zip(G_ema.buffers(), G.buffers()):  # batch norm's running statistics
+                    be.copy_(b)
         if (it + 1) % args.eval_every == 0 or it + 1 == args.iters:
             Gt = G_ema if G_ema is not None else G
             Gt.eval()
             with torch.no_grad():
                 gen = torch.cat([(Gt(test_day[i:i + 8] * 2 - 1) + 1) / 2 for i in range(0, len(test_day), 8)])
+                tiled = tiled_translate(Gt, test_day, args.tiles) if args.tiles else None
             Gt.train()
             fd = frechet(features(mnet, gen), mu_n, cov_n)
             luma = float((gen * REC709).sum(1).mean())
             rows.append((it + 1, fd, luma, float(lD), float(lA), float(lE), time.time() - t0))
+            extra = ""
+            if tiled is not None:
+                extra = f"  tiles {args.tiles}: FD {frechet(features(mnet, tiled), mu_n, cov_n):7.2f} luma {float((tiled * REC709).sum(1).mean()):.3f}"
             print(f"{variant:24s} it {it + 1:5d}  FD {fd:7.2f}  luma {luma:.3f} (night {night_luma:.3f})  "
-                  f"D {float(lD):.3f} G {float(lA):.3f} E {float(lE):.3f}  {time.time() - t0:6.0f} s", flush=True)
+                  f"D {float(lD):.3f} G {float(lA):.3f} E {float(lE):.3f}  {time.time() - t0:6.0f} s{extra}", flush=True)
+            if args.keep and args.save:
+                torch.save(Gt.state_dict(), os.path.join(args.save, f"{variant}-{it + 1}.pt"))
             if args.save:
-                grid = torch.cat([test_day[:4], gen[:4]], 2)
+                grid = torch.cat([test_day[:4], gen[:4]] + ([tiled[:4]] if tiled is not None else []), 2)
                 grid = torch.cat(list(grid), 2).permute(1, 2, 0).numpy()[:, :, ::-1]
                 cv2.imwrite(os.path.join(args.save, f"{variant}-{it + 1}.png"), (grid.clip(0, 1) * 255).round().astype(np.uint8))
     return rows
+
+
+def tiled_translate(G, imgs, t):
+    """Translate each frame in non-overlapping t×t tiles (the last row / column of tiles is taken
+    flush with the border, so tiles overlap there), stitched back in `[0, 1]`."""
+    n, _, h, w = imgs.shape
+    out = torch.zeros_like(imgs)
+    tops = sorted(set(list(range(0, h - t + 1, t)) + [h - t]))
+    lefts = sorted(set(list(range(0, w - t + 1, t)) + [w - t]))
+    for i in range(0, n, 8):
+        x = imgs[i:i + 8] * 2 - 1
+        for a in tops:
+            for b in lefts:
+                out[i:i + 8, :, a:a + t, b:b + t] = (G(x[:, :, a:a + t, b:b + t]) + 1) / 2
+    return out
 
 
 def main():
@@ -322,6 +350,8 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--save", help="folder for day | generated strips of 4 held-out queries")
+    p.add_argument("--tiles", type=int, default=0, help="also score translation in T×T tiles")
+    p.add_argument("--keep", action="store_true", help="save G's weights at every evaluation (with --save)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args.save:

@@ -107,7 +107,14 @@ pub fn load_json<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<T> {
 }
 
 /// A module's parameters as bytes (burnpack record, parameter ids kept).
+///
+/// BatchNorm running statistics are synchronised first: a record reads them without
+/// synchronising, so the update of the last training forward (held per thread until the next
+/// read) would be missing from the bytes and a resumed run would drift from an uninterrupted one.
 pub fn module_to_bytes<M: Module>(module: &M) -> Result<Vec<u8>> {
+    // `valid` synchronises every running state in place (clones share them); its snapshot is
+    // dropped.
+    let _ = module.valid();
     module
         .clone()
         .into_record()
@@ -590,5 +597,39 @@ mod tests {
         save_module(&a, dir.path().join("a.bpk")).unwrap();
         let b = load_module(b, dir.path().join("a.bpk")).unwrap();
         assert_eq!(a.weight.val().to_data(), b.weight.val().to_data());
+    }
+
+    #[test]
+    fn a_record_holds_the_last_batchnorm_update() {
+        use burn::nn::BatchNormConfig;
+        use burn::tensor::{Device, Tensor, TensorData};
+        let device = Device::default().autodiff();
+        let bn = BatchNormConfig::new(2).init(&device);
+        let x = |v: f32| {
+            Tensor::<4>::from_data(
+                TensorData::new(vec![v, 1.0, -v, 3.0, 0.5, v, 2.0, -1.0], [2, 2, 1, 2]),
+                &device,
+            )
+        };
+        // two training forwards: the second update is held per thread until the next read
+        let _ = bn.forward(x(4.0));
+        let _ = bn.forward(x(-2.0));
+        let bytes = module_to_bytes(&bn).unwrap();
+        let fresh = BatchNormConfig::new(2).init(&device);
+        let loaded = module_from_bytes(fresh, bytes, Path::new("<test>")).unwrap();
+        // running mean of channel 0 with momentum 0.1 after batches whose channel-0 values are
+        // (4, 1, 0.5, 4) and (−2, 1, 0.5, −2): means 2.375 and −0.625
+        let want = 0.9 * (0.1 * 2.375) + 0.1 * -0.625;
+        let got: Vec<f32> = loaded
+            .running_mean
+            .value()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        assert!((f64::from(got[0]) - want).abs() < 1e-6, "{got:?} vs {want}");
+        assert_eq!(
+            bn.running_mean.value_sync().into_data(),
+            loaded.running_mean.value().into_data()
+        );
     }
 }

@@ -38,6 +38,7 @@ pub mod clahe;
 mod data;
 mod error;
 pub mod image;
+pub mod jitter;
 mod module;
 mod norm;
 pub mod parallel;
