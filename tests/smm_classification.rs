@@ -8,26 +8,19 @@ mod common;
 use burn::tensor::Device;
 use nightvision::pipelines::smm_classification::{self, PlaceTask, SmmClassificationConfig};
 
+/// A tiny world whose CosPlace set has classes of 10 images and whose night renders fall into
+/// some of them.
 fn world(dir: &std::path::Path) -> std::path::PathBuf {
-    let world_dir = dir.join("world");
-    let cfg = nightvision::places::WorldConfig {
-        places: 4,
-        train_places: 6,
-        cosplace_views: 10,
-        gan_images: 40,
-        ..nightvision::places::WorldConfig::tiny()
-    };
-    let world = nightvision::places::World::new(&cfg).unwrap();
-    nightvision::places::export(
-        &world,
-        &nightvision::places::ExportOptions {
-            out_dir: world_dir.clone(),
-            overwrite: true,
-            progress: false,
+    common::world_with(
+        dir,
+        &nightvision::places::WorldConfig {
+            places: 4,
+            train_places: 6,
+            cosplace_views: 10,
+            gan_images: 40,
+            ..nightvision::places::WorldConfig::tiny()
         },
     )
-    .unwrap();
-    world_dir
 }
 
 #[test]

@@ -620,7 +620,23 @@ pub fn run(
             cfg.epochs,
             &smm_cfg,
             Some("classifier-day"),
-        ),
+        )
+        .as_object()
+        .cloned()
+        .map(|mut o| {
+            // the dark views come from D: another D is another SMM stage
+            o.insert(
+                "darkening".into(),
+                serde_json::json!({
+                    "iterations": cfg.d_iterations,
+                    "batch": cfg.d_batch,
+                    "lr": cfg.d_lr,
+                    "crop": cfg.crop,
+                }),
+            );
+            serde_json::Value::Object(o)
+        })
+        .unwrap_or_default(),
         cfg.restart,
     )?;
     let trainer = ByolTrainer::with_model(smm_cfg, day_model.clone(), mobilenet(device)?, device)?;

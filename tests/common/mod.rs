@@ -10,14 +10,23 @@ pub fn tiny_world(dir: &std::path::Path) -> PathBuf {
 
 /// A tiny exported world with 8 test places and `train_places` training places (tuple mining
 /// needs ≥ 7: a positive and 5 negatives of other places).
+#[allow(dead_code)] // not every test binary uses every helper
 pub fn tiny_world_with(dir: &std::path::Path, train_places: usize) -> PathBuf {
+    world_with(
+        dir,
+        &nightvision::places::WorldConfig {
+            places: 8,
+            train_places,
+            ..nightvision::places::WorldConfig::tiny()
+        },
+    )
+}
+
+/// The world of `cfg`, exported into `dir/world`.
+#[allow(dead_code)] // not every test binary uses every helper
+pub fn world_with(dir: &std::path::Path, cfg: &nightvision::places::WorldConfig) -> PathBuf {
     let world_dir = dir.join("world");
-    let cfg = nightvision::places::WorldConfig {
-        places: 8,
-        train_places,
-        ..nightvision::places::WorldConfig::tiny()
-    };
-    let world = nightvision::places::World::new(&cfg).unwrap();
+    let world = nightvision::places::World::new(cfg).unwrap();
     nightvision::places::export(
         &world,
         &nightvision::places::ExportOptions {

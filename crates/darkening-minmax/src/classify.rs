@@ -58,8 +58,9 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
-use nightvision_core::CoreError;
-use nightvision_core::checkpoint::{CheckpointDir, module_from_bytes, module_to_bytes};
+use nightvision_core::checkpoint::{
+    CheckpointDir, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::DarkeningError;
@@ -471,7 +472,7 @@ impl<E: Encoder> ByolTrainer<E> {
     /// # Errors
     /// I/O and record-encoding errors ([`DarkeningError::Core`]).
     pub fn save_checkpoint(&mut self, dir: &CheckpointDir) -> crate::Result<PathBuf> {
-        let optim = nightvision_core::checkpoint::optimizer_to_bytes(&self.optim)?;
+        let optim = optimizer_to_bytes(&self.optim)?;
         let parts = [
             (MODEL_PART, module_to_bytes(&self.model)?),
             (MOMENTUM_PART, module_to_bytes(&self.encoder_k)?),
@@ -496,19 +497,9 @@ impl<E: Encoder> ByolTrainer<E> {
         let Some((_, state, path)) = dir.latest::<ByolState>()? else {
             return Ok(false);
         };
-        let part = |name: &str| -> crate::Result<(Vec<u8>, PathBuf)> {
-            let p = path.join(name);
-            let bytes = std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?;
-            Ok((bytes, p))
-        };
-        let (bytes, p) = part(MODEL_PART)?;
-        self.model = module_from_bytes(self.model.clone(), bytes, &p)?;
-        let (bytes, p) = part(MOMENTUM_PART)?;
-        self.encoder_k = module_from_bytes(self.encoder_k.clone(), bytes, &p)?;
-        self.optim = nightvision_core::checkpoint::load_optimizer(
-            self.optim.clone(),
-            path.join(OPTIM_PART),
-        )?;
+        self.model = load_module(self.model.clone(), path.join(MODEL_PART))?;
+        self.encoder_k = load_module(self.encoder_k.clone(), path.join(MOMENTUM_PART))?;
+        self.optim = load_optimizer(self.optim.clone(), path.join(OPTIM_PART))?;
         self.step = state.step;
         self.log = state.log;
         self.last_checkpoint = Some(path);

@@ -18,16 +18,18 @@
 //! Adam state and the step counter through [`CheckpointDir`] (atomic): a resumed run continues
 //! bit for bit (same exposures, same parameters, same optimiser moments).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
-use nightvision_core::checkpoint::{CheckpointDir, Trained, module_from_bytes, module_to_bytes};
+use nightvision_core::Normalization;
+use nightvision_core::checkpoint::{
+    CheckpointDir, Trained, load_module, load_optimizer, module_to_bytes, optimizer_to_bytes,
+};
 use nightvision_core::rng::{Rng, derived};
-use nightvision_core::{CoreError, Normalization};
 use serde::{Deserialize, Serialize};
 
 use nightvision_core::parallel::DataParallel;
@@ -436,14 +438,7 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
     /// # Errors
     /// I/O and record-encoding errors ([`DarkeningError::Core`]).
     pub fn save_checkpoint(&mut self, dir: &CheckpointDir) -> crate::Result<PathBuf> {
-        let optim = self
-            .optim
-            .into_bytes()
-            .map_err(|e| CoreError::Record {
-                path: dir.root().join(OPTIM_PART),
-                message: format!("{e:?}"),
-            })?
-            .to_vec();
+        let optim = optimizer_to_bytes(&self.optim)?;
         let parts = [(NET_PART, module_to_bytes(&self.net)?), (OPTIM_PART, optim)];
         let state = TrainerState {
             step: self.step,
@@ -470,18 +465,8 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
                 reason: format!("seed {} ≠ configured {}", state.seed, self.config.seed),
             });
         }
-        let net_bytes = read_part(&path, NET_PART)?;
-        self.net = module_from_bytes(self.net.clone(), net_bytes, &path.join(NET_PART))?;
-        let optim_path = path.join(OPTIM_PART);
-        let optim_bytes = read_part(&path, OPTIM_PART)?;
-        self.optim = self
-            .optim
-            .clone()
-            .from_bytes(burn::tensor::Bytes::from_bytes_vec(optim_bytes))
-            .map_err(|e| CoreError::Record {
-                path: optim_path,
-                message: format!("{e:?}"),
-            })?;
+        self.net = load_module(self.net.clone(), path.join(NET_PART))?;
+        self.optim = load_optimizer(self.optim.clone(), path.join(OPTIM_PART))?;
         self.step = state.step;
         self.log = state.log;
         self.last_checkpoint = Some(path);
@@ -539,11 +524,6 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
             .to_owned();
         name.strip_prefix("step-")?.parse().ok()
     }
-}
-
-fn read_part(dir: &Path, name: &str) -> crate::Result<Vec<u8>> {
-    let p = dir.join(name);
-    Ok(std::fs::read(&p).map_err(|e| CoreError::io(&p, e))?)
 }
 
 /// The loss values of a batch from its shards' values and shares: `Σ share · value`.

@@ -22,7 +22,7 @@ HED (the student HED of HEDN-GAN learns at lr 1e-6 and is left out here).
 Variants (combine freely): ndf64 (discriminator width 64), ngf32, up (nearest upsampling + 3×3
 convolution instead of transposed convolutions), crop128 (128² crops of 192-px images), lr2e-4,
 noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, cyclegan (CycleGAN: a night→day generator, a day discriminator, cycle loss λ 10 and identity
-loss 0.5 λ; with noedge, no HED term), ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
+loss 0.5 λ; with noedge, no HED term; noid drops the identity loss, as gandtr's train_cyclegan.yml), ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
 native 240-px shorter side: the scale the held-out frames are translated at), bn (batch norm, gandtr's
 `norm: batch`, evaluated with its running statistics, instead of instance norm).
 
@@ -292,7 +292,8 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
         if cyc:  # CycleGAN's adversarial night→day term, cycle (λ 10) and identity (0.5 λ) losses
             lA = lA + ((DX(noisy(fake_x)) - 1) ** 2).mean()
             lE = lE + 10.0 * ((F(fake) - x).abs().mean() + (G(fake_x) - y).abs().mean())
-            lE = lE + 5.0 * ((G(y) - y).abs().mean() + (F(x) - x).abs().mean())
+            if "noid" not in v:  # gandtr's CycleGAN has no identity term (`noid`)
+                lE = lE + 5.0 * ((G(y) - y).abs().mean() + (F(x) - x).abs().mean())
         oG.zero_grad()
         (lA + lE).backward()
         oG.step()
