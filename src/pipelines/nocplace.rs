@@ -58,7 +58,7 @@ use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use crate::gan::generator::GENERATOR_FIELD;
 use crate::gan::train_cut::{CutConfig, CutMode, CutTrainer};
 use crate::gan::{LinearDecay, NLayerDiscriminatorConfig, ResnetGenerator, ResnetGeneratorConfig};
-use crate::metric::data::{AnchorSelection, AugmentHooks, ClassSampler, ImageSource};
+use crate::metric::data::{AugmentHooks, ClassSampler, ImageSource};
 use crate::metric::multiscale::ExtractConfig;
 use crate::metric::nets::NETWORK_FIELD;
 use crate::metric::train::{
@@ -441,12 +441,9 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     // `Compose(DeviceAgnosticColorJitter, DeviceAgnosticRandomResizedCrop)`)
     let t = Instant::now();
     let day_jitter = cfg.day_jitter.then(ColorJitterConfig::cosplace);
+    // (CosPlace draws every training image as an anchor)
     let day_hooks = match &day_jitter {
-        Some(j) => AugmentHooks {
-            augmentation: Some(std::sync::Arc::new(ColorJitter::new(j.clone())?)),
-            anchors: Some(AnchorSelection::All),
-            ..AugmentHooks::default()
-        },
+        Some(j) => AugmentHooks::anchors_and_positives(ColorJitter::new(j.clone())?),
         None => AugmentHooks::default(),
     };
     let day_model = CosPlaceTrainer::new(

@@ -54,7 +54,9 @@ use crate::anchors::cosplace::{
 use crate::backbones::{MobileNetV2, MobileNetV2Config};
 use crate::core::Normalization;
 use crate::core::checkpoint::{CheckpointDir, save_json};
-use crate::core::image::{center_crop, load_rgb, resize_bilinear, resize_shorter_side, to_tensor};
+use crate::core::image::{
+    Rgb32FImage, center_crop, load_rgb, resize_bilinear, resize_shorter_side, to_tensor,
+};
 use crate::core::jitter::{ColorJitter, ColorJitterConfig};
 use crate::core::rng::derived;
 use crate::darkening::classify::{ByolClassifier, ByolStepLog, ByolTrainer, ByolTrainerConfig};
@@ -317,15 +319,22 @@ struct TrainImages {
     labels: Vec<usize>,
 }
 
+/// `path` resized (bilinear) to a shorter side of `⌈8/7 · size⌉`.
+fn load_resized(path: &Path, size: usize) -> pipeline::Result<Rgb32FImage> {
+    Ok(resize_shorter_side(
+        &load_rgb(path)?,
+        (size * 8).div_ceil(7),
+    ))
+}
+
 fn load_train(
     items: &[(PathBuf, usize)],
     size: usize,
     device: &Device,
 ) -> pipeline::Result<TrainImages> {
-    let side = (size * 8).div_ceil(7);
     let mut images = Vec::with_capacity(items.len());
     for (p, _) in items {
-        let img = resize_shorter_side(&load_rgb(p)?, side);
+        let img = load_resized(p, size)?;
         images.push(to_tensor(std::slice::from_ref(&img), device)?);
     }
     Ok(TrainImages {
@@ -340,10 +349,9 @@ fn load_test(
     size: usize,
     device: &Device,
 ) -> pipeline::Result<Tensor<4>> {
-    let side = (size * 8).div_ceil(7);
     let mut xs = Vec::with_capacity(items.len());
     for (p, _) in items {
-        let img = center_crop(&resize_shorter_side(&load_rgb(p)?, side), size, size)?;
+        let img = center_crop(&load_resized(p, size)?, size, size)?;
         xs.push(to_tensor(std::slice::from_ref(&img), device)?);
     }
     Ok(Tensor::cat(xs, 0))
@@ -580,70 +588,64 @@ pub fn run(
         dark: with_dark.then_some(&view),
         jitter: &jitter,
     };
-    let day_cfg = stage_cfg(cfg.day_epochs, false);
-    let dir = pipeline::stage_dir(
-        &out.join("classifier-day"),
-        &stage_json(
-            "cross-entropy on day images",
-            cfg.day_epochs,
-            &day_cfg,
-            None,
-        ),
-        cfg.restart,
-    )?;
-    let trainer = ByolTrainer::new(
-        day_cfg,
-        mobilenet(device)?,
-        mobilenet(device)?,
-        task.classes,
-        device,
-    )?;
-    let (day_model, day_last) = stage(cfg.day_epochs, false).run(trainer, &dir, DAY)?;
-
-    let control_cfg = stage_cfg(cfg.epochs, false);
-    let dir = pipeline::stage_dir(
-        &out.join("classifier-day-continued"),
-        &stage_json(
-            "cross-entropy on day images",
-            cfg.epochs,
-            &control_cfg,
-            Some("classifier-day"),
-        ),
-        cfg.restart,
-    )?;
-    let trainer =
-        ByolTrainer::with_model(control_cfg, day_model.clone(), mobilenet(device)?, device)?;
-    let (control_model, control_last) = stage(cfg.epochs, false).run(trainer, &dir, CONTROL)?;
-
-    let smm_cfg = stage_cfg(cfg.epochs, true);
-    let dir = pipeline::stage_dir(
-        &out.join("classifier-smm"),
-        &stage_json(
-            "cross-entropy on day images and dark views + BYOL",
-            cfg.epochs,
-            &smm_cfg,
-            Some("classifier-day"),
-        )
-        .as_object()
-        .cloned()
-        .map(|mut o| {
+    // one stage: its folder and configuration, a trainer from ImageNet weights or from the
+    // day-trained classifier, then its epochs
+    let train_stage = |folder: &str,
+                       what: &str,
+                       epochs: usize,
+                       dark: bool,
+                       from: Option<&ByolClassifier<MobileNetV2>>,
+                       label: &str| {
+        let trainer_cfg = stage_cfg(epochs, dark);
+        let mut config = stage_json(what, epochs, &trainer_cfg, from.map(|_| "classifier-day"));
+        if dark {
             // the dark views come from D: another D is another SMM stage
-            o.insert(
-                "darkening".into(),
-                serde_json::json!({
-                    "iterations": cfg.d_iterations,
-                    "batch": cfg.d_batch,
-                    "lr": cfg.d_lr,
-                    "crop": cfg.crop,
-                }),
-            );
-            serde_json::Value::Object(o)
-        })
-        .unwrap_or_default(),
-        cfg.restart,
+            config["darkening"] = serde_json::json!({
+                "iterations": cfg.d_iterations,
+                "batch": cfg.d_batch,
+                "lr": cfg.d_lr,
+                "crop": cfg.crop,
+            });
+        }
+        let dir = pipeline::stage_dir(&out.join(folder), &config, cfg.restart)?;
+        let trainer = match from {
+            None => ByolTrainer::new(
+                trainer_cfg,
+                mobilenet(device)?,
+                mobilenet(device)?,
+                task.classes,
+                device,
+            )?,
+            Some(model) => {
+                ByolTrainer::with_model(trainer_cfg, model.clone(), mobilenet(device)?, device)?
+            }
+        };
+        stage(epochs, dark).run(trainer, &dir, label)
+    };
+    let (day_model, day_last) = train_stage(
+        "classifier-day",
+        "cross-entropy on day images",
+        cfg.day_epochs,
+        false,
+        None,
+        DAY,
     )?;
-    let trainer = ByolTrainer::with_model(smm_cfg, day_model.clone(), mobilenet(device)?, device)?;
-    let (smm_model, smm_last) = stage(cfg.epochs, true).run(trainer, &dir, SMM)?;
+    let (control_model, control_last) = train_stage(
+        "classifier-day-continued",
+        "cross-entropy on day images",
+        cfg.epochs,
+        false,
+        Some(&day_model),
+        CONTROL,
+    )?;
+    let (smm_model, smm_last) = train_stage(
+        "classifier-smm",
+        "cross-entropy on day images and dark views + BYOL",
+        cfg.epochs,
+        true,
+        Some(&day_model),
+        SMM,
+    )?;
 
     // 4. evaluation
     let day_x = load_test(&task.day_test, cfg.image_size, device)?;

@@ -64,7 +64,7 @@ use nightvision_core::checkpoint::{
 use serde::{Deserialize, Serialize};
 
 use crate::DarkeningError;
-use crate::byol::{ByolConfig, ByolHeads, byol_loss, ema_update};
+use crate::byol::{ByolConfig, ByolHeads, ema_update};
 
 /// The image encoder `F` of a [`ByolClassifier`]: one feature vector per image (the reference's
 /// 512-d average-pooled ResNet-18 feature).
@@ -120,11 +120,7 @@ impl<E: Encoder> ByolClassifier<E> {
     /// # Shapes
     /// - `images`: `[batch, 3, height, width]` → `batch` class indices
     pub fn predict(&self, images: Tensor<4>) -> Vec<usize> {
-        let idx = self.classify(images).argmax(1).flatten::<1>(0, 1);
-        idx.into_data()
-            .iter::<i64>()
-            .map(|i| usize::try_from(i).unwrap_or(0))
-            .collect()
+        argmax_rows(self.classify(images))
     }
 }
 
@@ -364,13 +360,6 @@ impl<E: Encoder> ByolTrainer<E> {
                 &day.dims(),
             ));
         }
-        if labels.len() != b {
-            return Err(DarkeningError::shape(
-                "labels",
-                format!("{b} labels, one per image"),
-                &[labels.len()],
-            ));
-        }
         if let Some(d) = &dark
             && d.dims() != day.dims()
         {
@@ -380,13 +369,8 @@ impl<E: Encoder> ByolTrainer<E> {
                 &d.dims(),
             ));
         }
-        let classes = self.model.fc.weight.dims()[1];
-        if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-            return Err(DarkeningError::config(
-                "labels",
-                format!("label {bad} is not below the classifier's {classes} classes"),
-            ));
-        }
+        // before any forward pass: a training forward updates BatchNorm's running statistics
+        check_labels(labels, b, self.model.fc.weight.dims()[1])?;
         let step = self.step;
         let lr = self.config.lr_at(step);
         let feat_dim = self.config.byol.feat_dim;
@@ -408,22 +392,18 @@ impl<E: Encoder> ByolTrainer<E> {
                 let x_dark = dark.to_device(&self.device).detach();
                 let feat_dark = self.model.encoder.encode(x_dark.clone());
                 let ce_dark = cross_entropy(self.model.fc.forward(feat_dark.clone()), labels)?;
-                // the momentum branch (no gradient), then its update with this step's weights
+                // the momentum branch with this step's momentum weights; their update from the
+                // online weights before the optimiser step is applied after it
                 let heads = &self.model.heads;
-                let k_day = heads
-                    .head_k
-                    .forward(self.encoder_k.encode(x_day).detach())
-                    .detach();
-                let k_dark = heads
-                    .head_k
-                    .forward(self.encoder_k.encode(x_dark).detach())
-                    .detach();
+                let byol = heads.forward(
+                    feat_day,
+                    feat_dark,
+                    self.encoder_k.encode(x_day),
+                    self.encoder_k.encode(x_dark),
+                );
                 let encoder_k =
                     ema_update(self.encoder_k.clone(), &self.model.encoder, heads.momentum);
-                let head_k = ema_update(heads.head_k.clone(), &heads.head_q, heads.momentum);
-                let q_day = heads.pred.forward(heads.head_q.forward(feat_day));
-                let q_dark = heads.pred.forward(heads.head_q.forward(feat_dark));
-                let byol = byol_loss(q_day, k_dark, q_dark, k_day, heads.weight);
+                let head_k = heads.clone().momentum_update().head_k;
                 let loss = ce_day.clone() + ce_dark.clone() + byol.clone();
                 (
                     loss,
@@ -533,19 +513,7 @@ impl<E: Encoder> ByolTrainer<E> {
 /// ```
 pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> crate::Result<Tensor<1>> {
     let [b, classes] = logits.dims();
-    if b == 0 || labels.len() != b {
-        return Err(DarkeningError::shape(
-            "cross-entropy labels",
-            format!("{b} labels for [{b}, {classes}] logits, B ≥ 1"),
-            &[labels.len()],
-        ));
-    }
-    if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
-        return Err(DarkeningError::config(
-            "labels",
-            format!("label {bad} is not below the classifier's {classes} classes"),
-        ));
-    }
+    check_labels(labels, b, classes)?;
     let mut onehot = vec![0f32; b * classes];
     for (i, &l) in labels.iter().enumerate() {
         onehot[i * classes + l] = 1.0;
@@ -558,17 +526,40 @@ pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> crate::Result<Tenso
         .div_scalar(b as f64))
 }
 
-fn top1(logits: &Tensor<2>, labels: &[usize]) -> f32 {
-    let pred = logits
-        .clone()
-        .detach()
+/// One label per image of a non-empty batch, each below `classes`.
+fn check_labels(labels: &[usize], batch: usize, classes: usize) -> crate::Result<()> {
+    if batch == 0 || labels.len() != batch {
+        return Err(DarkeningError::shape(
+            "labels",
+            format!("{batch} labels, one per image of a batch of B ≥ 1"),
+            &[labels.len()],
+        ));
+    }
+    if let Some(&bad) = labels.iter().find(|&&l| l >= classes) {
+        return Err(DarkeningError::config(
+            "labels",
+            format!("label {bad} is not below the classifier's {classes} classes"),
+        ));
+    }
+    Ok(())
+}
+
+/// The arg-max class of every row of `logits`.
+fn argmax_rows(logits: Tensor<2>) -> Vec<usize> {
+    logits
         .argmax(1)
         .flatten::<1>(0, 1)
-        .into_data();
-    let hits = pred
+        .into_data()
         .iter::<i64>()
+        .map(|i| usize::try_from(i).unwrap_or(0))
+        .collect()
+}
+
+fn top1(logits: &Tensor<2>, labels: &[usize]) -> f32 {
+    let hits = argmax_rows(logits.clone().detach())
+        .iter()
         .zip(labels)
-        .filter(|&(p, &l)| usize::try_from(p).ok() == Some(l))
+        .filter(|&(p, l)| p == l)
         .count();
     hits as f32 / labels.len().max(1) as f32
 }

@@ -191,9 +191,14 @@ impl JitterParams {
 /// # Shapes
 /// - `x`: `[batch, 3, height, width]` → `[batch, 1, height, width]`
 pub fn rgb_to_grayscale(x: Tensor<4>) -> Tensor<4> {
+    let [r, g, b] = channels(&x);
+    r.mul_scalar(0.2989) + g.mul_scalar(0.587) + b.mul_scalar(0.114)
+}
+
+/// The three channels of `[batch, 3, height, width]`, each `[batch, 1, height, width]`.
+fn channels(x: &Tensor<4>) -> [Tensor<4>; 3] {
     let [b, _, h, w] = x.dims();
-    let c = |i: usize| x.clone().slice([0..b, i..i + 1, 0..h, 0..w]);
-    c(0).mul_scalar(0.2989) + c(1).mul_scalar(0.587) + c(2).mul_scalar(0.114)
+    [0, 1, 2].map(|i| x.clone().slice([0..b, i..i + 1, 0..h, 0..w]))
 }
 
 /// `clamp(ratio·x + (1 − ratio)·other, 0, 1)` (torchvision's `_blend` for float images).
@@ -247,9 +252,7 @@ pub fn adjust_hue(x: Tensor<4>, h: f64) -> Tensor<4> {
 /// # Shapes
 /// - `x`: `[batch, 3, height, width]`
 pub fn rgb_to_hsv(x: Tensor<4>) -> [Tensor<4>; 3] {
-    let [b, _, h, w] = x.dims();
-    let c = |i: usize| x.clone().slice([0..b, i..i + 1, 0..h, 0..w]);
-    let (r, g, bl) = (c(0), c(1), c(2));
+    let [r, g, bl] = channels(&x);
     let maxc = x.clone().max_dim(1);
     let minc = x.min_dim(1);
     let eqc = maxc.clone().equal(minc.clone());
