@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
-use crate::{BackboneError, bn, conv};
+use crate::{BackboneError, bn, conv, pointwise_forward};
 
 /// Configuration of a [`ResNet`].
 #[derive(Config, Debug)]
@@ -183,13 +183,13 @@ impl Block {
     /// - `x`: `[batch, in, h, w]` → `[batch, out, h/stride, w/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(pointwise_forward(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = relu(self.bn1.forward(pointwise_forward(&self.conv1, x)));
         let out = self.bn2.forward(self.conv2.forward(out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(c3), Some(b3)) => b3.forward(c3.forward(relu(out))),
+            (Some(c3), Some(b3)) => b3.forward(pointwise_forward(c3, relu(out))),
             _ => out,
         };
         relu(out + identity)

@@ -14,6 +14,8 @@
 //!   default, naming every missing, unused or wrongly shaped key;
 //! - [`checkpoint`]: atomic (temp file + rename) save and load of modules and training state;
 //! - [`parallel`]: data-parallel training steps over several devices;
+//! - [`kernels`]: a depthwise convolution whose backward is fast on the CPU backend (a burn
+//!   backend extension; feature `flex`), exactly `Conv2d::forward` elsewhere;
 //! - [`rng`]: seeded, portable random streams; [`freeze_batchnorm`]: cirtorch's frozen BatchNorm;
 //! - [`CoreError`]: the shared error type.
 //!
@@ -39,6 +41,7 @@ mod data;
 mod error;
 pub mod image;
 pub mod jitter;
+pub mod kernels;
 mod module;
 mod norm;
 pub mod parallel;
