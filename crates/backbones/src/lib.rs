@@ -29,13 +29,11 @@
 
 mod error;
 mod mobilenet;
-mod pointwise;
 mod resnet;
 mod vgg;
 
 pub use error::{BackboneError, Result};
 pub use mobilenet::{InvertedResidual, MobileNetV2, MobileNetV2Config};
-pub use pointwise::pointwise_forward;
 pub use resnet::{Block, Downsample, ResNet, ResNetConfig};
 pub use vgg::{Vgg16, Vgg16Config};
 

@@ -11,10 +11,10 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use nightvision_core::kernels::depthwise_conv2d;
+use nightvision_core::kernels::conv2d;
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
-use crate::{BackboneError, bn, conv, pointwise_forward};
+use crate::{BackboneError, bn, conv};
 
 /// `(expand ratio t, channels c, repeats n, stride s)` of torchvision's MobileNetV2.
 const SETTING: [[usize; 4]; 7] = [
@@ -62,12 +62,7 @@ pub struct ConvBnRelu6 {
 
 impl ConvBnRelu6 {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = if self.conv.groups > 1 {
-            depthwise_conv2d(&self.conv, x)
-        } else {
-            pointwise_forward(&self.conv, x)
-        };
-        relu6(self.bn.forward(y))
+        relu6(self.bn.forward(conv2d(&self.conv, x)))
     }
 }
 
@@ -109,7 +104,7 @@ impl InvertedResidual {
         };
         let h = self
             .project_bn
-            .forward(pointwise_forward(&self.project, self.depthwise.forward(h)));
+            .forward(conv2d(&self.project, self.depthwise.forward(h)));
         if self.residual { h + x } else { h }
     }
 }

@@ -11,9 +11,10 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use nightvision_core::kernels::conv2d;
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
-use crate::{BackboneError, bn, conv, pointwise_forward};
+use crate::{BackboneError, bn, conv};
 
 /// Configuration of a [`ResNet`].
 #[derive(Config, Debug)]
@@ -183,13 +184,13 @@ impl Block {
     /// - `x`: `[batch, in, h, w]` → `[batch, out, h/stride, w/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(pointwise_forward(&d.conv, x.clone())),
+            Some(d) => d.bn.forward(conv2d(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(pointwise_forward(&self.conv1, x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(conv2d(&self.conv1, x)));
+        let out = self.bn2.forward(conv2d(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(c3), Some(b3)) => b3.forward(pointwise_forward(c3, relu(out))),
+            (Some(c3), Some(b3)) => b3.forward(conv2d(c3, relu(out))),
             _ => out,
         };
         relu(out + identity)
@@ -224,7 +225,7 @@ impl ResNet {
     /// - `x`: `[batch, 3, height, width]` (ImageNet-normalised RGB)
     /// - output: `[batch, 8·base_width·expansion, ≈height/32, ≈width/32]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
         let mut x = self.maxpool.pool.forward(x);
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             for block in layer {

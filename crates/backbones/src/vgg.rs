@@ -9,6 +9,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use nightvision_core::kernels::conv2d;
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 use std::path::Path;
 
@@ -85,7 +86,7 @@ impl Vgg16 {
                 x = self.pool.forward(x);
             }
             for _ in 0..*n {
-                x = relu(self.features[i].forward(x));
+                x = relu(conv2d(&self.features[i], x));
                 i += 1;
             }
         }

@@ -1,13 +1,12 @@
-//! The CPU depthwise-convolution kernels (`nightvision_core::kernels`) and the 1×1 matmul path
-//! (`backbones::pointwise_forward`) against burn's own `Conv2d` (whose forward and backward
-//! match PyTorch in this crate's parity tests): values and both gradients, over strides,
-//! paddings, kernel sizes and odd spatial sizes.
+//! The CPU convolution kernels (`nightvision_core::kernels`: dense and depthwise, each with its
+//! own backward) against burn's own `Conv2d` (whose forward and backward match PyTorch in this
+//! crate's parity tests): values and both gradients, over strides, paddings, kernel sizes and odd
+//! spatial sizes, plus closed forms.
 
-use backbones::pointwise_forward;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Distribution, Tensor};
-use nightvision_core::kernels::{depthwise_conv2d, runs_on_kernels};
+use nightvision_core::kernels::{conv2d, runs_on_kernels};
 
 fn max_abs(a: Tensor<4>, b: Tensor<4>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
@@ -62,7 +61,7 @@ fn depthwise_kernels_match_burn_conv2d_with_gradients() {
             runs_on_kernels(&conv, &x),
             "c{c} k{k} s{s} p{p}: not on the kernels"
         );
-        let [fwd, dx, dw] = compare(&conv, x, depthwise_conv2d);
+        let [fwd, dx, dw] = compare(&conv, x, conv2d);
         let case = format!("c{c} k{k} s{s} p{p} {h}x{w}");
         assert!(fwd < 1e-5, "{case}: forward differs by {fwd}");
         assert!(dx < 1e-5, "{case}: input gradient differs by {dx}");
@@ -83,7 +82,7 @@ fn depthwise_weight_gradient_is_the_closed_form() {
         [[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]],
         &device,
     );
-    let y = depthwise_conv2d(&conv, x.clone());
+    let y = conv2d(&conv, x.clone());
     let g = (y * 2.0).sum().backward();
     let dw = conv.weight.val().grad(&g).unwrap();
     let expected = x.inner() * 2.0;
@@ -95,8 +94,12 @@ fn depthwise_weight_gradient_is_the_closed_form() {
 fn other_convolutions_are_conv2d_forward() {
     let device = Device::default().autodiff();
     device.seed(3);
-    // A grouped (not depthwise) and a dilated convolution take burn's own path.
+    // A grouped (not depthwise), a dilated depthwise and a dilated dense convolution take
+    // burn's own path.
     for conv in [
+        Conv2dConfig::new([3, 2], [3, 3])
+            .with_dilation([2, 2])
+            .init(&device),
         Conv2dConfig::new([4, 4], [3, 3])
             .with_groups(2)
             .init(&device),
@@ -111,30 +114,131 @@ fn other_convolutions_are_conv2d_forward() {
             &device,
         );
         assert!(!runs_on_kernels(&conv, &x));
-        let [fwd, dx, dw] = compare(&conv, x, depthwise_conv2d);
+        let [fwd, dx, dw] = compare(&conv, x, conv2d);
         assert_eq!([fwd, dx, dw], [0.0, 0.0, 0.0]);
     }
 }
 
 #[test]
-fn pointwise_matmul_matches_burn_conv2d_with_gradients() {
+fn dense_kernels_match_burn_conv2d_with_gradients() {
     let device = Device::default().autodiff();
     device.seed(11);
-    for (cin, cout, s, h, w, bias) in [
-        (6, 4, 1, 7, 5, false),
-        (5, 8, 2, 9, 8, true),
-        (3, 3, 2, 6, 7, false),
-    ] {
-        let conv = Conv2dConfig::new([cin, cout], [1, 1])
+    // (in, out, kernel, stride, padding, h, w, bias): 1×1 (direct and strided), 3×3 with and
+    // without stride, ResNet's 7×7 stem, GAN-style 4×4 stride 2, and sizes that leave rows
+    // outside every window.
+    let cases = [
+        (6, 4, 1, 1, 0, 7, 5, false),
+        (5, 8, 1, 2, 0, 9, 8, true),
+        (3, 3, 1, 2, 0, 6, 7, false),
+        (4, 5, 3, 1, 1, 9, 7, true),
+        (4, 6, 3, 1, 0, 8, 9, false),
+        (5, 4, 3, 2, 1, 11, 10, false),
+        (3, 4, 7, 2, 3, 17, 15, false),
+        (4, 3, 4, 2, 1, 12, 9, true),
+        (2, 3, 5, 1, 2, 6, 6, false),
+    ];
+    for (cin, cout, k, s, p, h, w, bias) in cases {
+        let conv = Conv2dConfig::new([cin, cout], [k, k])
             .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
             .with_bias(bias)
             .init(&device);
-        let x = Tensor::<4>::random([2, cin, h, w], Distribution::Normal(0.0, 1.0), &device);
-        let [fwd, dx, dw] = compare(&conv, x, pointwise_forward);
-        let case = format!("{cin}->{cout} s{s} {h}x{w}");
+        let x = Tensor::<4>::random([3, cin, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let case = format!("{cin}->{cout} k{k} s{s} p{p} {h}x{w}");
+        assert!(runs_on_kernels(&conv, &x), "{case}: not on the kernels");
+        let [fwd, dx, dw] = compare(&conv, x, conv2d);
+        assert!(fwd < 1e-5, "{case}: forward differs by {fwd}");
+        assert!(dx < 1e-5, "{case}: input gradient differs by {dx}");
+        assert!(dw < 1e-4, "{case}: weight gradient differs by {dw}");
+    }
+}
+
+#[test]
+fn dense_gradients_span_several_gemm_tiles() {
+    // 70×70 = 4,900 output positions: more than one 4,096-position tile of the weight gradient.
+    let device = Device::default().autodiff();
+    device.seed(5);
+    let conv = Conv2dConfig::new([3, 4], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let x = Tensor::<4>::random([2, 3, 70, 70], Distribution::Normal(0.0, 1.0), &device);
+    let [fwd, dx, dw] = compare(&conv, x, conv2d);
+    assert!(fwd < 1e-5 && dx < 1e-5 && dw < 1e-3, "{fwd} {dx} {dw}");
+}
+
+#[test]
+fn untracked_and_plain_devices_give_the_same_forward() {
+    let device = Device::default();
+    device.seed(2);
+    let conv = Conv2dConfig::new([4, 6], [3, 3])
+        .with_stride([2, 2])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let x = Tensor::<4>::random([2, 4, 9, 9], Distribution::Default, &device);
+    assert!(runs_on_kernels(&conv, &x));
+    let diff = max_abs(conv2d(&conv, x.clone()), conv.forward(x));
+    assert!(diff < 1e-6, "{diff}");
+}
+
+/// Values and both gradients against PyTorch (`scripts/gen_conv_grad_fixtures.py`: Debian's
+/// torch 1.13, computed in float64, stored as float32), for the dense and depthwise kernels at
+/// the shapes the backbones and GANs use (1×1 plain and strided, 3×3, the 7×7 stem, 4×4 stride 2,
+/// a case over several im2col tiles, depthwise 3×3 and 5×5 strided).
+#[test]
+fn kernels_match_pytorch_values_and_gradients() {
+    use burn::module::Param;
+    use nightvision_core::testing::{max_rel_err, read_safetensors};
+    let device = Device::default().autodiff();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/conv_grads.safetensors");
+    let fx = read_safetensors(path).unwrap();
+    // (case, stride, padding), as in the script's CASES.
+    let cases = [
+        ("dense_1x1", 1, 0),
+        ("dense_1x1_s2", 2, 0),
+        ("dense_3x3", 1, 1),
+        ("dense_3x3_s2", 2, 1),
+        ("dense_7x7_s2_stem", 2, 3),
+        ("dense_4x4_s2_gan", 2, 1),
+        ("dense_3x3_tiles", 1, 1),
+        ("depthwise_3x3", 1, 1),
+        ("depthwise_3x3_s2", 2, 1),
+        ("depthwise_5x5_s2", 2, 2),
+    ];
+    assert_eq!(fx.len(), 7 * cases.len(), "arrays in the fixture");
+    for (case, s, p) in cases {
+        let get = |key: &str| &fx[&format!("{case}/{key}")];
+        let (w, x) = (get("w"), get("x"));
+        let (cout, cin_g, k) = (w.shape[0], w.shape[1], w.shape[2]);
+        let cin = x.shape[1];
+        let groups = cin / cin_g;
+        let has_bias = get("b").data.iter().any(|v| *v != 0.0);
+        let mut conv = Conv2dConfig::new([cin, cout], [k, k])
+            .with_groups(groups)
+            .with_stride([s, s])
+            .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+            .with_bias(has_bias)
+            .init(&device);
+        conv.weight = Param::from_tensor(w.tensor::<4>(&device).require_grad());
+        if has_bias {
+            conv.bias = Some(Param::from_tensor(get("b").tensor::<1>(&device)));
+        }
+        let x = x.tensor::<4>(&device).require_grad();
         assert!(
-            fwd < 1e-5 && dx < 1e-5 && dw < 1e-4,
-            "{case}: {fwd} {dx} {dw}"
+            runs_on_kernels(&conv, &x),
+            "{case} should run on the kernels"
         );
+        let y = conv2d(&conv, x.clone());
+        let ey = max_rel_err(y.clone(), get("y"));
+        let g = (y * get("up").tensor::<4>(&device)).sum().backward();
+        let edx = max_rel_err(x.grad(&g).unwrap(), get("dx"));
+        let edw = max_rel_err(conv.weight.val().grad(&g).unwrap(), get("dw"));
+        println!(
+            "{case} (k {k}, s {s}, p {p}, groups {groups}): y {ey:.1e}, dx {edx:.1e}, dw {edw:.1e}"
+        );
+        // f32 sums of at most a few thousand terms against a float64 reference.
+        for (what, e) in [("y", ey), ("dx", edx), ("dw", edw)] {
+            assert!(e < 1e-5, "{case}: {what} relative error {e:.2e}");
+        }
     }
 }

@@ -1,43 +1,55 @@
-//! Depthwise convolution with a fast backward on the CPU backend.
+//! Convolutions with a fast backward on the CPU backend.
 //!
-//! burn's default backward of a grouped convolution runs one convolution per group for the
-//! weight gradient and a grouped transposed convolution (one small matrix product per group)
-//! for the input gradient. For a depthwise convolution (one filter per channel, MobileNetV2's
-//! 3×3 blocks) both are far slower than the forward: on the project's 2 cores, a
-//! `[7, 144, 68, 91]` 3×3 depthwise convolution takes 15 ms forward, 54 ms for the weight
-//! gradient and 128 ms for the input gradient (docs/PERFORMANCE.md).
+//! burn's default backward of `conv2d` computes the weight gradient as a convolution whose
+//! kernel is the whole output map (on the CPU backend, for a 1×1 convolution: one
+//! matrix–vector product per input channel; for a grouped convolution: one such convolution per
+//! group) and the input gradient as a transposed convolution. On the project's 2 cores
+//! (docs/PERFORMANCE.md), forward / + weight gradient / + input gradient:
 //!
-//! [`depthwise_conv2d`] is the same convolution as a backend extension (burn's
-//! `#[backend_extension]`) with its own backward:
-//! - the input gradient is itself a depthwise convolution: of the output gradient (zeros
-//!   inserted between rows and columns for a stride above 1) with the flipped filters, which
-//!   the CPU backend runs on its direct depthwise path;
-//! - the weight gradient is one pass per channel that accumulates, for each filter tap, the dot
-//!   product of the output gradient with the shifted input.
+//! | layer | burn's backward | these kernels |
+//! |---|---|---|
+//! | 1×1, `[7, 256, 68, 91]` → 64 | 11.8 / 108.5 / 98.0 ms | see PERFORMANCE.md |
+//! | 3×3 depthwise, `[7, 144, 68, 91]` | 15.5 / 54.2 / 127.9 ms | see PERFORMANCE.md |
+//!
+//! [`conv2d`] is the same convolution as a backend extension (burn's `#[backend_extension]`)
+//! with its own backward. The forward is the backend's. The backward:
+//! - **dense** (one group): the weight gradient is `Σₙ grad[n] · im2col(x[n])ᵀ`, one `gemm` per
+//!   tile of output positions (the input itself for a 1×1 stride-1 convolution, no copy); the
+//!   input gradient of a stride-1 convolution is a convolution of the output gradient with the
+//!   flipped, transposed filters (the backend's forward path), of a strided 1×1 convolution the
+//!   1×1 product scattered to the strided positions, and of other strided convolutions burn's
+//!   default;
+//! - **depthwise** (one filter per channel): the input gradient is a depthwise convolution of
+//!   the output gradient (zeros inserted between rows and columns for a stride above 1) with
+//!   the flipped filters, on the backend's direct depthwise path; the weight gradient is one
+//!   pass per channel that accumulates the dot product of the output gradient with the shifted
+//!   input for each filter tap.
 //!
 //! Only the CPU backend (`flex`, this crate's `flex` feature) runs the extension; on any other
-//! device, on other dtypes, and without the feature, [`depthwise_conv2d`] is exactly
-//! `Conv2d::forward`, so GPUs keep their own kernels.
+//! device, on other dtypes, for dilated, asymmetrically padded or other grouped convolutions,
+//! and without the feature, [`conv2d`] is exactly `Conv2d::forward`, so GPUs keep their own
+//! kernels.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::Tensor;
 
 #[cfg(feature = "flex")]
-pub use ext::DepthwiseConvOps;
+pub use ext::ConvKernelOps;
 
-/// `conv.forward(x)` for a depthwise convolution (groups = input channels = output channels,
-/// dilation 1, symmetric padding below the kernel size), computed through the CPU kernels of
-/// this module when `x` lives on the CPU backend in f32; every other convolution, device and
-/// dtype is exactly `conv.forward(x)`.
+/// `conv.forward(x)`, computed through the CPU kernels of this module when `x` lives on the CPU
+/// backend in f32 and `conv` is a dense (one group) or depthwise convolution with dilation 1
+/// and symmetric padding below the kernel size; every other convolution, device and dtype is
+/// exactly `conv.forward(x)`. Both give the same values and gradients up to float summation
+/// order.
 ///
 /// # Shapes
-/// - `x`: `[batch, channels, h, w]` → `[batch, channels, h_out, w_out]` as `Conv2d`
+/// - `x`: `[batch, in, h, w]` → `[batch, out, h_out, w_out]` as `Conv2d`
 ///
 /// ```
 /// use burn::nn::{PaddingConfig2d, conv::Conv2dConfig};
 /// use burn::tensor::{Device, Distribution, Tensor};
-/// use nightvision_core::kernels::depthwise_conv2d;
+/// use nightvision_core::kernels::conv2d;
 ///
 /// let device = Device::default().autodiff();
 /// let conv = Conv2dConfig::new([6, 6], [3, 3])
@@ -46,7 +58,7 @@ pub use ext::DepthwiseConvOps;
 ///     .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
 ///     .init(&device);
 /// let x = Tensor::<4>::random([2, 6, 9, 8], Distribution::Default, &device).require_grad();
-/// let y = depthwise_conv2d(&conv, x.clone());
+/// let y = conv2d(&conv, x.clone());
 /// let reference = conv.forward(x.clone());
 /// assert_eq!(y.dims(), [2, 6, 5, 4]);
 /// assert!((y.clone() - reference.clone()).abs().max().into_scalar::<f32>() < 1e-5);
@@ -55,18 +67,21 @@ pub use ext::DepthwiseConvOps;
 /// let g_ref = x.grad(&reference.sum().backward()).unwrap();
 /// assert!((g - g_ref).abs().max().into_scalar::<f32>() < 1e-5);
 /// ```
-pub fn depthwise_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match extension_geometry(conv, &x) {
+        Some((Kind::Dense, stride, [0, 0])) if conv.kernel_size == [1, 1] => {
+            pointwise(conv, x, stride)
+        }
         #[cfg(feature = "flex")]
-        Some((stride, padding)) => {
+        Some((kind, stride, padding)) => {
             use burn::backend::Dispatch;
-            let y =
-                Tensor::<4>::from_dispatch(<Dispatch as DepthwiseConvOps>::nv_depthwise_conv2d(
-                    x.into_dispatch(),
-                    conv.weight.val().into_dispatch(),
-                    stride,
-                    padding,
-                ));
+            let (x, w) = (x.into_dispatch(), conv.weight.val().into_dispatch());
+            let y = Tensor::<4>::from_dispatch(match kind {
+                Kind::Depthwise => {
+                    <Dispatch as ConvKernelOps>::nv_depthwise_conv2d(x, w, stride, padding)
+                }
+                Kind::Dense => <Dispatch as ConvKernelOps>::nv_conv2d(x, w, stride, padding),
+            });
             match &conv.bias {
                 Some(b) => {
                     let c = b.dims()[0];
@@ -79,7 +94,40 @@ pub fn depthwise_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
-/// Whether [`depthwise_conv2d`] runs `conv` on `x` through this module's CPU kernels (a
+/// A 1×1 convolution: the backend's own while no gradient is tracked (its 1×1 path is the
+/// fastest forward), otherwise the matrix product `weight[1, out, in] · x[n, in, h·w]`, whose
+/// autodiff backward is two batched `gemm`s. In the MobileNetV2-GeM training step this beat the
+/// dense extension's 1×1 backward (1.30 s against 1.47 s a step, docs/PERFORMANCE.md).
+fn pointwise(conv: &Conv2d, x: Tensor<4>, [sh, sw]: [usize; 2]) -> Tensor<4> {
+    let weight = conv.weight.val();
+    if !(weight.is_tracked() || x.is_tracked()) {
+        return conv.forward(x);
+    }
+    let [cout, cin, _, _] = weight.dims();
+    let x = if sh > 1 || sw > 1 {
+        x.slice(burn::tensor::s![.., .., ..;sh, ..;sw])
+    } else {
+        x
+    };
+    let [n, _, h, w] = x.dims();
+    let y = weight
+        .reshape([1, cout, cin])
+        .matmul(x.reshape([n, cin, h * w]))
+        .reshape([n, cout, h, w]);
+    match &conv.bias {
+        Some(b) => y + b.val().reshape([1, cout, 1, 1]),
+        None => y,
+    }
+}
+
+/// The two kinds of convolution the kernels run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Dense,
+    Depthwise,
+}
+
+/// Whether [`conv2d`] runs `conv` on `x` through this module's CPU kernels (a dense or
 /// depthwise convolution of f32 data on the CPU backend with the `flex` feature) rather than
 /// `Conv2d::forward`.
 ///
@@ -89,16 +137,16 @@ pub fn depthwise_conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// use nightvision_core::kernels::runs_on_kernels;
 ///
 /// let device = Device::default();
-/// let dense = Conv2dConfig::new([4, 4], [3, 3]).init(&device);
+/// let dilated = Conv2dConfig::new([4, 4], [3, 3]).with_dilation([2, 2]).init(&device);
 /// let x = Tensor::<4>::zeros([1, 4, 8, 8], &device);
-/// assert!(!runs_on_kernels(&dense, &x)); // not depthwise
+/// assert!(!runs_on_kernels(&dilated, &x));
 /// ```
 pub fn runs_on_kernels(conv: &Conv2d, x: &Tensor<4>) -> bool {
     extension_geometry(conv, x).is_some()
 }
 
-/// The stride and padding when the extension can run this convolution on `x`.
-fn extension_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<([usize; 2], [usize; 2])> {
+/// The kind, stride and padding when the extension can run this convolution on `x`.
+fn extension_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<(Kind, [usize; 2], [usize; 2])> {
     let f32 = burn::tensor::DType::F32;
     if !cfg!(feature = "flex")
         || !on_flex(x)
@@ -114,15 +162,21 @@ fn extension_geometry(conv: &Conv2d, x: &Tensor<4>) -> Option<([usize; 2], [usiz
         PaddingConfig2d::Explicit(t, l, b, r) if t == b && l == r => (t, l),
         _ => return None,
     };
-    let depthwise = cin_per_group == 1 && conv.groups == channels && cout == channels;
-    if !depthwise || conv.dilation != [1, 1] || ph >= kh || pw >= kw {
+    let kind = if conv.groups == 1 && cin_per_group == channels {
+        Kind::Dense
+    } else if cin_per_group == 1 && conv.groups == channels && cout == channels {
+        Kind::Depthwise
+    } else {
+        return None;
+    };
+    if conv.dilation != [1, 1] || ph >= kh || pw >= kw || conv.stride.contains(&0) {
         return None;
     }
     let [h, w] = [x.dims()[2], x.dims()[3]];
     if h + 2 * ph < kh || w + 2 * pw < kw {
         return None;
     }
-    Some((conv.stride, [ph, pw]))
+    Some((kind, conv.stride, [ph, pw]))
 }
 
 #[cfg(feature = "flex")]
@@ -140,13 +194,39 @@ fn on_flex(_x: &Tensor<4>) -> bool {
 mod ext {
     use burn::backend::{Backend, backend_extension, tensor::FloatTensor};
 
-    /// The depthwise convolution and its two gradients as backend operations (see the
-    /// [module](super) docs). Call it through [`depthwise_conv2d`](super::depthwise_conv2d),
-    /// which checks the geometry these operations assume: `x` `[n, c, h, w]`, `weight`
-    /// `[c, 1, kh, kw]`, dilation 1, padding below the kernel size.
+    /// The convolutions and their gradients as backend operations (see the [module](super)
+    /// docs). Call them through [`conv2d`](super::conv2d), which checks the geometry these
+    /// operations assume: `x` `[n, c, h, w]`, `weight` `[out, c, kh, kw]` (dense) or
+    /// `[c, 1, kh, kw]` (depthwise), dilation 1, padding below the kernel size.
     #[backend_extension(Flex, Autodiff)]
-    pub trait DepthwiseConvOps: Backend {
-        /// The forward convolution.
+    pub trait ConvKernelOps: Backend {
+        /// The dense (one group) forward convolution.
+        fn nv_conv2d(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FloatTensor<Self>;
+
+        /// The dense convolution's gradient with respect to `x`.
+        fn nv_conv2d_x_grad(
+            x: FloatTensor<Self>,
+            weight: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FloatTensor<Self>;
+
+        /// The dense convolution's gradient with respect to its `[out, in, kh, kw]` weight.
+        fn nv_conv2d_weight_grad(
+            x: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            kernel: [usize; 2],
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FloatTensor<Self>;
+
+        /// The depthwise forward convolution.
         fn nv_depthwise_conv2d(
             x: FloatTensor<Self>,
             weight: FloatTensor<Self>,
@@ -154,7 +234,7 @@ mod ext {
             padding: [usize; 2],
         ) -> FloatTensor<Self>;
 
-        /// The gradient with respect to `x` (of spatial size `input_hw`).
+        /// The depthwise convolution's gradient with respect to `x` (of spatial size `input_hw`).
         fn nv_depthwise_conv2d_x_grad(
             weight: FloatTensor<Self>,
             grad: FloatTensor<Self>,
@@ -163,7 +243,7 @@ mod ext {
             padding: [usize; 2],
         ) -> FloatTensor<Self>;
 
-        /// The gradient with respect to the `[c, 1, kh, kw]` weight.
+        /// The depthwise convolution's gradient with respect to its `[c, 1, kh, kw]` weight.
         fn nv_depthwise_conv2d_weight_grad(
             x: FloatTensor<Self>,
             grad: FloatTensor<Self>,
@@ -174,7 +254,9 @@ mod ext {
     }
 
     mod flex {
-        use super::DepthwiseConvOps;
+        use std::cell::RefCell;
+
+        use super::ConvKernelOps;
         use burn::backend::Flex;
         use burn::backend::TensorMetadata;
         use burn::backend::ops::ModuleOps;
@@ -184,8 +266,15 @@ mod ext {
         use burn_flex::{FlexTensor, Layout};
         use rayon::prelude::*;
 
-        fn f32_data(t: &FlexTensor) -> FlexTensor {
-            t.to_contiguous()
+        /// Output positions per `gemm` tile of the dense kernels.
+        const TILE: usize = 4096;
+        /// Largest im2col tile, in values (8 MiB): deep layers get fewer positions per tile.
+        const TILE_VALUES: usize = 1 << 21;
+
+        thread_local! {
+            /// The im2col tile, kept between calls: a fresh multi-megabyte buffer per call costs
+            /// its page faults again (docs/PERFORMANCE.md, "allocation").
+            static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
         }
 
         fn from_vec(v: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
@@ -196,20 +285,410 @@ mod ext {
             )
         }
 
-        impl DepthwiseConvOps for Flex {
+        /// The tensor in row-major order (shared storage when it already is).
+        fn contiguous(t: &FlexTensor) -> FlexTensor {
+            t.to_contiguous()
+        }
+
+        /// The f32 values of a contiguous tensor (the callers checked the dtype).
+        fn slice(t: &FlexTensor) -> &[f32] {
+            t.as_slice::<f32>().unwrap_or(&[])
+        }
+
+        /// The half-open range of output positions `o` whose input index `o·s + k − p` lies in
+        /// `[0, size)`.
+        fn valid(k: usize, s: usize, p: usize, out: usize, size: usize) -> (usize, usize) {
+            let lo = p.saturating_sub(k).div_ceil(s);
+            let hi = (size + p).saturating_sub(k).div_ceil(s).min(out);
+            (lo, hi.max(lo))
+        }
+
+        /// `Σ a·b` over eight lanes (a sequential f32 sum does not vectorise).
+        fn dot(a: &[f32], b: &[f32]) -> f32 {
+            let mut acc = [0.0f32; 8];
+            let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+            let tail: f32 = ac
+                .remainder()
+                .iter()
+                .zip(bc.remainder())
+                .map(|(x, y)| x * y)
+                .sum();
+            for (x, y) in ac.zip(bc) {
+                for l in 0..8 {
+                    acc[l] += x[l] * y[l];
+                }
+            }
+            acc.iter().sum::<f32>() + tail
+        }
+
+        /// `y += a·x`.
+        fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+            for (d, v) in y.iter_mut().zip(x) {
+                *d += a * v;
+            }
+        }
+
+        /// The `s` phases of each row of a `[h, w]` plane: `out[(r·s + q)·⌈w/s⌉ + t] =
+        /// plane[r·w + t·s + q]`, so that a stride-`s` walk along a row is contiguous.
+        fn split_phases(plane: &[f32], out: &mut [f32], [h, w]: [usize; 2], s: usize) {
+            let wq = w.div_ceil(s);
+            for r in 0..h {
+                let row = &plane[r * w..(r + 1) * w];
+                for q in 0..s {
+                    let dst = &mut out[(r * s + q) * wq..(r * s + q + 1) * wq];
+                    for (t, v) in row.iter().skip(q).step_by(s).enumerate() {
+                        dst[t] = *v;
+                    }
+                }
+            }
+        }
+
+        /// One row of an im2col tile: for output positions `l0..l0 + row.len()` (row-major
+        /// over `[ho, wo]`), the input value under filter tap `(i, j)` of plane `xp`, or 0 in
+        /// the padding.
+        #[allow(clippy::too_many_arguments)]
+        fn im2col_row(
+            row: &mut [f32],
+            xp: &[f32],
+            l0: usize,
+            [h, w]: [usize; 2],
+            [ho, wo]: [usize; 2],
+            [i, j]: [usize; 2],
+            [sh, sw]: [usize; 2],
+            [ph, pw]: [usize; 2],
+        ) {
+            let (oh0, oh1) = valid(i, sh, ph, ho, h);
+            let (ow0, ow1) = valid(j, sw, pw, wo, w);
+            let (mut t, mut pos) = (0, l0);
+            while t < row.len() {
+                let (oh, start) = (pos / wo, pos % wo);
+                let seg = (wo - start).min(row.len() - t);
+                let dst = &mut row[t..t + seg];
+                if oh < oh0 || oh >= oh1 {
+                    dst.fill(0.0);
+                } else {
+                    let end = start + seg;
+                    let a = ow0.clamp(start, end);
+                    let b = ow1.clamp(a, end);
+                    dst[..a - start].fill(0.0);
+                    dst[b - start..].fill(0.0);
+                    let r = (oh * sh + i - ph) * w;
+                    let vals = &mut dst[a - start..b - start];
+                    if sw == 1 {
+                        vals.copy_from_slice(&xp[r + a + j - pw..r + b + j - pw]);
+                    } else {
+                        for (k, v) in vals.iter_mut().enumerate() {
+                            *v = xp[r + (a + k) * sw + j - pw];
+                        }
+                    }
+                }
+                t += seg;
+                pos += seg;
+            }
+        }
+
+        /// Output positions per tile for `ck` im2col rows.
+        fn tile_len(ck: usize, l: usize) -> usize {
+            TILE.min((TILE_VALUES / ck.max(1)).max(64)).min(l)
+        }
+
+        /// For each image `b` and tile of its `l` output positions: fills the im2col tile of
+        /// `xs` (none for a 1×1 stride-1 convolution without padding, which reads `x`
+        /// directly) and calls `f(b, l0, lt, cols, column stride)`.
+        #[allow(clippy::too_many_arguments)]
+        fn for_each_tile(
+            xs: &[f32],
+            [n, cin, h, w]: [usize; 4],
+            [ho, wo]: [usize; 2],
+            [kh, kw]: [usize; 2],
+            stride: [usize; 2],
+            padding: [usize; 2],
+            mut f: impl FnMut(usize, usize, usize, *const f32, isize),
+        ) {
+            let (l, ck) = (ho * wo, cin * kh * kw);
+            let direct = kh == 1 && kw == 1 && stride == [1, 1] && padding == [0, 0];
+            let lt_max = tile_len(ck, l);
+            // Taken out of the cell for the duration (a rayon worker that steals another
+            // convolution while waiting in `gemm` finds it empty and allocates its own).
+            let mut cols = COLS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+            {
+                if !direct && cols.len() < ck * lt_max {
+                    cols.resize(ck * lt_max, 0.0);
+                }
+                for b in 0..n {
+                    let xb = &xs[b * cin * h * w..(b + 1) * cin * h * w];
+                    for l0 in (0..l).step_by(lt_max) {
+                        let lt = lt_max.min(l - l0);
+                        if direct {
+                            f(b, l0, lt, xb[l0..].as_ptr(), l as isize);
+                            continue;
+                        }
+                        cols[..ck * lt]
+                            .par_chunks_mut(lt)
+                            .enumerate()
+                            .for_each(|(r, row)| {
+                                let (ci, i, j) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                                let xp = &xb[ci * h * w..(ci + 1) * h * w];
+                                im2col_row(row, xp, l0, [h, w], [ho, wo], [i, j], stride, padding);
+                            });
+                        f(b, l0, lt, cols.as_ptr(), lt as isize);
+                    }
+                }
+            }
+            COLS.with(|cell| *cell.borrow_mut() = cols);
+        }
+
+        /// A dense convolution as tiled im2col and `gemm`: `y_b[:, tile] = W · cols`.
+        fn dense_forward(
+            x: &FlexTensor,
+            weight: &FlexTensor,
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) -> FlexTensor {
+            let [n, cin, h, w] = x.shape().dims::<4>();
+            let [cout, _, kh, kw] = weight.shape().dims::<4>();
+            let ho = (h + 2 * padding[0] - kh) / stride[0] + 1;
+            let wo = (w + 2 * padding[1] - kw) / stride[1] + 1;
+            let (x, weight) = (contiguous(x), contiguous(weight));
+            let (xs, ws) = (slice(&x), slice(&weight));
+            let (l, ck) = (ho * wo, cin * kh * kw);
+            let mut y = vec![0.0f32; n * cout * l];
+            let dims = [n, cin, h, w];
+            for_each_tile(
+                xs,
+                dims,
+                [ho, wo],
+                [kh, kw],
+                stride,
+                padding,
+                |b, l0, lt, rhs, rs| {
+                    // SAFETY: the output tile starts at (b·cout)·l + l0 with rows l apart and lt
+                    // columns; the weight is cout × ck row-major; the right-hand side is ck rows
+                    // of lt values, `rs` apart.
+                    unsafe {
+                        gemm::gemm(
+                            cout,
+                            lt,
+                            ck,
+                            y[b * cout * l + l0..].as_mut_ptr(),
+                            1,
+                            l as isize,
+                            false,
+                            ws.as_ptr(),
+                            1,
+                            ck as isize,
+                            rhs,
+                            1,
+                            rs,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::Rayon(0),
+                        );
+                    }
+                },
+            );
+            from_vec(y, [n, cout, ho, wo])
+        }
+
+        /// `w'[ci, co, i, j] = w[co, ci, kh−1−i, kw−1−j]` (`transpose` = false keeps `co, ci`).
+        fn flip(w: &FlexTensor, transpose: bool) -> FlexTensor {
+            let [co, ci, kh, kw] = w.shape().dims::<4>();
+            let w = contiguous(w);
+            let src = slice(&w);
+            let k = kh * kw;
+            let mut out = vec![0.0f32; src.len()];
+            for o in 0..co {
+                for i in 0..ci {
+                    let s = &src[(o * ci + i) * k..][..k];
+                    let d = if transpose {
+                        (i * co + o) * k
+                    } else {
+                        (o * ci + i) * k
+                    };
+                    for (t, v) in out[d..d + k].iter_mut().enumerate() {
+                        *v = s[k - 1 - t];
+                    }
+                }
+            }
+            let shape = if transpose {
+                [ci, co, kh, kw]
+            } else {
+                [co, ci, kh, kw]
+            };
+            from_vec(out, shape)
+        }
+
+        impl ConvKernelOps for Flex {
+            fn nv_conv2d(
+                x: FloatTensor<Flex>,
+                weight: FloatTensor<Flex>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+            ) -> FloatTensor<Flex> {
+                dense_forward(&x, &weight, stride, padding)
+            }
+
+            fn nv_conv2d_x_grad(
+                x: FloatTensor<Flex>,
+                weight: FloatTensor<Flex>,
+                grad: FloatTensor<Flex>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+            ) -> FloatTensor<Flex> {
+                let [n, cin, h, w] = x.shape().dims::<4>();
+                let [_, _, kh, kw] = weight.shape().dims::<4>();
+                let [_, _, ho, wo] = grad.shape().dims::<4>();
+                let [ph, pw] = padding;
+                if stride == [1, 1] {
+                    // A stride-1 convolution's input gradient is the "full" convolution of the
+                    // output gradient with the flipped filters, input and output swapped.
+                    return dense_forward(
+                        &grad,
+                        &flip(&weight, true),
+                        [1, 1],
+                        [kh - 1 - ph, kw - 1 - pw],
+                    );
+                }
+                if kh == 1 && kw == 1 {
+                    // A strided 1×1 convolution reads every stride-th pixel: the 1×1 product
+                    // Wᵀ·grad lands on those pixels, zeros elsewhere.
+                    let compact = dense_forward(&grad, &flip(&weight, true), [1, 1], [0, 0]);
+                    let [sh, sw] = stride;
+                    let (oh0, oh1) = valid(0, sh, ph, ho, h);
+                    let (ow0, ow1) = valid(0, sw, pw, wo, w);
+                    let c = slice(&compact);
+                    let mut out = vec![0.0f32; n * cin * h * w];
+                    out.par_chunks_mut(h * w)
+                        .zip(c.par_chunks(ho * wo))
+                        .for_each(|(dst, src)| {
+                            for oh in oh0..oh1 {
+                                let r = (oh * sh - ph) * w;
+                                for ow in ow0..ow1 {
+                                    dst[r + ow * sw - pw] = src[oh * wo + ow];
+                                }
+                            }
+                        });
+                    return from_vec(out, [n, cin, h, w]);
+                }
+                Flex::conv2d_x_backward(
+                    x,
+                    weight,
+                    grad,
+                    ConvOptions::new(stride, padding, [1, 1], 1),
+                )
+            }
+
+            fn nv_conv2d_weight_grad(
+                x: FloatTensor<Flex>,
+                grad: FloatTensor<Flex>,
+                kernel: [usize; 2],
+                stride: [usize; 2],
+                padding: [usize; 2],
+            ) -> FloatTensor<Flex> {
+                let [n, cin, h, w] = x.shape().dims::<4>();
+                let [_, cout, ho, wo] = grad.shape().dims::<4>();
+                let [kh, kw] = kernel;
+                let (x, grad) = (contiguous(&x), contiguous(&grad));
+                let (xs, gs) = (slice(&x), slice(&grad));
+                let (l, ck) = (ho * wo, cin * kh * kw);
+                let mut dw = vec![0.0f32; cout * ck];
+                let mut first = true;
+                let dims = [n, cin, h, w];
+                for_each_tile(
+                    xs,
+                    dims,
+                    [ho, wo],
+                    kernel,
+                    stride,
+                    padding,
+                    |b, l0, lt, rhs, rs| {
+                        // dw[cout, ck] (+)= grad_b[:, l0..l0+lt] · colsᵀ
+                        // SAFETY: `dw` is cout × ck with row stride ck; the gradient tile starts at
+                        // (b·cout)·l + l0 with rows l apart and lt columns; the right-hand side is
+                        // ck rows of lt values, `rs` apart, read transposed.
+                        unsafe {
+                            gemm::gemm(
+                                cout,
+                                ck,
+                                lt,
+                                dw.as_mut_ptr(),
+                                1,
+                                ck as isize,
+                                !first,
+                                gs[b * cout * l + l0..].as_ptr(),
+                                1,
+                                l as isize,
+                                rhs,
+                                rs,
+                                1,
+                                1.0,
+                                1.0,
+                                false,
+                                false,
+                                false,
+                                gemm::Parallelism::Rayon(0),
+                            );
+                        }
+                        first = false;
+                    },
+                );
+                from_vec(dw, [cout, cin, kh, kw])
+            }
+
             fn nv_depthwise_conv2d(
                 x: FloatTensor<Flex>,
                 weight: FloatTensor<Flex>,
                 stride: [usize; 2],
                 padding: [usize; 2],
             ) -> FloatTensor<Flex> {
-                let c = x.shape()[1];
-                Flex::conv2d(
-                    x,
-                    weight,
-                    None,
-                    ConvOptions::new(stride, padding, [1, 1], c),
-                )
+                // y[oh, ow] = Σ w[i, j] · x[oh·sh + i − ph, ow·sw + j − pw]: for each (oh, i, j)
+                // one `axpy` over the valid `ow`, on the stride's row phases of x. (The
+                // backend's own depthwise forward accumulates into a calloc'd buffer, which in
+                // a training step costs a copy-on-write fault per page, docs/PERFORMANCE.md.)
+                let [n, c, h, w] = x.shape().dims::<4>();
+                let [_, _, kh, kw] = weight.shape().dims::<4>();
+                let [sh, sw] = stride;
+                let [ph, pw] = padding;
+                let (ho, wo) = ((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1);
+                let (x, weight) = (contiguous(&x), contiguous(&weight));
+                let (xs, ws) = (slice(&x), slice(&weight));
+                let wq = w.div_ceil(sw);
+                let mut out = vec![0.0f32; n * c * ho * wo];
+                out.par_chunks_mut(ho * wo).enumerate().for_each_init(
+                    || vec![0.0f32; if sw > 1 { h * sw * wq } else { 0 }],
+                    |phases, (plane, dst)| {
+                        let taps = &ws[(plane % c) * kh * kw..][..kh * kw];
+                        let xp = &xs[plane * h * w..(plane + 1) * h * w];
+                        let src: &[f32] = if sw > 1 {
+                            split_phases(xp, phases, [h, w], sw);
+                            phases
+                        } else {
+                            xp
+                        };
+                        dst.fill(0.0);
+                        for i in 0..kh {
+                            let (oh0, oh1) = valid(i, sh, ph, ho, h);
+                            for j in 0..kw {
+                                let (ow0, ow1) = valid(j, sw, pw, wo, w);
+                                if ow1 == ow0 {
+                                    continue;
+                                }
+                                let base = ow0 * sw + j - pw;
+                                let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
+                                let tap = taps[i * kw + j];
+                                for oh in oh0..oh1 {
+                                    let r = oh * sh + i - ph;
+                                    let s = (r * sw + q) * wq + start;
+                                    axpy(&mut dst[oh * wo + ow0..][..len], tap, &src[s..s + len]);
+                                }
+                            }
+                        }
+                    },
+                );
+                from_vec(out, [n, c, ho, wo])
             }
 
             fn nv_depthwise_conv2d_x_grad(
@@ -219,52 +698,63 @@ mod ext {
                 stride: [usize; 2],
                 padding: [usize; 2],
             ) -> FloatTensor<Flex> {
+                // dx[r, col] += w[i, j] · g[oh, ow] for r = oh·sh + i − ph, col = ow·sw + j − pw:
+                // for each (oh, i, j) one `axpy` over the valid `ow`, on the stride's row phases.
                 let [n, c, ho, wo] = grad.shape().dims::<4>();
                 let [_, _, kh, kw] = weight.shape().dims::<4>();
                 let [h, w] = input_hw;
                 let [sh, sw] = stride;
                 let [ph, pw] = padding;
-                // The output gradient with (stride − 1) zeros between rows and columns, and
-                // enough zero rows / columns at the end that a stride-1 convolution with
-                // padding k − 1 − p returns the input's size.
-                let hd = h + 2 * ph + 1 - kh;
-                let wd = w + 2 * pw + 1 - kw;
-                let grad = f32_data(&grad);
-                let dilated = if sh == 1 && sw == 1 && hd == ho && wd == wo {
-                    grad
-                } else {
-                    let g = grad.as_slice::<f32>().unwrap_or(&[]);
-                    let mut out = vec![0.0f32; n * c * hd * wd];
-                    out.par_chunks_mut(hd * wd)
-                        .zip(g.par_chunks(ho * wo))
-                        .for_each(|(dst, src)| {
-                            for i in 0..ho {
-                                let row = &src[i * wo..(i + 1) * wo];
-                                let d = &mut dst[i * sh * wd..];
-                                for (j, v) in row.iter().enumerate() {
-                                    d[j * sw] = *v;
+                let (weight, grad) = (contiguous(&weight), contiguous(&grad));
+                let (ws, gs) = (slice(&weight), slice(&grad));
+                let wq = w.div_ceil(sw);
+                let mut out = vec![0.0f32; n * c * h * w];
+                out.par_chunks_mut(h * w).enumerate().for_each_init(
+                    || vec![0.0f32; if sw > 1 { h * sw * wq } else { 0 }],
+                    |phases, (plane, dst)| {
+                        let taps = &ws[(plane % c) * kh * kw..][..kh * kw];
+                        let gp = &gs[plane * ho * wo..(plane + 1) * ho * wo];
+                        // Written before it is read: a read of a fresh (calloc'd, untouched)
+                        // page maps the shared zero page, and the write after it costs a
+                        // copy-on-write fault with a TLB shootdown across cores.
+                        let acc: &mut [f32] = if sw > 1 {
+                            phases.fill(0.0);
+                            phases
+                        } else {
+                            dst.fill(0.0);
+                            dst
+                        };
+                        for i in 0..kh {
+                            let (oh0, oh1) = valid(i, sh, ph, ho, h);
+                            for j in 0..kw {
+                                let (ow0, ow1) = valid(j, sw, pw, wo, w);
+                                if ow1 == ow0 {
+                                    continue;
+                                }
+                                let base = ow0 * sw + j - pw;
+                                let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
+                                let tap = taps[i * kw + j];
+                                for oh in oh0..oh1 {
+                                    let r = oh * sh + i - ph;
+                                    let d = (r * sw + q) * wq + start;
+                                    axpy(&mut acc[d..d + len], tap, &gp[oh * wo + ow0..][..len]);
                                 }
                             }
-                        });
-                    from_vec(out, [n, c, hd, wd])
-                };
-                let flipped = {
-                    let wt = f32_data(&weight);
-                    let src = wt.as_slice::<f32>().unwrap_or(&[]);
-                    let mut out = vec![0.0f32; src.len()];
-                    for (dst, s) in out.chunks_mut(kh * kw).zip(src.chunks(kh * kw)) {
-                        for (i, d) in dst.iter_mut().enumerate() {
-                            *d = s[kh * kw - 1 - i];
                         }
-                    }
-                    from_vec(out, [c, 1, kh, kw])
-                };
-                Flex::conv2d(
-                    dilated,
-                    flipped,
-                    None,
-                    ConvOptions::new([1, 1], [kh - 1 - ph, kw - 1 - pw], [1, 1], c),
-                )
+                        if sw > 1 {
+                            for r in 0..h {
+                                for q in 0..sw {
+                                    let src = &phases[(r * sw + q) * wq..(r * sw + q + 1) * wq];
+                                    let row = &mut dst[r * w..(r + 1) * w];
+                                    for (v, p) in row.iter_mut().skip(q).step_by(sw).zip(src) {
+                                        *v = *p;
+                                    }
+                                }
+                            }
+                        }
+                    },
+                );
+                from_vec(out, [n, c, h, w])
             }
 
             fn nv_depthwise_conv2d_weight_grad(
@@ -274,60 +764,59 @@ mod ext {
                 stride: [usize; 2],
                 padding: [usize; 2],
             ) -> FloatTensor<Flex> {
+                // dw[ch, i, j] = Σ_{b, oh, ow} g[b, ch, oh, ow] · x[b, ch, oh·sh + i − ph,
+                // ow·sw + j − pw]: one dot product per (b, oh, tap) over the valid `ow`, on the
+                // stride's row phases of x.
                 let [n, c, h, w] = x.shape().dims::<4>();
                 let [_, _, ho, wo] = grad.shape().dims::<4>();
                 let [kh, kw] = kernel;
                 let [sh, sw] = stride;
                 let [ph, pw] = padding;
-                let x = f32_data(&x);
-                let grad = f32_data(&grad);
-                let xs = x.as_slice::<f32>().unwrap_or(&[]);
-                let gs = grad.as_slice::<f32>().unwrap_or(&[]);
-                // Output positions o whose input index o·s + k − p lies inside [0, size).
-                let valid = |k: usize, s: usize, p: usize, out: usize, size: usize| {
-                    let lo = p.saturating_sub(k).div_ceil(s);
-                    let hi = (size + p).saturating_sub(k).div_ceil(s).min(out);
-                    (lo, hi.max(lo))
-                };
+                let (x, grad) = (contiguous(&x), contiguous(&grad));
+                let (xs, gs) = (slice(&x), slice(&grad));
+                let wq = w.div_ceil(sw);
                 let mut out = vec![0.0f32; c * kh * kw];
-                out.par_chunks_mut(kh * kw)
-                    .enumerate()
-                    .for_each(|(ch, taps)| {
+                out.par_chunks_mut(kh * kw).enumerate().for_each_init(
+                    || vec![0.0f32; if sw > 1 { h * sw * wq } else { 0 }],
+                    |phases, (ch, taps)| {
                         for b in 0..n {
-                            let plane = (b * c + ch) * h * w;
-                            let xp = &xs[plane..plane + h * w];
-                            let gplane = (b * c + ch) * ho * wo;
-                            let gp = &gs[gplane..gplane + ho * wo];
+                            let plane = b * c + ch;
+                            let xp = &xs[plane * h * w..(plane + 1) * h * w];
+                            let gp = &gs[plane * ho * wo..(plane + 1) * ho * wo];
+                            let src: &[f32] = if sw > 1 {
+                                split_phases(xp, phases, [h, w], sw);
+                                phases
+                            } else {
+                                xp
+                            };
                             for i in 0..kh {
                                 let (oh0, oh1) = valid(i, sh, ph, ho, h);
                                 for j in 0..kw {
                                     let (ow0, ow1) = valid(j, sw, pw, wo, w);
+                                    if ow1 == ow0 {
+                                        continue;
+                                    }
+                                    let base = ow0 * sw + j - pw;
+                                    let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
                                     let mut acc = 0.0f32;
                                     for oh in oh0..oh1 {
-                                        let xr = (oh * sh + i - ph) * w;
-                                        let g = &gp[oh * wo + ow0..oh * wo + ow1];
-                                        if sw == 1 {
-                                            let xrow = &xp[xr + ow0 + j - pw..xr + ow1 + j - pw];
-                                            acc +=
-                                                g.iter().zip(xrow).map(|(a, b)| a * b).sum::<f32>();
-                                        } else {
-                                            for (k, gv) in g.iter().enumerate() {
-                                                acc += gv * xp[xr + (ow0 + k) * sw + j - pw];
-                                            }
-                                        }
+                                        let r = oh * sh + i - ph;
+                                        let s = (r * sw + q) * wq + start;
+                                        acc += dot(&gp[oh * wo + ow0..][..len], &src[s..s + len]);
                                     }
                                     taps[i * kw + j] += acc;
                                 }
                             }
                         }
-                    });
+                    },
+                );
                 from_vec(out, [c, 1, kh, kw])
             }
         }
     }
 
     mod autodiff {
-        use super::DepthwiseConvOps;
+        use super::ConvKernelOps;
         use burn::backend::tensor::FloatTensor;
         use burn::backend::{AutodiffBackend, Backend, TensorMetadata};
         use burn_autodiff::Autodiff;
@@ -335,23 +824,38 @@ mod ext {
         use burn_autodiff::grads::Gradients;
         use burn_autodiff::ops::{Backward, Ops, OpsKind, binary};
 
+        type State<B> = (FloatTensor<B>, FloatTensor<B>, [usize; 2], [usize; 2]);
+        /// A forward of the inner backend: `(x, weight, stride, padding) -> y`.
+        type Forward<B> =
+            fn(FloatTensor<B>, FloatTensor<B>, [usize; 2], [usize; 2]) -> FloatTensor<B>;
+
+        #[derive(Debug)]
+        struct DenseBackward;
+
+        impl<B: Backend + ConvKernelOps> Backward<B, 2> for DenseBackward {
+            type State = State<B>;
+
+            fn backward(self, ops: Ops<State<B>, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let (x, weight, stride, padding) = ops.state;
+                let [_, _, kh, kw] = weight.shape().dims::<4>();
+                let x2 = x.clone();
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |g| B::nv_conv2d_x_grad(x2, weight, g, stride, padding),
+                    |g| B::nv_conv2d_weight_grad(x, g, [kh, kw], stride, padding),
+                );
+            }
+        }
+
         #[derive(Debug)]
         struct DepthwiseBackward;
 
-        impl<B: Backend + DepthwiseConvOps> Backward<B, 2> for DepthwiseBackward {
-            type State = (
-                B::FloatTensorPrimitive,
-                B::FloatTensorPrimitive,
-                [usize; 2],
-                [usize; 2],
-            );
+        impl<B: Backend + ConvKernelOps> Backward<B, 2> for DepthwiseBackward {
+            type State = State<B>;
 
-            fn backward(
-                self,
-                ops: Ops<Self::State, 2>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
+            fn backward(self, ops: Ops<State<B>, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
                 let (x, weight, stride, padding) = ops.state;
                 let [_, _, h, w] = x.shape().dims::<4>();
                 let [_, _, kh, kw] = weight.shape().dims::<4>();
@@ -365,29 +869,88 @@ mod ext {
             }
         }
 
-        impl<B: Backend + DepthwiseConvOps, C: CheckpointStrategy> DepthwiseConvOps for Autodiff<B, C> {
+        /// Runs `forward` on the inner backend and records `backward` when either input is
+        /// tracked.
+        fn record<B, C, K>(
+            backward: K,
+            x: FloatTensor<Autodiff<B, C>>,
+            weight: FloatTensor<Autodiff<B, C>>,
+            stride: [usize; 2],
+            padding: [usize; 2],
+            forward: Forward<B>,
+        ) -> FloatTensor<Autodiff<B, C>>
+        where
+            B: Backend + ConvKernelOps,
+            C: CheckpointStrategy,
+            K: Backward<B, 2, State = State<B>>,
+        {
+            let nodes = [x.node(), weight.node()];
+            let (x, weight) = (x.into_primitive(), weight.into_primitive());
+            match backward.prepare::<C>(nodes).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => {
+                    let out = forward(x.clone(), weight.clone(), stride, padding);
+                    prep.finish((x, weight, stride, padding), out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward(x, weight, stride, padding)),
+            }
+        }
+
+        impl<B: Backend + ConvKernelOps, C: CheckpointStrategy> ConvKernelOps for Autodiff<B, C> {
+            fn nv_conv2d(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+            ) -> FloatTensor<Self> {
+                record::<B, C, _>(DenseBackward, x, weight, stride, padding, B::nv_conv2d)
+            }
+
+            fn nv_conv2d_x_grad(
+                x: FloatTensor<Self>,
+                weight: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                stride: [usize; 2],
+                padding: [usize; 2],
+            ) -> FloatTensor<Self> {
+                Self::from_inner(B::nv_conv2d_x_grad(
+                    Self::inner(x),
+                    Self::inner(weight),
+                    Self::inner(grad),
+                    stride,
+                    padding,
+                ))
+            }
+
+            fn nv_conv2d_weight_grad(
+                x: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                kernel: [usize; 2],
+                stride: [usize; 2],
+                padding: [usize; 2],
+            ) -> FloatTensor<Self> {
+                Self::from_inner(B::nv_conv2d_weight_grad(
+                    Self::inner(x),
+                    Self::inner(grad),
+                    kernel,
+                    stride,
+                    padding,
+                ))
+            }
+
             fn nv_depthwise_conv2d(
                 x: FloatTensor<Self>,
                 weight: FloatTensor<Self>,
                 stride: [usize; 2],
                 padding: [usize; 2],
             ) -> FloatTensor<Self> {
-                let nodes = [x.node(), weight.node()];
-                let (x, weight) = (x.into_primitive(), weight.into_primitive());
-                match DepthwiseBackward
-                    .prepare::<C>(nodes)
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => {
-                        let out =
-                            B::nv_depthwise_conv2d(x.clone(), weight.clone(), stride, padding);
-                        prep.finish((x, weight, stride, padding), out)
-                    }
-                    OpsKind::UnTracked(prep) => {
-                        prep.finish(B::nv_depthwise_conv2d(x, weight, stride, padding))
-                    }
-                }
+                record::<B, C, _>(
+                    DepthwiseBackward,
+                    x,
+                    weight,
+                    stride,
+                    padding,
+                    B::nv_depthwise_conv2d,
+                )
             }
 
             fn nv_depthwise_conv2d_x_grad(
