@@ -9,9 +9,8 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use nightvision_core::kernels::conv2d;
+use nightvision_core::kernels::{Activation, batch_norm, conv2d};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
 use crate::{BackboneError, bn, conv};
@@ -62,21 +61,8 @@ pub struct ConvBnRelu6 {
 
 impl ConvBnRelu6 {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu6(self.bn.forward(conv2d(&self.conv, x)))
+        batch_norm(&self.bn, conv2d(&self.conv, x), Activation::Relu6)
     }
-}
-
-/// `ReLU6(x) = min(max(x, 0), 6)`, written as `relu(x) − relu(x − 6)`.
-///
-/// burn's `clamp` (and its `relu6`) runs as two comparisons and two masked fills, forward and
-/// backward; on the CPU backend these are scalar loops on one core and took 14 % of a
-/// MobileNetV2-GeM training step (docs/PERFORMANCE.md). Two `relu`s run vectorised, with
-/// a fused backward. Values are exact for every `|x| < 2²⁵` (where `x − 6` is exact in f32),
-/// which covers any activation of a working network; NaN propagates; `+∞` maps to NaN instead
-/// of 6. Gradients are PyTorch's (`hardtanh_backward`: 1 inside `(0, 6)`, 0 outside) except at
-/// exactly `x = 6`, where this gives 1 (as burn's `clamp` does) and PyTorch 0.
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    relu(x.clone()) - relu(x.sub_scalar(6.0))
 }
 
 /// An inverted residual block: optional 1×1 expansion, 3×3 depthwise, linear 1×1 projection.
@@ -102,9 +88,11 @@ impl InvertedResidual {
             Some(e) => e.forward(x.clone()),
             None => x.clone(),
         };
-        let h = self
-            .project_bn
-            .forward(conv2d(&self.project, self.depthwise.forward(h)));
+        let h = batch_norm(
+            &self.project_bn,
+            conv2d(&self.project, self.depthwise.forward(h)),
+            Activation::Identity,
+        );
         if self.residual { h + x } else { h }
     }
 }
@@ -271,8 +259,9 @@ impl MobileNetV2 {
 
 #[cfg(test)]
 mod tests {
-    use super::{make_divisible, relu6};
+    use super::make_divisible;
     use burn::tensor::{Device, Tensor, TensorData};
+    use nightvision_core::kernels::relu6;
 
     /// ReLU6 values and gradients against the closed form `min(max(x, 0), 6)` with PyTorch's
     /// hardtanh gradient (1 strictly inside (0, 6), 0 outside and at the bounds' lower end), at

@@ -11,7 +11,7 @@ use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxP
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use nightvision_core::kernels::conv2d;
+use nightvision_core::kernels::{Activation, batch_norm, conv2d};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
 use crate::{BackboneError, bn, conv};
@@ -184,14 +184,17 @@ impl Block {
     /// - `x`: `[batch, in, h, w]` → `[batch, out, h/stride, w/stride]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(conv2d(&d.conv, x.clone())),
+            Some(d) => batch_norm(&d.bn, conv2d(&d.conv, x.clone()), Activation::Identity),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(conv2d(&self.conv1, x)));
-        let out = self.bn2.forward(conv2d(&self.conv2, out));
+        let out = batch_norm(&self.bn1, conv2d(&self.conv1, x), Activation::Relu);
+        let out = conv2d(&self.conv2, out);
         let out = match (&self.conv3, &self.bn3) {
-            (Some(c3), Some(b3)) => b3.forward(conv2d(c3, relu(out))),
-            _ => out,
+            (Some(c3), Some(b3)) => {
+                let out = batch_norm(&self.bn2, out, Activation::Relu);
+                batch_norm(b3, conv2d(c3, out), Activation::Identity)
+            }
+            _ => batch_norm(&self.bn2, out, Activation::Identity),
         };
         relu(out + identity)
     }
@@ -225,7 +228,7 @@ impl ResNet {
     /// - `x`: `[batch, 3, height, width]` (ImageNet-normalised RGB)
     /// - output: `[batch, 8·base_width·expansion, ≈height/32, ≈width/32]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(conv2d(&self.conv1, x)));
+        let x = batch_norm(&self.bn1, conv2d(&self.conv1, x), Activation::Relu);
         let mut x = self.maxpool.pool.forward(x);
         for layer in [&self.layer1, &self.layer2, &self.layer3, &self.layer4] {
             for block in layer {

@@ -242,3 +242,123 @@ fn kernels_match_pytorch_values_and_gradients() {
         }
     }
 }
+
+/// A frozen BatchNorm with non-trivial running statistics and affine parameters.
+fn frozen_bn(c: usize, device: &Device) -> burn::nn::BatchNorm {
+    use burn::module::{Param, RunningState};
+    let mut bn = burn::nn::BatchNormConfig::new(c).init(device);
+    let stat = |lo: f64, hi: f64| Tensor::<1>::random([c], Distribution::Uniform(lo, hi), device);
+    bn.running_mean = RunningState::new(stat(-1.0, 1.0));
+    bn.running_var = RunningState::new(stat(0.2, 3.0));
+    bn.gamma = Param::from_tensor(stat(-2.0, 2.0));
+    bn.beta = Param::from_tensor(stat(-1.0, 1.0));
+    nightvision_core::freeze_batchnorm(bn)
+}
+
+#[test]
+fn fused_batch_norm_matches_burn_with_gradients() {
+    use nightvision_core::kernels::{Activation, batch_norm, relu6};
+    let device = Device::default().autodiff();
+    device.seed(11);
+    // Spatial sizes below and above one task's worth of planes, one channel, odd shapes.
+    for (n, c, h, w) in [(2, 3, 5, 7), (3, 8, 1, 1), (1, 1, 9, 4), (2, 4, 130, 129)] {
+        let bn = frozen_bn(c, &device);
+        for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            let x = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 3.0), &device)
+                .require_grad();
+            let reference = |x: Tensor<4>| {
+                let y = bn.forward(x);
+                match act {
+                    Activation::Identity => y,
+                    Activation::Relu => burn::tensor::activation::relu(y),
+                    Activation::Relu6 => relu6(y),
+                }
+            };
+            let y = batch_norm(&bn, x.clone(), act);
+            let y_ref = reference(x.clone());
+            let up = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let scale = y_ref.clone().abs().max().into_scalar::<f32>().max(1.0);
+            assert!(
+                max_abs(y.clone(), y_ref.clone()) < 1e-5 * scale,
+                "{act:?} values"
+            );
+            let g = (y * up.clone()).sum().backward();
+            let g_ref = (y_ref * up).sum().backward();
+            let dx = max_abs(x.grad(&g).unwrap(), x.grad(&g_ref).unwrap());
+            assert!(dx < 1e-5, "{act:?} [{n}, {c}, {h}, {w}] dx {dx}");
+            for (name, p) in [("gamma", &bn.gamma), ("beta", &bn.beta)] {
+                let (ours, theirs) = (p.val().grad(&g).unwrap(), p.val().grad(&g_ref).unwrap());
+                let tol = 1e-4 * theirs.clone().abs().max().into_scalar::<f32>().max(1.0);
+                let d = (ours - theirs).abs().max().into_scalar::<f32>();
+                assert!(d < tol, "{act:?} [{n}, {c}, {h}, {w}] d{name} {d}");
+            }
+        }
+    }
+}
+
+/// At the clamp's bounds the gradient is PyTorch's (`threshold_backward`, `hardtanh_backward`):
+/// zero at exactly 0 and 6, one strictly inside; and the running statistics stay as they were.
+#[test]
+fn fused_batch_norm_kinks_are_pytorch_and_statistics_stay() {
+    use burn::module::{Param, RunningState};
+    use nightvision_core::kernels::{Activation, batch_norm};
+    let device = Device::default().autodiff();
+    // a = γ / √(var + ε) = 1 and b = 0 exactly, so z = x hits the bounds exactly.
+    let mut bn = burn::nn::BatchNormConfig::new(1)
+        .with_epsilon(1.0)
+        .init(&device);
+    bn.running_var = RunningState::new(Tensor::<1>::zeros([1], &device));
+    bn.gamma = Param::from_tensor(Tensor::<1>::ones([1], &device));
+    let bn = nightvision_core::freeze_batchnorm(bn);
+    let xs = [-1.0f32, 0.0, 1e-7, 3.0, 5.9999995, 6.0, 7.0];
+    let x = Tensor::<1>::from_floats(xs, &device)
+        .reshape([1, 1, 1, xs.len()])
+        .require_grad();
+    for (act, inside) in [
+        (Activation::Relu6, [0.0f32, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0]),
+        (Activation::Relu, [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+        (Activation::Identity, [1.0; 7]),
+    ] {
+        let y = batch_norm(&bn, x.clone(), act);
+        let ys: Vec<f32> = y.clone().into_data().to_vec().unwrap();
+        let hi = if act == Activation::Relu6 {
+            6.0
+        } else {
+            f32::INFINITY
+        };
+        let lo = if act == Activation::Identity {
+            f32::NEG_INFINITY
+        } else {
+            0.0
+        };
+        let expected: Vec<f32> = xs.iter().map(|v| v.clamp(lo, hi)).collect();
+        assert_eq!(ys, expected, "{act:?}");
+        let g: Vec<f32> = x
+            .grad(&y.sum().backward())
+            .unwrap()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(g, inside, "{act:?}");
+    }
+    let mean: Vec<f32> = bn.running_mean.value_sync().into_data().to_vec().unwrap();
+    assert_eq!(mean, vec![0.0]);
+}
+
+/// A BatchNorm in training mode on an autodiff device keeps burn's path: batch statistics,
+/// running statistics updated.
+#[test]
+fn training_batch_norm_uses_batch_statistics() {
+    use nightvision_core::kernels::{Activation, batch_norm};
+    let device = Device::default().autodiff();
+    let bn = burn::nn::BatchNormConfig::new(2).init(&device);
+    let x = Tensor::<4>::random([4, 2, 3, 3], Distribution::Normal(5.0, 2.0), &device);
+    let y = batch_norm(&bn, x, Activation::Identity);
+    let mean = y.mean().into_scalar::<f32>();
+    assert!(mean.abs() < 1e-4, "batch-normalised output has mean {mean}");
+    let running: Vec<f32> = bn.running_mean.value_sync().into_data().to_vec().unwrap();
+    assert!(
+        running.iter().all(|&m| m > 0.2),
+        "running mean {running:?} not updated"
+    );
+}

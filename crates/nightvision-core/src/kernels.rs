@@ -30,9 +30,10 @@
 //! and without the feature, [`conv2d`] is exactly `Conv2d::forward`, so GPUs keep their own
 //! kernels.
 
-use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 
 #[cfg(feature = "flex")]
 pub use ext::ConvKernelOps;
@@ -118,6 +119,118 @@ fn pointwise(conv: &Conv2d, x: Tensor<4>, [sh, sw]: [usize; 2]) -> Tensor<4> {
         Some(b) => y + b.val().reshape([1, cout, 1, 1]),
         None => y,
     }
+}
+
+/// The activation after a [`batch_norm`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None: the BatchNorm's output as is.
+    Identity,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)` (MobileNetV2).
+    Relu6,
+}
+
+impl Activation {
+    /// The clamp bounds `[lo, hi]` of the activation.
+    #[cfg(feature = "flex")]
+    fn bounds(self) -> [f32; 2] {
+        match self {
+            Activation::Identity => [f32::NEG_INFINITY, f32::INFINITY],
+            Activation::Relu => [0.0, f32::INFINITY],
+            Activation::Relu6 => [0.0, 6.0],
+        }
+    }
+
+    /// The activation through burn's own operations.
+    fn apply(self, x: Tensor<4>) -> Tensor<4> {
+        match self {
+            Activation::Identity => x,
+            Activation::Relu => relu(x),
+            Activation::Relu6 => relu6(x),
+        }
+    }
+}
+
+/// `act(bn.forward(x))`: a BatchNorm that uses its running statistics (frozen with
+/// [`freeze_batchnorm`](crate::freeze_batchnorm), or on a device without autodiff) and its
+/// activation as one per-channel map `clamp(x·a + b)` with `a = γ / √(var + ε)` and
+/// `b = β − mean·a` (PyTorch's CPU inference BatchNorm), one pass forward and one pass per
+/// gradient on the CPU backend, where burn's BatchNorm runs four element-wise operations forward
+/// and more than twice as many backward, each on one core. Gradients reach `x`, `γ` and `β`
+/// (through the per-channel `a` and `b`) and are PyTorch's: 0 where the activation clamps,
+/// including at exactly `0` and `6`.
+///
+/// A BatchNorm in training mode on an autodiff device (batch statistics), any other device and
+/// dtype, and builds without the `flex` feature get `act(bn.forward(x))` through burn's own
+/// operations.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, h, w]` → same
+///
+/// ```
+/// use burn::nn::BatchNormConfig;
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use nightvision_core::kernels::{Activation, batch_norm, relu6};
+///
+/// let device = Device::default().autodiff();
+/// let bn = nightvision_core::freeze_batchnorm(BatchNormConfig::new(4).init(&device));
+/// let x = Tensor::<4>::random([2, 4, 5, 5], Distribution::Normal(0.0, 4.0), &device);
+/// let y = batch_norm(&bn, x.clone(), Activation::Relu6);
+/// let reference = relu6(bn.forward(x));
+/// assert!((y - reference).abs().max().into_scalar::<f32>() < 1e-5);
+/// ```
+pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    {
+        let frozen = !(x.device().is_autodiff() && bn.training.is_enabled());
+        if frozen && on_flex(&x) && x.dtype() == burn::tensor::DType::F32 {
+            return fused_batch_norm(bn, x, act);
+        }
+    }
+    act.apply(bn.forward(x))
+}
+
+/// [`batch_norm`] through the `nv_affine_clamp` extension.
+#[cfg(feature = "flex")]
+fn fused_batch_norm(bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
+    use burn::backend::Dispatch;
+    let device = x.device();
+    let mean = bn.running_mean.value().to_device(&device);
+    let var = bn.running_var.value().to_device(&device);
+    let a = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
+    let b = bn.beta.val() - mean * a.clone();
+    let ss = Tensor::stack::<2>(vec![a, b], 0);
+    Tensor::<4>::from_dispatch(<Dispatch as ConvKernelOps>::nv_affine_clamp(
+        x.into_dispatch(),
+        ss.into_dispatch(),
+        act.bounds(),
+    ))
+}
+
+/// `ReLU6(x) = min(max(x, 0), 6)` through burn's operations, written as `relu(x) − relu(x − 6)`.
+///
+/// burn's `clamp` (and its `relu6`) runs as two comparisons and two masked fills, forward and
+/// backward; on the CPU backend these are scalar loops on one core and took 14 % of a
+/// MobileNetV2-GeM training step (docs/PERFORMANCE.md). Two `relu`s run vectorised, with
+/// a fused backward. Values are exact for every `|x| < 2²⁵` (where `x − 6` is exact in f32),
+/// which covers any activation of a working network; NaN propagates; `+∞` maps to NaN instead
+/// of 6. Gradients are PyTorch's (`hardtanh_backward`: 1 inside `(0, 6)`, 0 outside) except at
+/// exactly `x = 6`, where this gives 1 (as burn's `clamp` does) and PyTorch 0.
+///
+/// # Shapes
+/// - `x`: any → same
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use nightvision_core::kernels::relu6;
+///
+/// let x = Tensor::<4>::from_floats([[[[-1.0, 3.0, 7.0]]]], &Device::default());
+/// assert_eq!(relu6(x).into_data().to_vec::<f32>().unwrap(), vec![0.0, 3.0, 6.0]);
+/// ```
+pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    relu(x.clone()) - relu(x.sub_scalar(6.0))
 }
 
 /// The two kinds of convolution the kernels run.
@@ -250,6 +363,31 @@ mod ext {
             kernel: [usize; 2],
             stride: [usize; 2],
             padding: [usize; 2],
+        ) -> FloatTensor<Self>;
+
+        /// A per-channel affine map and a clamp, in one pass: `y[n, c, …] = clamp(x[n, c, …] ·
+        /// ss[0, c] + ss[1, c], lo, hi)` for `bounds = [lo, hi]` (infinite bounds for none).
+        fn nv_affine_clamp(
+            x: FloatTensor<Self>,
+            ss: FloatTensor<Self>,
+            bounds: [f32; 2],
+        ) -> FloatTensor<Self>;
+
+        /// [`nv_affine_clamp`](Self::nv_affine_clamp)'s gradient with respect to `x`.
+        fn nv_affine_clamp_x_grad(
+            x: FloatTensor<Self>,
+            ss: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            bounds: [f32; 2],
+        ) -> FloatTensor<Self>;
+
+        /// [`nv_affine_clamp`](Self::nv_affine_clamp)'s gradient with respect to its `[2, c]`
+        /// scale and shift.
+        fn nv_affine_clamp_ss_grad(
+            x: FloatTensor<Self>,
+            ss: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            bounds: [f32; 2],
         ) -> FloatTensor<Self>;
     }
 
@@ -812,6 +950,132 @@ mod ext {
                 );
                 from_vec(out, [c, 1, kh, kw])
             }
+
+            fn nv_affine_clamp(
+                x: FloatTensor<Flex>,
+                ss: FloatTensor<Flex>,
+                [lo, hi]: [f32; 2],
+            ) -> FloatTensor<Flex> {
+                let shape = x.shape().dims::<4>();
+                let [_, c, h, w] = shape;
+                let (x, ss) = (contiguous(&x), contiguous(&ss));
+                let (xs, p) = (slice(&x), slice(&ss));
+                let hw = h * w;
+                let mut out = vec![0.0f32; xs.len()];
+                out.par_chunks_mut(hw.max(1))
+                    .enumerate()
+                    .with_min_len(min_planes(hw))
+                    .for_each(|(plane, dst)| {
+                        let (a, b) = (p[plane % c], p[c + plane % c]);
+                        for (d, v) in dst.iter_mut().zip(&xs[plane * hw..]) {
+                            *d = clamp(v * a + b, lo, hi);
+                        }
+                    });
+                from_vec(out, shape)
+            }
+
+            fn nv_affine_clamp_x_grad(
+                x: FloatTensor<Flex>,
+                ss: FloatTensor<Flex>,
+                grad: FloatTensor<Flex>,
+                [lo, hi]: [f32; 2],
+            ) -> FloatTensor<Flex> {
+                let shape = x.shape().dims::<4>();
+                let [_, c, h, w] = shape;
+                let (x, ss, grad) = (contiguous(&x), contiguous(&ss), contiguous(&grad));
+                let (xs, p, gs) = (slice(&x), slice(&ss), slice(&grad));
+                let hw = h * w;
+                let mut out = vec![0.0f32; xs.len()];
+                out.par_chunks_mut(hw.max(1))
+                    .enumerate()
+                    .with_min_len(min_planes(hw))
+                    .for_each(|(plane, dst)| {
+                        let (a, b) = (p[plane % c], p[c + plane % c]);
+                        let (xp, gp) = (&xs[plane * hw..][..hw], &gs[plane * hw..][..hw]);
+                        for ((d, v), g) in dst.iter_mut().zip(xp).zip(gp) {
+                            *d = passed(*g, v * a + b, lo, hi) * a;
+                        }
+                    });
+                from_vec(out, shape)
+            }
+
+            fn nv_affine_clamp_ss_grad(
+                x: FloatTensor<Flex>,
+                ss: FloatTensor<Flex>,
+                grad: FloatTensor<Flex>,
+                [lo, hi]: [f32; 2],
+            ) -> FloatTensor<Flex> {
+                // Per plane: Σ dz·x and Σ dz (dz the gradient through the clamp) in eight f32
+                // lanes per block of 4096 values, blocks and planes summed in f64.
+                let [_, c, h, w] = x.shape().dims::<4>();
+                let (x, ss, grad) = (contiguous(&x), contiguous(&ss), contiguous(&grad));
+                let (xs, p, gs) = (slice(&x), slice(&ss), slice(&grad));
+                let hw = h * w;
+                let sums: Vec<[f64; 2]> = xs
+                    .par_chunks(hw.max(1))
+                    .zip(gs.par_chunks(hw.max(1)))
+                    .enumerate()
+                    .with_min_len(min_planes(hw))
+                    .map(|(plane, (xp, gp))| {
+                        let (a, b) = (p[plane % c], p[c + plane % c]);
+                        let mut total = [0.0f64; 2];
+                        for (xb, gb) in xp.chunks(4096).zip(gp.chunks(4096)) {
+                            let (mut sx, mut s1) = ([0.0f32; 8], [0.0f32; 8]);
+                            let (xc, gc) = (xb.chunks_exact(8), gb.chunks_exact(8));
+                            for (v, g) in xc.remainder().iter().zip(gc.remainder()) {
+                                let dz = passed(*g, v * a + b, lo, hi);
+                                sx[0] += dz * v;
+                                s1[0] += dz;
+                            }
+                            for (v, g) in xc.zip(gc) {
+                                for l in 0..8 {
+                                    let dz = passed(g[l], v[l] * a + b, lo, hi);
+                                    sx[l] += dz * v[l];
+                                    s1[l] += dz;
+                                }
+                            }
+                            total[0] += sx.iter().map(|&v| v as f64).sum::<f64>();
+                            total[1] += s1.iter().map(|&v| v as f64).sum::<f64>();
+                        }
+                        total
+                    })
+                    .collect();
+                let mut out = vec![0.0f64; 2 * c];
+                for (plane, [sx, s1]) in sums.into_iter().enumerate() {
+                    out[plane % c] += sx;
+                    out[c + plane % c] += s1;
+                }
+                let out = out.into_iter().map(|v| v as f32).collect();
+                FlexTensor::new(
+                    Bytes::from_elems::<f32>(out),
+                    Layout::contiguous(Shape::from([2, c])),
+                    DType::F32,
+                )
+            }
+        }
+
+        /// Planes per parallel task of the element-wise kernels: about 16k values.
+        fn min_planes(hw: usize) -> usize {
+            (16_384 / hw.max(1)).max(1)
+        }
+
+        /// `z` clamped to `[lo, hi]`; NaN stays NaN.
+        #[inline]
+        fn clamp(z: f32, lo: f32, hi: f32) -> f32 {
+            if z < lo {
+                lo
+            } else if z > hi {
+                hi
+            } else {
+                z
+            }
+        }
+
+        /// The gradient `g` through `clamp(z, lo, hi)`: PyTorch's `hardtanh_backward` and
+        /// `threshold_backward` (0 where `z ≤ lo` or `z ≥ hi`).
+        #[inline]
+        fn passed(g: f32, z: f32, lo: f32, hi: f32) -> f32 {
+            if z <= lo || z >= hi { 0.0 } else { g }
         }
     }
 
@@ -869,6 +1133,32 @@ mod ext {
             }
         }
 
+        type AffineState<B> = (FloatTensor<B>, FloatTensor<B>, [f32; 2]);
+
+        #[derive(Debug)]
+        struct AffineClampBackward;
+
+        impl<B: Backend + ConvKernelOps> Backward<B, 2> for AffineClampBackward {
+            type State = AffineState<B>;
+
+            fn backward(
+                self,
+                ops: Ops<AffineState<B>, 2>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let (x, ss, bounds) = ops.state;
+                let (x2, ss2) = (x.clone(), ss.clone());
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |g| B::nv_affine_clamp_x_grad(x2, ss2, g, bounds),
+                    |g| B::nv_affine_clamp_ss_grad(x, ss, g, bounds),
+                );
+            }
+        }
+
         /// Runs `forward` on the inner backend and records `backward` when either input is
         /// tracked.
         fn record<B, C, K>(
@@ -896,6 +1186,54 @@ mod ext {
         }
 
         impl<B: Backend + ConvKernelOps, C: CheckpointStrategy> ConvKernelOps for Autodiff<B, C> {
+            fn nv_affine_clamp(
+                x: FloatTensor<Self>,
+                ss: FloatTensor<Self>,
+                bounds: [f32; 2],
+            ) -> FloatTensor<Self> {
+                let nodes = [x.node(), ss.node()];
+                let (x, ss) = (x.into_primitive(), ss.into_primitive());
+                match AffineClampBackward
+                    .prepare::<C>(nodes)
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(prep) => {
+                        let out = B::nv_affine_clamp(x.clone(), ss.clone(), bounds);
+                        prep.finish((x, ss, bounds), out)
+                    }
+                    OpsKind::UnTracked(prep) => prep.finish(B::nv_affine_clamp(x, ss, bounds)),
+                }
+            }
+
+            fn nv_affine_clamp_x_grad(
+                x: FloatTensor<Self>,
+                ss: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                bounds: [f32; 2],
+            ) -> FloatTensor<Self> {
+                Self::from_inner(B::nv_affine_clamp_x_grad(
+                    Self::inner(x),
+                    Self::inner(ss),
+                    Self::inner(grad),
+                    bounds,
+                ))
+            }
+
+            fn nv_affine_clamp_ss_grad(
+                x: FloatTensor<Self>,
+                ss: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                bounds: [f32; 2],
+            ) -> FloatTensor<Self> {
+                Self::from_inner(B::nv_affine_clamp_ss_grad(
+                    Self::inner(x),
+                    Self::inner(ss),
+                    Self::inner(grad),
+                    bounds,
+                ))
+            }
+
             fn nv_conv2d(
                 x: FloatTensor<Self>,
                 weight: FloatTensor<Self>,
