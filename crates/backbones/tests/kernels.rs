@@ -155,7 +155,7 @@ fn dense_kernels_match_burn_conv2d_with_gradients() {
 
 #[test]
 fn dense_gradients_span_several_gemm_tiles() {
-    // 70×70 = 4,900 output positions: more than one 4,096-position tile of the weight gradient.
+    // 70×70 = 4,900 output positions: several im2col tiles per image, folded in parallel.
     let device = Device::default().autodiff();
     device.seed(5);
     let conv = Conv2dConfig::new([3, 4], [3, 3])
@@ -164,6 +164,14 @@ fn dense_gradients_span_several_gemm_tiles() {
     let x = Tensor::<4>::random([2, 3, 70, 70], Distribution::Normal(0.0, 1.0), &device);
     let [fwd, dx, dw] = compare(&conv, x, conv2d);
     assert!(fwd < 1e-5 && dx < 1e-5 && dw < 1e-3, "{fwd} {dx} {dw}");
+    // A weight of 256 × 128 × 3 × 3 values, above the per-worker accumulator size: the weight
+    // gradient takes the serial tile loop with a parallel gemm.
+    let conv = Conv2dConfig::new([128, 256], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    let x = Tensor::<4>::random([2, 128, 6, 5], Distribution::Normal(0.0, 1.0), &device);
+    let [fwd, dx, dw] = compare(&conv, x, conv2d);
+    assert!(fwd < 1e-4 && dx < 1e-4 && dw < 1e-3, "{fwd} {dx} {dw}");
 }
 
 #[test]

@@ -70,8 +70,12 @@ pub use ext::ConvKernelOps;
 /// ```
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match extension_geometry(conv, &x) {
-        Some((Kind::Dense, stride, [0, 0])) if conv.kernel_size == [1, 1] => {
-            pointwise(conv, x, stride)
+        Some((Kind::Dense, _, [0, 0]))
+            if conv.kernel_size == [1, 1]
+                && !(x.is_tracked() || conv.weight.val().is_tracked()) =>
+        {
+            // Without gradients the backend's own 1×1 forward is as fast (docs/PERFORMANCE.md).
+            conv.forward(x)
         }
         #[cfg(feature = "flex")]
         Some((kind, stride, padding)) => {
@@ -92,32 +96,6 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             }
         }
         _ => conv.forward(x),
-    }
-}
-
-/// A 1×1 convolution: the backend's own while no gradient is tracked (its 1×1 path is the
-/// fastest forward), otherwise the matrix product `weight[1, out, in] · x[n, in, h·w]`, whose
-/// autodiff backward is two batched `gemm`s. In the MobileNetV2-GeM training step this beat the
-/// dense extension's 1×1 backward (1.30 s against 1.47 s a step, docs/PERFORMANCE.md).
-fn pointwise(conv: &Conv2d, x: Tensor<4>, [sh, sw]: [usize; 2]) -> Tensor<4> {
-    let weight = conv.weight.val();
-    if !(weight.is_tracked() || x.is_tracked()) {
-        return conv.forward(x);
-    }
-    let [cout, cin, _, _] = weight.dims();
-    let x = if sh > 1 || sw > 1 {
-        x.slice(burn::tensor::s![.., .., ..;sh, ..;sw])
-    } else {
-        x
-    };
-    let [n, _, h, w] = x.dims();
-    let y = weight
-        .reshape([1, cout, cin])
-        .matmul(x.reshape([n, cin, h * w]))
-        .reshape([n, cout, h, w]);
-    match &conv.bias {
-        Some(b) => y + b.val().reshape([1, cout, 1, 1]),
-        None => y,
     }
 }
 
@@ -576,6 +554,56 @@ mod ext {
             COLS.with(|cell| *cell.borrow_mut() = cols);
         }
 
+        /// Largest im2col tile of one worker in [`par_tiles`], in values (1 MiB, half a core's
+        /// L2 cache): the worker's `gemm` reads it while it is still in the cache.
+        const PAR_TILE_VALUES: usize = 1 << 18;
+
+        /// Like [`for_each_tile`], but the tiles run in parallel, each worker filling its own
+        /// (thread-local, reused) im2col tile of at most [`PAR_TILE_VALUES`] values and calling
+        /// `f(state, b, l0, lt, cols, column stride)` on it, which must not itself go parallel.
+        /// Each rayon fold starts from `init()`; their final states are returned.
+        #[allow(clippy::too_many_arguments)]
+        fn par_tiles<T: Send>(
+            xs: &[f32],
+            [n, cin, h, w]: [usize; 4],
+            [ho, wo]: [usize; 2],
+            [kh, kw]: [usize; 2],
+            stride: [usize; 2],
+            padding: [usize; 2],
+            init: impl Fn() -> T + Sync + Send,
+            f: impl Fn(&mut T, usize, usize, usize, *const f32, isize) + Sync + Send,
+        ) -> Vec<T> {
+            let (l, ck) = (ho * wo, cin * kh * kw);
+            let direct = kh == 1 && kw == 1 && stride == [1, 1] && padding == [0, 0];
+            let lt_max = (PAR_TILE_VALUES / ck.max(1)).clamp(48, TILE).min(l).max(1);
+            let tiles: Vec<(usize, usize)> = (0..n)
+                .flat_map(|b| (0..l).step_by(lt_max).map(move |l0| (b, l0)))
+                .collect();
+            tiles
+                .par_iter()
+                .fold(&init, |mut state, &(b, l0)| {
+                    let lt = lt_max.min(l - l0);
+                    let xb = &xs[b * cin * h * w..(b + 1) * cin * h * w];
+                    if direct {
+                        f(&mut state, b, l0, lt, xb[l0..].as_ptr(), l as isize);
+                        return state;
+                    }
+                    let mut cols = COLS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+                    if cols.len() < ck * lt {
+                        cols.resize(ck * lt, 0.0);
+                    }
+                    for (r, row) in cols[..ck * lt].chunks_mut(lt).enumerate() {
+                        let (ci, i, j) = (r / (kh * kw), (r / kw) % kh, r % kw);
+                        let xp = &xb[ci * h * w..(ci + 1) * h * w];
+                        im2col_row(row, xp, l0, [h, w], [ho, wo], [i, j], stride, padding);
+                    }
+                    f(&mut state, b, l0, lt, cols.as_ptr(), lt as isize);
+                    COLS.with(|cell| *cell.borrow_mut() = cols);
+                    state
+                })
+                .collect()
+        }
+
         /// A dense convolution as tiled im2col and `gemm`: `y_b[:, tile] = W · cols`.
         fn dense_forward(
             x: &FlexTensor,
@@ -592,23 +620,26 @@ mod ext {
             let (l, ck) = (ho * wo, cin * kh * kw);
             let mut y = vec![0.0f32; n * cout * l];
             let dims = [n, cin, h, w];
-            for_each_tile(
+            let yp = y.as_mut_ptr() as usize;
+            par_tiles(
                 xs,
                 dims,
                 [ho, wo],
                 [kh, kw],
                 stride,
                 padding,
-                |b, l0, lt, rhs, rs| {
+                || (),
+                |_, b, l0, lt, rhs, rs| {
                     // SAFETY: the output tile starts at (b·cout)·l + l0 with rows l apart and lt
-                    // columns; the weight is cout × ck row-major; the right-hand side is ck rows
-                    // of lt values, `rs` apart.
+                    // columns (the tiles' columns are disjoint, `y` outlives the call); the
+                    // weight is cout × ck row-major; the right-hand side is ck rows of lt
+                    // values, `rs` apart.
                     unsafe {
                         gemm::gemm(
                             cout,
                             lt,
                             ck,
-                            y[b * cout * l + l0..].as_mut_ptr(),
+                            (yp as *mut f32).add(b * cout * l + l0),
                             1,
                             l as isize,
                             false,
@@ -623,7 +654,7 @@ mod ext {
                             false,
                             false,
                             false,
-                            gemm::Parallelism::Rayon(0),
+                            gemm::Parallelism::None,
                         );
                     }
                 },
@@ -732,9 +763,59 @@ mod ext {
                 let (x, grad) = (contiguous(&x), contiguous(&grad));
                 let (xs, gs) = (slice(&x), slice(&grad));
                 let (l, ck) = (ho * wo, cin * kh * kw);
+                let dims = [n, cin, h, w];
+                if cout * ck <= PAR_TILE_VALUES {
+                    // Small weights: one accumulator per rayon fold, tiles in parallel.
+                    let parts = par_tiles(
+                        xs,
+                        dims,
+                        [ho, wo],
+                        kernel,
+                        stride,
+                        padding,
+                        || (vec![0.0f32; cout * ck], true),
+                        |(dw, first), b, l0, lt, rhs, rs| {
+                            // SAFETY: as in the serial path below; `dw` is this fold's own.
+                            unsafe {
+                                gemm::gemm(
+                                    cout,
+                                    ck,
+                                    lt,
+                                    dw.as_mut_ptr(),
+                                    1,
+                                    ck as isize,
+                                    !*first,
+                                    gs[b * cout * l + l0..].as_ptr(),
+                                    1,
+                                    l as isize,
+                                    rhs,
+                                    rs,
+                                    1,
+                                    1.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    gemm::Parallelism::None,
+                                );
+                            }
+                            *first = false;
+                        },
+                    );
+                    let mut parts = parts.into_iter().filter(|(_, first)| !first);
+                    let mut dw = match parts.next() {
+                        Some((dw, _)) => dw,
+                        None => vec![0.0f32; cout * ck],
+                    };
+                    for (part, _) in parts {
+                        for (d, v) in dw.iter_mut().zip(&part) {
+                            *d += v;
+                        }
+                    }
+                    return from_vec(dw, [cout, cin, kh, kw]);
+                }
                 let mut dw = vec![0.0f32; cout * ck];
                 let mut first = true;
-                let dims = [n, cin, h, w];
                 for_each_tile(
                     xs,
                     dims,
