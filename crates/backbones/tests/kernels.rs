@@ -370,3 +370,44 @@ fn training_batch_norm_uses_batch_statistics() {
         "running mean {running:?} not updated"
     );
 }
+
+/// The fused frozen BatchNorm and its activation against PyTorch (`scripts/gen_batchnorm_
+/// fixtures.py`: `act(batch_norm(x, mean, var, γ, β, training=False))` in float64, with the
+/// gradients of `sum(y · up)` for x, γ and β).
+#[test]
+fn fused_batch_norm_matches_pytorch_values_and_gradients() {
+    use burn::module::{Param, RunningState};
+    use nightvision_core::kernels::{Activation, batch_norm};
+    use nightvision_core::testing::{max_rel_err, read_safetensors};
+    let device = Device::default().autodiff();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/frozen_bn.safetensors");
+    let fx = read_safetensors(path).unwrap();
+    let cases = [
+        ("identity", Activation::Identity),
+        ("relu", Activation::Relu),
+        ("relu6", Activation::Relu6),
+    ];
+    assert_eq!(fx.len(), 10 * cases.len(), "arrays in the fixture");
+    for (case, act) in cases {
+        let get = |key: &str| &fx[&format!("{case}/{key}")];
+        let c = get("gamma").shape[0];
+        let mut bn = burn::nn::BatchNormConfig::new(c).init(&device);
+        bn.running_mean = RunningState::new(get("mean").tensor::<1>(&device));
+        bn.running_var = RunningState::new(get("var").tensor::<1>(&device));
+        bn.gamma = Param::from_tensor(get("gamma").tensor::<1>(&device).require_grad());
+        bn.beta = Param::from_tensor(get("beta").tensor::<1>(&device).require_grad());
+        let bn = nightvision_core::freeze_batchnorm(bn);
+        let x = get("x").tensor::<4>(&device).require_grad();
+        let y = batch_norm(&bn, x.clone(), act);
+        let ey = max_rel_err(y.clone(), get("y"));
+        let g = (y * get("up").tensor::<4>(&device)).sum().backward();
+        let edx = max_rel_err(x.grad(&g).unwrap(), get("dx"));
+        let edg = max_rel_err(bn.gamma.val().grad(&g).unwrap(), get("dgamma"));
+        let edb = max_rel_err(bn.beta.val().grad(&g).unwrap(), get("dbeta"));
+        println!("{case}: y {ey:.1e}, dx {edx:.1e}, dgamma {edg:.1e}, dbeta {edb:.1e}");
+        for (what, e) in [("y", ey), ("dx", edx), ("dgamma", edg), ("dbeta", edb)] {
+            assert!(e < 1e-5, "{case}: {what} relative error {e:.2e}");
+        }
+    }
+}
