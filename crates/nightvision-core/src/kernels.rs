@@ -1,34 +1,38 @@
-//! Convolutions with a fast backward on the CPU backend.
+//! Convolutions and frozen BatchNorm with their own CPU kernels, forward and backward.
 //!
-//! burn's default backward of `conv2d` computes the weight gradient as a convolution whose
-//! kernel is the whole output map (on the CPU backend, for a 1×1 convolution: one
-//! matrix–vector product per input channel; for a grouped convolution: one such convolution per
-//! group) and the input gradient as a transposed convolution. On the project's 2 cores
-//! (docs/PERFORMANCE.md), forward / + weight gradient / + input gradient:
+//! On the CPU backend (burn `flex`) a training step of a convolutional network spent most of its
+//! time outside the matrix products: burn's default backward of `conv2d` computes the weight
+//! gradient as a convolution whose kernel is the whole output map and the input gradient as a
+//! transposed convolution; a grouped convolution runs one such convolution per group; a frozen
+//! BatchNorm is four element-wise passes forward and about ten backward, each on one core.
+//! This module puts those operations behind burn's `#[backend_extension]` point
+//! ([`ConvKernelOps`], implemented for `Flex` and for `Autodiff<B>`), so model code calls
+//! [`conv2d`] and [`batch_norm`] and stays backend-neutral:
 //!
-//! | layer | burn's backward | these kernels |
-//! |---|---|---|
-//! | 1×1, `[7, 256, 68, 91]` → 64 | 11.8 / 108.5 / 98.0 ms | see PERFORMANCE.md |
-//! | 3×3 depthwise, `[7, 144, 68, 91]` | 15.5 / 54.2 / 127.9 ms | see PERFORMANCE.md |
+//! - **dense convolution** (one group): forward as im2col and `gemm`, tiled so that each worker
+//!   fills its own tile (at most 1 MiB, in its L2 cache) and multiplies it single-threaded, the
+//!   tiles in parallel; weight gradient `Σ grad · im2col(x)ᵀ` over the same tiles (one
+//!   accumulator per worker when the weight is small, otherwise a parallel `gemm` per tile);
+//!   input gradient of a stride-1 convolution = the forward of the output gradient with the
+//!   flipped, transposed filters; of a strided 1×1 convolution the 1×1 product scattered to
+//!   the strided pixels; other strided input gradients are burn's;
+//! - **depthwise convolution**: forward, input gradient and weight gradient as direct loops over
+//!   each plane's rows, split into stride phases so every inner loop is contiguous, in parallel
+//!   over planes or channels;
+//! - **frozen BatchNorm + activation** ([`batch_norm`]): one per-channel `clamp(x·a + b)` pass
+//!   forward, one pass for the input gradient and one for the scale/shift gradient.
 //!
-//! [`conv2d`] is the same convolution as a backend extension (burn's `#[backend_extension]`)
-//! with its own backward. The forward is the backend's. The backward:
-//! - **dense** (one group): the weight gradient is `Σₙ grad[n] · im2col(x[n])ᵀ`, one `gemm` per
-//!   tile of output positions (the input itself for a 1×1 stride-1 convolution, no copy); the
-//!   input gradient of a stride-1 convolution is a convolution of the output gradient with the
-//!   flipped, transposed filters (the backend's forward path), of a strided 1×1 convolution the
-//!   1×1 product scattered to the strided positions, and of other strided convolutions burn's
-//!   default;
-//! - **depthwise** (one filter per channel): the input gradient is a depthwise convolution of
-//!   the output gradient (zeros inserted between rows and columns for a stride above 1) with
-//!   the flipped filters, on the backend's direct depthwise path; the weight gradient is one
-//!   pass per channel that accumulates the dot product of the output gradient with the shifted
-//!   input for each filter tap.
+//! Every output buffer is written before it is read. A fresh (calloc'd) buffer that is read
+//! first maps the shared zero page, and the write that follows takes a copy-on-write fault with
+//! a TLB shootdown across cores per page; in this project's 2-core VM that cost 60-70 % of a
+//! depthwise layer's training pass (docs/PERFORMANCE.md).
 //!
 //! Only the CPU backend (`flex`, this crate's `flex` feature) runs the extension; on any other
 //! device, on other dtypes, for dilated, asymmetrically padded or other grouped convolutions,
-//! and without the feature, [`conv2d`] is exactly `Conv2d::forward`, so GPUs keep their own
-//! kernels.
+//! for BatchNorm with batch statistics, and without the feature, [`conv2d`] is exactly
+//! `Conv2d::forward` and [`batch_norm`] is `act(BatchNorm::forward)`, so GPUs keep their own
+//! kernels. Values and gradients match PyTorch to < 1e-6 relative
+//! (`crates/backbones/tests/kernels.rs`).
 
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, PaddingConfig2d};

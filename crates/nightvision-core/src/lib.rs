@@ -14,8 +14,9 @@
 //!   default, naming every missing, unused or wrongly shaped key;
 //! - [`checkpoint`]: atomic (temp file + rename) save and load of modules and training state;
 //! - [`parallel`]: data-parallel training steps over several devices;
-//! - [`kernels`]: a depthwise convolution whose backward is fast on the CPU backend (a burn
-//!   backend extension; feature `flex`), exactly `Conv2d::forward` elsewhere;
+//! - [`kernels`]: dense and depthwise convolutions and frozen BatchNorm with their own forward and
+//!   backward on the CPU backend (a burn backend extension; feature `flex`), exactly
+//!   `Conv2d::forward` / `BatchNorm::forward` elsewhere;
 //! - [`rng`]: seeded, portable random streams; [`freeze_batchnorm`]: cirtorch's frozen BatchNorm;
 //! - [`CoreError`]: the shared error type.
 //!
