@@ -328,7 +328,7 @@ fn fused_batch_norm_kinks_are_pytorch_and_statistics_stay() {
         (Activation::Identity, [1.0; 7]),
     ] {
         let y = batch_norm(&bn, x.clone(), act);
-        let ys: Vec<f32> = y.clone().into_data().to_vec().unwrap();
+        let ys: Vec<f32> = y.clone().into_data().try_to_vec::<f32>().unwrap();
         let hi = if act == Activation::Relu6 {
             6.0
         } else {
@@ -345,11 +345,16 @@ fn fused_batch_norm_kinks_are_pytorch_and_statistics_stay() {
             .grad(&y.sum().backward())
             .unwrap()
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(g, inside, "{act:?}");
     }
-    let mean: Vec<f32> = bn.running_mean.value_sync().into_data().to_vec().unwrap();
+    let mean: Vec<f32> = bn
+        .running_mean
+        .value_sync()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert_eq!(mean, vec![0.0]);
 }
 
@@ -364,7 +369,12 @@ fn training_batch_norm_uses_batch_statistics() {
     let y = batch_norm(&bn, x, Activation::Identity);
     let mean = y.mean().into_scalar::<f32>();
     assert!(mean.abs() < 1e-4, "batch-normalised output has mean {mean}");
-    let running: Vec<f32> = bn.running_mean.value_sync().into_data().to_vec().unwrap();
+    let running: Vec<f32> = bn
+        .running_mean
+        .value_sync()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
     assert!(
         running.iter().all(|&m| m > 0.2),
         "running mean {running:?} not updated"

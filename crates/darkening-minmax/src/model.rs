@@ -19,6 +19,7 @@
 //! by `B` first and divides at the end (`g(x, β) = x·β`). The two are the same family up to
 //! `β ↔ 1/β`; we follow the code, so released checkpoints give the same images.
 
+use nightvision_core::kernels::conv2d;
 use std::path::Path;
 
 use burn::config::Config;
@@ -81,7 +82,7 @@ impl CsdnTem {
     /// - `x`: `[batch, channels_in, height, width]`
     /// - output: `[batch, channels_out, height, width]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.point_conv.forward(self.depth_conv.forward(x))
+        conv2d(&self.point_conv, conv2d(&self.depth_conv, x))
     }
 }
 

@@ -16,6 +16,7 @@ use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Tensor};
 use nightvision_core::Normalization;
+use nightvision_core::kernels::conv2d;
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 use std::path::Path;
 
@@ -194,7 +195,7 @@ pub fn upsample_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
 
 fn block(convs: &[Conv2d], mut x: Tensor<4>) -> Tensor<4> {
     for conv in convs {
-        x = relu(conv.forward(x));
+        x = relu(conv2d(conv, x));
     }
     x
 }
@@ -257,14 +258,14 @@ impl Hed {
         let v4 = block(&self.vgg_fou, self.pool.forward(v3.clone()));
         let v5 = block(&self.vgg_fiv, self.pool.forward(v4.clone()));
         let sides = [
-            self.score_one.forward(v1),
-            self.score_two.forward(v2),
-            self.score_thr.forward(v3),
-            self.score_fou.forward(v4),
-            self.score_fiv.forward(v5),
+            conv2d(&self.score_one, v1),
+            conv2d(&self.score_two, v2),
+            conv2d(&self.score_thr, v3),
+            conv2d(&self.score_fou, v4),
+            conv2d(&self.score_fiv, v5),
         ]
         .map(|s| upsample_bilinear(s, [h, w]));
-        let fused = self.combine.forward(Tensor::cat(sides.to_vec(), 1));
+        let fused = conv2d(&self.combine, Tensor::cat(sides.to_vec(), 1));
         HedOutput { sides, fused }
     }
 

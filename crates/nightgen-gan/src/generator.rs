@@ -68,6 +68,7 @@
 //! # Ok::<(), nightgen_gan::GanError>(())
 //! ```
 
+use nightvision_core::kernels::conv2d as kernel_conv2d;
 use std::path::Path;
 
 use burn::config::Config;
@@ -252,7 +253,7 @@ impl Layer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match self {
             Layer::ReflectionPad(m) => m.forward(x),
-            Layer::Conv(m) => m.forward(x),
+            Layer::Conv(m) => kernel_conv2d(m, x),
             Layer::ConvTranspose(m) => m.forward(x),
             Layer::InstanceNorm(m) => m.forward(x),
             Layer::BatchNorm(m) => m.forward(x),

@@ -209,7 +209,7 @@ fn fused_batch_norm(bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> 
 /// use nightvision_core::kernels::relu6;
 ///
 /// let x = Tensor::<4>::from_floats([[[[-1.0, 3.0, 7.0]]]], &Device::default());
-/// assert_eq!(relu6(x).into_data().to_vec::<f32>().unwrap(), vec![0.0, 3.0, 6.0]);
+/// assert_eq!(relu6(x).into_data().try_to_vec::<f32>().unwrap(), vec![0.0, 3.0, 6.0]);
 /// ```
 pub fn relu6<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     relu(x.clone()) - relu(x.sub_scalar(6.0))
