@@ -667,24 +667,42 @@ mod ext {
         }
 
         /// `w'[ci, co, i, j] = w[co, ci, kh−1−i, kw−1−j]` (`transpose` = false keeps `co, ci`).
+        /// In parallel over blocks of 16 `ci`, so that each block reads 16 filters' worth of every
+        /// `co` row contiguously and writes its own rows of `w'`: a VGG16 layer's 2.4 M values in
+        /// cache-sized pieces (a plain gather took 8 % of a HEDN-GAN iteration).
         fn flip(w: &FlexTensor, transpose: bool) -> FlexTensor {
+            const BLOCK: usize = 16;
             let [co, ci, kh, kw] = w.shape().dims::<4>();
             let w = contiguous(w);
             let src = slice(&w);
             let k = kh * kw;
             let mut out = vec![0.0f32; src.len()];
-            for o in 0..co {
-                for i in 0..ci {
-                    let s = &src[(o * ci + i) * k..][..k];
-                    let d = if transpose {
-                        (i * co + o) * k
-                    } else {
-                        (o * ci + i) * k
-                    };
-                    for (t, v) in out[d..d + k].iter_mut().enumerate() {
-                        *v = s[k - 1 - t];
-                    }
-                }
+            if transpose {
+                out.par_chunks_mut((BLOCK * co * k).max(1))
+                    .enumerate()
+                    .for_each(|(blk, dst)| {
+                        let i0 = blk * BLOCK;
+                        let ib = dst.len() / (co * k).max(1);
+                        for o in 0..co {
+                            let s = &src[(o * ci + i0) * k..][..ib * k];
+                            for ii in 0..ib {
+                                let d = &mut dst[(ii * co + o) * k..][..k];
+                                for (t, v) in d.iter_mut().enumerate() {
+                                    *v = s[ii * k + k - 1 - t];
+                                }
+                            }
+                        }
+                    });
+            } else {
+                out.par_chunks_mut(k.max(1) * 4096)
+                    .zip(src.par_chunks(k.max(1) * 4096))
+                    .for_each(|(dst, s)| {
+                        for (d, f) in dst.chunks_mut(k).zip(s.chunks(k)) {
+                            for (t, v) in d.iter_mut().enumerate() {
+                                *v = f[k - 1 - t];
+                            }
+                        }
+                    });
             }
             let shape = if transpose {
                 [ci, co, kh, kw]
