@@ -10,7 +10,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
-use nightvision_core::kernels::{Activation, batch_norm, conv2d};
+use nightvision_core::kernels::{Activation, batch_norm, batch_norm_add, conv2d};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
 use crate::{BackboneError, bn, conv};
@@ -88,12 +88,12 @@ impl InvertedResidual {
             Some(e) => e.forward(x.clone()),
             None => x.clone(),
         };
-        let h = batch_norm(
-            &self.project_bn,
-            conv2d(&self.project, self.depthwise.forward(h)),
-            Activation::Identity,
-        );
-        if self.residual { h + x } else { h }
+        let h = conv2d(&self.project, self.depthwise.forward(h));
+        if self.residual {
+            batch_norm_add(&self.project_bn, h, x, Activation::Identity)
+        } else {
+            batch_norm(&self.project_bn, h, Activation::Identity)
+        }
     }
 }
 

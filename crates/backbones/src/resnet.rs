@@ -9,9 +9,8 @@ use burn::module::Module;
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
-use nightvision_core::kernels::{Activation, batch_norm, conv2d};
+use nightvision_core::kernels::{Activation, batch_norm, batch_norm_add, conv2d};
 use nightvision_core::weights::{LoadReport, WeightsLoader};
 
 use crate::{BackboneError, bn, conv};
@@ -189,14 +188,13 @@ impl Block {
         };
         let out = batch_norm(&self.bn1, conv2d(&self.conv1, x), Activation::Relu);
         let out = conv2d(&self.conv2, out);
-        let out = match (&self.conv3, &self.bn3) {
+        match (&self.conv3, &self.bn3) {
             (Some(c3), Some(b3)) => {
                 let out = batch_norm(&self.bn2, out, Activation::Relu);
-                batch_norm(b3, conv2d(c3, out), Activation::Identity)
+                batch_norm_add(b3, conv2d(c3, out), identity, Activation::Relu)
             }
-            _ => batch_norm(&self.bn2, out, Activation::Identity),
-        };
-        relu(out + identity)
+            _ => batch_norm_add(&self.bn2, out, identity, Activation::Relu),
+        }
     }
 }
 

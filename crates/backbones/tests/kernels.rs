@@ -421,3 +421,43 @@ fn fused_batch_norm_matches_pytorch_values_and_gradients() {
         }
     }
 }
+
+/// `act(bn(x) + r)` in one kernel against burn's BatchNorm, add and activation: values and the
+/// gradients of x, r, γ and β.
+#[test]
+fn fused_batch_norm_add_matches_burn_with_gradients() {
+    use nightvision_core::kernels::{Activation, batch_norm_add, relu6};
+    let device = Device::default().autodiff();
+    device.seed(13);
+    for (n, c, h, w) in [(2, 3, 5, 7), (1, 4, 130, 129), (3, 2, 1, 1)] {
+        let bn = frozen_bn(c, &device);
+        for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
+            let shape = [n, c, h, w];
+            let x =
+                Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device).require_grad();
+            let r =
+                Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device).require_grad();
+            let y = batch_norm_add(&bn, x.clone(), r.clone(), act);
+            let z = bn.forward(x.clone()) + r.clone();
+            let y_ref = match act {
+                Activation::Identity => z,
+                Activation::Relu => burn::tensor::activation::relu(z),
+                Activation::Relu6 => relu6(z),
+            };
+            assert!(max_abs(y.clone(), y_ref.clone()) < 1e-4, "{act:?} values");
+            let up = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let g = (y * up.clone()).sum().backward();
+            let g_ref = (y_ref * up).sum().backward();
+            for (name, t) in [("x", &x), ("r", &r)] {
+                let d = max_abs(t.grad(&g).unwrap(), t.grad(&g_ref).unwrap());
+                assert!(d < 1e-5, "{act:?} {shape:?} d{name} {d}");
+            }
+            for (name, p) in [("gamma", &bn.gamma), ("beta", &bn.beta)] {
+                let (ours, theirs) = (p.val().grad(&g).unwrap(), p.val().grad(&g_ref).unwrap());
+                let tol = 1e-4 * theirs.clone().abs().max().into_scalar::<f32>().max(1.0);
+                let d = (ours - theirs).abs().max().into_scalar::<f32>();
+                assert!(d < tol, "{act:?} {shape:?} d{name} {d}");
+            }
+        }
+    }
+}

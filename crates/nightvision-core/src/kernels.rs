@@ -165,30 +165,77 @@ impl Activation {
 /// ```
 pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
     #[cfg(feature = "flex")]
-    {
-        let frozen = !(x.device().is_autodiff() && bn.training.is_enabled());
-        if frozen && on_flex(&x) && x.dtype() == burn::tensor::DType::F32 {
-            return fused_batch_norm(bn, x, act);
-        }
+    if fuses(bn, &x) {
+        use burn::backend::Dispatch;
+        let ss = scale_shift(bn, &x);
+        return Tensor::<4>::from_dispatch(<Dispatch as ConvKernelOps>::nv_affine_clamp(
+            x.into_dispatch(),
+            ss.into_dispatch(),
+            act.bounds(),
+        ));
     }
     act.apply(bn.forward(x))
 }
 
-/// [`batch_norm`] through the `nv_affine_clamp` extension.
+/// `act(bn.forward(x) + residual)`: [`batch_norm`] with a residual added before the activation
+/// (the end of a ResNet block, `relu(bn3(conv3(·)) + identity)`, and of a MobileNetV2 inverted
+/// residual), as one pass forward on the CPU backend. The gradient reaches `residual` too.
+///
+/// # Shapes
+/// - `x`, `residual`: `[batch, channels, h, w]` → same
+///
+/// ```
+/// use burn::nn::BatchNormConfig;
+/// use burn::tensor::{Device, Distribution, Tensor};
+/// use burn::tensor::activation::relu;
+/// use nightvision_core::kernels::{Activation, batch_norm_add};
+///
+/// let device = Device::default().autodiff();
+/// let bn = nightvision_core::freeze_batchnorm(BatchNormConfig::new(3).init(&device));
+/// let x = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 2.0), &device);
+/// let r = Tensor::<4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 2.0), &device);
+/// let y = batch_norm_add(&bn, x.clone(), r.clone(), Activation::Relu);
+/// let reference = relu(bn.forward(x) + r);
+/// assert!((y - reference).abs().max().into_scalar::<f32>() < 1e-5);
+/// ```
+pub fn batch_norm_add(
+    bn: &BatchNorm,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+    act: Activation,
+) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    if fuses(bn, &x) && on_flex(&residual) && residual.dtype() == x.dtype() {
+        use burn::backend::Dispatch;
+        let ss = scale_shift(bn, &x);
+        return Tensor::<4>::from_dispatch(<Dispatch as ConvKernelOps>::nv_affine_add_clamp(
+            x.into_dispatch(),
+            ss.into_dispatch(),
+            residual.into_dispatch(),
+            act.bounds(),
+        ));
+    }
+    act.apply(bn.forward(x) + residual)
+}
+
+/// Whether [`batch_norm`] runs `bn` on `x` through the fused kernel: running statistics (frozen,
+/// or no autodiff), f32 on the CPU backend.
 #[cfg(feature = "flex")]
-fn fused_batch_norm(bn: &BatchNorm, x: Tensor<4>, act: Activation) -> Tensor<4> {
-    use burn::backend::Dispatch;
+fn fuses(bn: &BatchNorm, x: &Tensor<4>) -> bool {
+    let frozen = !(x.device().is_autodiff() && bn.training.is_enabled());
+    frozen && on_flex(x) && x.dtype() == burn::tensor::DType::F32
+}
+
+/// The `[2, c]` per-channel scale `γ / √(var + ε)` and shift `β − mean · scale` of a BatchNorm
+/// with its running statistics, on `x`'s device (tracked through γ and β).
+#[cfg(feature = "flex")]
+fn scale_shift(bn: &BatchNorm, x: &Tensor<4>) -> Tensor<2> {
     let device = x.device();
     let mean = bn.running_mean.value().to_device(&device);
     let var = bn.running_var.value().to_device(&device);
     let a = bn.gamma.val() / var.add_scalar(bn.epsilon).sqrt();
     let b = bn.beta.val() - mean * a.clone();
-    let ss = Tensor::stack::<2>(vec![a, b], 0);
-    Tensor::<4>::from_dispatch(<Dispatch as ConvKernelOps>::nv_affine_clamp(
-        x.into_dispatch(),
-        ss.into_dispatch(),
-        act.bounds(),
-    ))
+    Tensor::stack::<2>(vec![a, b], 0)
 }
 
 /// `ReLU6(x) = min(max(x, 0), 6)` through burn's operations, written as `relu(x) − relu(x − 6)`.
@@ -368,6 +415,25 @@ mod ext {
         fn nv_affine_clamp_ss_grad(
             x: FloatTensor<Self>,
             ss: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+            bounds: [f32; 2],
+        ) -> FloatTensor<Self>;
+
+        /// [`nv_affine_clamp`](Self::nv_affine_clamp) with a residual added before the clamp:
+        /// `y = clamp(x·ss[0, c] + ss[1, c] + r, lo, hi)`, `r` of `x`'s shape.
+        fn nv_affine_add_clamp(
+            x: FloatTensor<Self>,
+            ss: FloatTensor<Self>,
+            r: FloatTensor<Self>,
+            bounds: [f32; 2],
+        ) -> FloatTensor<Self>;
+
+        /// [`nv_affine_add_clamp`](Self::nv_affine_add_clamp)'s gradient through the clamp (the
+        /// gradient with respect to `r`; `x`'s is it times the scale).
+        fn nv_affine_add_clamp_grad(
+            x: FloatTensor<Self>,
+            ss: FloatTensor<Self>,
+            r: FloatTensor<Self>,
             grad: FloatTensor<Self>,
             bounds: [f32; 2],
         ) -> FloatTensor<Self>;
@@ -1155,6 +1221,59 @@ mod ext {
                     DType::F32,
                 )
             }
+
+            fn nv_affine_add_clamp(
+                x: FloatTensor<Flex>,
+                ss: FloatTensor<Flex>,
+                r: FloatTensor<Flex>,
+                [lo, hi]: [f32; 2],
+            ) -> FloatTensor<Flex> {
+                let shape = x.shape().dims::<4>();
+                let [_, c, h, w] = shape;
+                let (x, ss, r) = (contiguous(&x), contiguous(&ss), contiguous(&r));
+                let (xs, p, rs) = (slice(&x), slice(&ss), slice(&r));
+                let hw = h * w;
+                let mut out = vec![0.0f32; xs.len()];
+                out.par_chunks_mut(hw.max(1))
+                    .enumerate()
+                    .with_min_len(min_planes(hw))
+                    .for_each(|(plane, dst)| {
+                        let (a, b) = (p[plane % c], p[c + plane % c]);
+                        let (xp, rp) = (&xs[plane * hw..][..hw], &rs[plane * hw..][..hw]);
+                        for ((d, v), q) in dst.iter_mut().zip(xp).zip(rp) {
+                            *d = clamp(v * a + b + q, lo, hi);
+                        }
+                    });
+                from_vec(out, shape)
+            }
+
+            fn nv_affine_add_clamp_grad(
+                x: FloatTensor<Flex>,
+                ss: FloatTensor<Flex>,
+                r: FloatTensor<Flex>,
+                grad: FloatTensor<Flex>,
+                [lo, hi]: [f32; 2],
+            ) -> FloatTensor<Flex> {
+                let shape = x.shape().dims::<4>();
+                let [_, c, h, w] = shape;
+                let (x, ss) = (contiguous(&x), contiguous(&ss));
+                let (r, grad) = (contiguous(&r), contiguous(&grad));
+                let (xs, p, rs, gs) = (slice(&x), slice(&ss), slice(&r), slice(&grad));
+                let hw = h * w;
+                let mut out = vec![0.0f32; xs.len()];
+                out.par_chunks_mut(hw.max(1))
+                    .enumerate()
+                    .with_min_len(min_planes(hw))
+                    .for_each(|(plane, dst)| {
+                        let (a, b) = (p[plane % c], p[c + plane % c]);
+                        let at = plane * hw;
+                        let (xp, rp, gp) = (&xs[at..][..hw], &rs[at..][..hw], &gs[at..][..hw]);
+                        for (((d, v), q), g) in dst.iter_mut().zip(xp).zip(rp).zip(gp) {
+                            *d = passed(*g, v * a + b + q, lo, hi);
+                        }
+                    });
+                from_vec(out, shape)
+            }
         }
 
         /// Planes per parallel task of the element-wise kernels: about 16k values.
@@ -1262,6 +1381,41 @@ mod ext {
             }
         }
 
+        type AffineAddState<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, [f32; 2]);
+
+        #[derive(Debug)]
+        struct AffineAddClampBackward;
+
+        impl<B: Backend + ConvKernelOps> Backward<B, 3> for AffineAddClampBackward {
+            type State = AffineAddState<B>;
+
+            fn backward(
+                self,
+                ops: Ops<AffineAddState<B>, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                // dz = the gradient through the clamp; dx = dz·a, d(a, b) = (Σ dz·x, Σ dz), dr = dz
+                // (the first two through the unclamped affine kernels).
+                let (x, ss, r, bounds) = ops.state;
+                let [px, pss, pr] = ops.parents;
+                let g = grads.consume::<B>(&ops.node);
+                let dz = B::nv_affine_add_clamp_grad(x.clone(), ss.clone(), r, g, bounds);
+                let open = [f32::NEG_INFINITY, f32::INFINITY];
+                if let Some(node) = px {
+                    let dx = B::nv_affine_clamp_x_grad(x.clone(), ss.clone(), dz.clone(), open);
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = pss {
+                    let dss = B::nv_affine_clamp_ss_grad(x, ss, dz.clone(), open);
+                    grads.register::<B>(node.id, dss);
+                }
+                if let Some(node) = pr {
+                    grads.register::<B>(node.id, dz);
+                }
+            }
+        }
+
         /// Runs `forward` on the inner backend and records `backward` when either input is
         /// tracked.
         fn record<B, C, K>(
@@ -1307,6 +1461,45 @@ mod ext {
                     }
                     OpsKind::UnTracked(prep) => prep.finish(B::nv_affine_clamp(x, ss, bounds)),
                 }
+            }
+
+            fn nv_affine_add_clamp(
+                x: FloatTensor<Self>,
+                ss: FloatTensor<Self>,
+                r: FloatTensor<Self>,
+                bounds: [f32; 2],
+            ) -> FloatTensor<Self> {
+                let nodes = [x.node(), ss.node(), r.node()];
+                let (x, ss, r) = (x.into_primitive(), ss.into_primitive(), r.into_primitive());
+                match AffineAddClampBackward
+                    .prepare::<C>(nodes)
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(prep) => {
+                        let out = B::nv_affine_add_clamp(x.clone(), ss.clone(), r.clone(), bounds);
+                        prep.finish((x, ss, r, bounds), out)
+                    }
+                    OpsKind::UnTracked(prep) => {
+                        prep.finish(B::nv_affine_add_clamp(x, ss, r, bounds))
+                    }
+                }
+            }
+
+            fn nv_affine_add_clamp_grad(
+                x: FloatTensor<Self>,
+                ss: FloatTensor<Self>,
+                r: FloatTensor<Self>,
+                grad: FloatTensor<Self>,
+                bounds: [f32; 2],
+            ) -> FloatTensor<Self> {
+                Self::from_inner(B::nv_affine_add_clamp_grad(
+                    Self::inner(x),
+                    Self::inner(ss),
+                    Self::inner(r),
+                    Self::inner(grad),
+                    bounds,
+                ))
             }
 
             fn nv_affine_clamp_x_grad(
