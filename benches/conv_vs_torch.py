@@ -10,10 +10,13 @@ For each layer of LAYERS (the shapes of a cirtorch tuple: 7 images of 272x362), 
 Prints a Markdown table of milliseconds, the speed of ours relative to burn's and to PyTorch's,
 and our GFLOP/s (MACs x 2, x 3 for the training pass).
 """
-import re, subprocess, sys, time
+import os, sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import criterion_seconds, timed  # noqa: E402
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -27,15 +30,6 @@ LAYERS = {
     "mobilenet_v2_dw_3x3_144": (7, 144, 144, 3, 1, 1, 144, 68, 91),
     "mobilenet_v2_dw_3x3_144_s2": (7, 144, 144, 3, 2, 1, 144, 68, 91),
 }
-
-
-def timed(fn, min_s=2.0, min_n=5):
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_s or n < min_n:
-        fn()
-        n += 1
-    return (time.perf_counter() - t0) / n
 
 
 def out_hw(h, k, s, p):
@@ -54,7 +48,7 @@ def torch_times():
         x = torch.randn(n, cin, h, w)
         wt = torch.randn(cout, cin // g, k, k) * 0.1
         with torch.no_grad():
-            out[(name, "forward")] = timed(lambda: F.conv2d(x, wt, None, s, p, 1, g))
+            out[(name, "forward")] = timed(lambda: F.conv2d(x, wt, None, s, p, 1, g), min_s=2.0, min_n=5)
         up = torch.randn(n, cout, out_hw(h, k, s, p), out_hw(w, k, s, p))
         xg, wg = x.clone().requires_grad_(True), wt.clone().requires_grad_(True)
 
@@ -62,20 +56,15 @@ def torch_times():
             xg.grad, wg.grad = None, None
             (F.conv2d(xg, wg, None, s, p, 1, g) * up).sum().backward()
 
-        out[(name, "train")] = timed(train)
+        out[(name, "train")] = timed(train, min_s=2.0, min_n=5)
     return out
 
 
 def our_times():
-    res = subprocess.run(
-        ["cargo", "bench", "-p", "backbones", "--bench", "conv_layers", "--profile", "dev",
-         "--", "--output-format", "bencher"],
-        capture_output=True, text=True, check=True).stdout
     out = {}
-    for line in res.splitlines():
-        m = re.match(r"test conv/(\S+)/(burn|ours)/(forward|train)\s+\.\.\. bench:\s+([\d,]+) ns/iter", line)
-        if m:
-            out[(m.group(1), m.group(2), m.group(3))] = float(m.group(4).replace(",", "")) / 1e9
+    for key, t in criterion_seconds("backbones", "conv_layers").items():
+        _, layer, who, mode = key.split("/")
+        out[(layer, who, mode)] = t
     return out
 
 

@@ -58,8 +58,6 @@ Knowingly approximate on the PyTorch side:
 import ast
 import math
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +69,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import criterion_seconds, timed  # noqa: E402
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -106,15 +107,6 @@ NET = definitions("crates/nightgen-gan/scripts/gen_network_fixtures.py")
 LOSS = definitions("crates/nightgen-gan/scripts/gen_loss_fixtures.py")
 DYN = definitions("crates/nightgen-gan/scripts/translator_dynamics.py")
 DARK = definitions("crates/darkening-minmax/scripts/gen_fixtures.py")
-
-
-def timed(fn, min_s=5.0, min_n=3):
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_s or n < min_n:
-        fn()
-        n += 1
-    return (time.perf_counter() - t0) / n
 
 
 def timed_calls(setup, call, min_s=5.0, min_n=3):
@@ -313,21 +305,12 @@ def torch_times(root):
     out["iteration/cut"] = timed_calls(cut_nets, lambda n: cut_train(n, cut_data))
     hed_data = Unpaired(root, 64, 2)
     out["iteration/hedngan"] = timed_calls(hedngan_nets, lambda n: hedngan_train(n, hed_data))
-    out["step/darkening"] = timed(darkening_step_fn())
+    out["step/darkening"] = timed(darkening_step_fn(), min_s=5.0)
     return out
 
 
 def our_times():
-    res = subprocess.run(
-        ["cargo", "bench", "-p", "nightgen-gan", "--bench", "iterations", "--profile", "dev", "--locked",
-         "--", "--output-format", "bencher"],
-        capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    out = {}
-    for line in res.splitlines():
-        m = re.match(r"test (\S+)\s+\.\.\. bench:\s+([\d,]+) ns/iter", line)
-        if m:
-            out[m.group(1)] = float(m.group(2).replace(",", "")) / 1e9
-    return out
+    return criterion_seconds("nightgen-gan", "iterations")
 
 
 def main():

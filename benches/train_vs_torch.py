@@ -12,10 +12,13 @@ Rows (the shapes of `crates/metric-learning/benches/training.rs`):
 Prints a Markdown table: seconds per item for both, ours/torch speed ratio, and our achieved
 GFLOP/s (forward MACs x 2, x 3 for a training step: forward + input and weight gradients).
 """
-import re, subprocess, sys, time
+import os, sys
 
 import torch
 import torchvision
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_common import criterion_seconds, timed  # noqa: E402
 
 torch.set_num_threads(2)
 torch.manual_seed(0)
@@ -51,15 +54,6 @@ def contrastive(d, label, margin=0.7):
     return (0.5 * y * dist.pow(2) + 0.5 * (1 - y) * (margin - dist).clamp(min=0).pow(2)).sum()
 
 
-def timed(fn, min_s=4.0, min_n=3):
-    fn()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < min_s or n < min_n:
-        fn()
-        n += 1
-    return (time.perf_counter() - t0) / n
-
-
 def torch_times():
     out = {}
     label = torch.tensor([-1, 1, 0, 0, 0, 0, 0], dtype=torch.float32)
@@ -86,16 +80,7 @@ def torch_times():
 
 
 def our_times():
-    res = subprocess.run(
-        ["cargo", "bench", "-p", "metric-learning", "--bench", "training", "--profile", "dev",
-         "--", "--output-format", "bencher", "train_step|single_scale"],
-        capture_output=True, text=True, check=True).stdout
-    out = {}
-    for line in res.splitlines():
-        m = re.match(r"test (\S+)\s+\.\.\. bench:\s+([\d,]+) ns/iter", line)
-        if m:
-            out[m.group(1)] = float(m.group(2).replace(",", "")) / 1e9
-    return out
+    return criterion_seconds("metric-learning", "training", "train_step|single_scale")
 
 
 def gflop(row):

@@ -1126,21 +1126,13 @@ mod ext {
                 [lo, hi]: [f32; 2],
             ) -> FloatTensor<Flex> {
                 let shape = x.shape().dims::<4>();
-                let [_, c, h, w] = shape;
                 let (x, ss) = (contiguous(&x), contiguous(&ss));
-                let (xs, p) = (slice(&x), slice(&ss));
-                let hw = h * w;
-                let mut out = vec![0.0f32; xs.len()];
-                out.par_chunks_mut(hw.max(1))
-                    .enumerate()
-                    .with_min_len(min_planes(hw))
-                    .for_each(|(plane, dst)| {
-                        let (a, b) = (p[plane % c], p[c + plane % c]);
-                        for (d, v) in dst.iter_mut().zip(&xs[plane * hw..]) {
-                            *d = clamp(v * a + b, lo, hi);
-                        }
-                    });
-                from_vec(out, shape)
+                let (xs, hw) = (slice(&x), shape[2] * shape[3]);
+                map_planes(shape, slice(&ss), |plane, a, b, dst| {
+                    for (d, v) in dst.iter_mut().zip(&xs[plane * hw..]) {
+                        *d = clamp(v * a + b, lo, hi);
+                    }
+                })
             }
 
             fn nv_affine_clamp_x_grad(
@@ -1150,22 +1142,14 @@ mod ext {
                 [lo, hi]: [f32; 2],
             ) -> FloatTensor<Flex> {
                 let shape = x.shape().dims::<4>();
-                let [_, c, h, w] = shape;
                 let (x, ss, grad) = (contiguous(&x), contiguous(&ss), contiguous(&grad));
-                let (xs, p, gs) = (slice(&x), slice(&ss), slice(&grad));
-                let hw = h * w;
-                let mut out = vec![0.0f32; xs.len()];
-                out.par_chunks_mut(hw.max(1))
-                    .enumerate()
-                    .with_min_len(min_planes(hw))
-                    .for_each(|(plane, dst)| {
-                        let (a, b) = (p[plane % c], p[c + plane % c]);
-                        let (xp, gp) = (&xs[plane * hw..][..hw], &gs[plane * hw..][..hw]);
-                        for ((d, v), g) in dst.iter_mut().zip(xp).zip(gp) {
-                            *d = passed(*g, v * a + b, lo, hi) * a;
-                        }
-                    });
-                from_vec(out, shape)
+                let (xs, gs, hw) = (slice(&x), slice(&grad), shape[2] * shape[3]);
+                map_planes(shape, slice(&ss), |plane, a, b, dst| {
+                    let (xp, gp) = (&xs[plane * hw..], &gs[plane * hw..]);
+                    for ((d, v), g) in dst.iter_mut().zip(xp).zip(gp) {
+                        *d = passed(*g, v * a + b, lo, hi) * a;
+                    }
+                })
             }
 
             fn nv_affine_clamp_ss_grad(
@@ -1229,22 +1213,14 @@ mod ext {
                 [lo, hi]: [f32; 2],
             ) -> FloatTensor<Flex> {
                 let shape = x.shape().dims::<4>();
-                let [_, c, h, w] = shape;
                 let (x, ss, r) = (contiguous(&x), contiguous(&ss), contiguous(&r));
-                let (xs, p, rs) = (slice(&x), slice(&ss), slice(&r));
-                let hw = h * w;
-                let mut out = vec![0.0f32; xs.len()];
-                out.par_chunks_mut(hw.max(1))
-                    .enumerate()
-                    .with_min_len(min_planes(hw))
-                    .for_each(|(plane, dst)| {
-                        let (a, b) = (p[plane % c], p[c + plane % c]);
-                        let (xp, rp) = (&xs[plane * hw..][..hw], &rs[plane * hw..][..hw]);
-                        for ((d, v), q) in dst.iter_mut().zip(xp).zip(rp) {
-                            *d = clamp(v * a + b + q, lo, hi);
-                        }
-                    });
-                from_vec(out, shape)
+                let (xs, rs, hw) = (slice(&x), slice(&r), shape[2] * shape[3]);
+                map_planes(shape, slice(&ss), |plane, a, b, dst| {
+                    let (xp, rp) = (&xs[plane * hw..], &rs[plane * hw..]);
+                    for ((d, v), q) in dst.iter_mut().zip(xp).zip(rp) {
+                        *d = clamp(v * a + b + q, lo, hi);
+                    }
+                })
             }
 
             fn nv_affine_add_clamp_grad(
@@ -1255,25 +1231,35 @@ mod ext {
                 [lo, hi]: [f32; 2],
             ) -> FloatTensor<Flex> {
                 let shape = x.shape().dims::<4>();
-                let [_, c, h, w] = shape;
                 let (x, ss) = (contiguous(&x), contiguous(&ss));
                 let (r, grad) = (contiguous(&r), contiguous(&grad));
-                let (xs, p, rs, gs) = (slice(&x), slice(&ss), slice(&r), slice(&grad));
-                let hw = h * w;
-                let mut out = vec![0.0f32; xs.len()];
-                out.par_chunks_mut(hw.max(1))
-                    .enumerate()
-                    .with_min_len(min_planes(hw))
-                    .for_each(|(plane, dst)| {
-                        let (a, b) = (p[plane % c], p[c + plane % c]);
-                        let at = plane * hw;
-                        let (xp, rp, gp) = (&xs[at..][..hw], &rs[at..][..hw], &gs[at..][..hw]);
-                        for (((d, v), q), g) in dst.iter_mut().zip(xp).zip(rp).zip(gp) {
-                            *d = passed(*g, v * a + b + q, lo, hi);
-                        }
-                    });
-                from_vec(out, shape)
+                let (xs, rs, gs) = (slice(&x), slice(&r), slice(&grad));
+                let hw = shape[2] * shape[3];
+                map_planes(shape, slice(&ss), |plane, a, b, dst| {
+                    let (xp, rp, gp) = (&xs[plane * hw..], &rs[plane * hw..], &gs[plane * hw..]);
+                    for (((d, v), q), g) in dst.iter_mut().zip(xp).zip(rp).zip(gp) {
+                        *d = passed(*g, v * a + b + q, lo, hi);
+                    }
+                })
             }
+        }
+
+        /// A new tensor of `shape` (`[n, c, h, w]`) whose every `(n, c)` plane is written by
+        /// `f(plane, a, b, dst)`, with that channel's scale `a = ss[0, c]` and shift
+        /// `b = ss[1, c]`; planes in parallel, about 16k values per task.
+        fn map_planes(
+            shape: [usize; 4],
+            ss: &[f32],
+            f: impl Fn(usize, f32, f32, &mut [f32]) + Sync + Send,
+        ) -> FlexTensor {
+            let [n, c, h, w] = shape;
+            let hw = h * w;
+            let mut out = vec![0.0f32; n * c * hw];
+            out.par_chunks_mut(hw.max(1))
+                .enumerate()
+                .with_min_len(min_planes(hw))
+                .for_each(|(plane, dst)| f(plane, ss[plane % c], ss[c + plane % c], dst));
+            from_vec(out, shape)
         }
 
         /// Planes per parallel task of the element-wise kernels: about 16k values.
@@ -1442,7 +1428,30 @@ mod ext {
             }
         }
 
+        /// An operation of the inner backend on the autodiff backend's untracked primitives: the
+        /// gradient kernels, which run inside a backward pass.
+        macro_rules! inner {
+            ($name:ident($($t:ident),*; $($a:ident: $ty:ty),*)) => {
+                fn $name($($t: FloatTensor<Self>,)* $($a: $ty),*) -> FloatTensor<Self> {
+                    Self::from_inner(B::$name($(Self::inner($t),)* $($a),*))
+                }
+            };
+        }
+
         impl<B: Backend + ConvKernelOps, C: CheckpointStrategy> ConvKernelOps for Autodiff<B, C> {
+            inner!(nv_affine_add_clamp_grad(x, ss, r, grad; bounds: [f32; 2]));
+            inner!(nv_affine_clamp_x_grad(x, ss, grad; bounds: [f32; 2]));
+            inner!(nv_affine_clamp_ss_grad(x, ss, grad; bounds: [f32; 2]));
+            inner!(nv_conv2d_x_grad(x, weight, grad; stride: [usize; 2], padding: [usize; 2]));
+            inner!(nv_conv2d_weight_grad(
+                x, grad; kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]
+            ));
+            inner!(nv_depthwise_conv2d_x_grad(
+                weight, grad; input_hw: [usize; 2], stride: [usize; 2], padding: [usize; 2]
+            ));
+            inner!(nv_depthwise_conv2d_weight_grad(
+                x, grad; kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]
+            ));
             fn nv_affine_clamp(
                 x: FloatTensor<Self>,
                 ss: FloatTensor<Self>,
@@ -1486,50 +1495,6 @@ mod ext {
                 }
             }
 
-            fn nv_affine_add_clamp_grad(
-                x: FloatTensor<Self>,
-                ss: FloatTensor<Self>,
-                r: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                bounds: [f32; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_affine_add_clamp_grad(
-                    Self::inner(x),
-                    Self::inner(ss),
-                    Self::inner(r),
-                    Self::inner(grad),
-                    bounds,
-                ))
-            }
-
-            fn nv_affine_clamp_x_grad(
-                x: FloatTensor<Self>,
-                ss: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                bounds: [f32; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_affine_clamp_x_grad(
-                    Self::inner(x),
-                    Self::inner(ss),
-                    Self::inner(grad),
-                    bounds,
-                ))
-            }
-
-            fn nv_affine_clamp_ss_grad(
-                x: FloatTensor<Self>,
-                ss: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                bounds: [f32; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_affine_clamp_ss_grad(
-                    Self::inner(x),
-                    Self::inner(ss),
-                    Self::inner(grad),
-                    bounds,
-                ))
-            }
-
             fn nv_conv2d(
                 x: FloatTensor<Self>,
                 weight: FloatTensor<Self>,
@@ -1537,38 +1502,6 @@ mod ext {
                 padding: [usize; 2],
             ) -> FloatTensor<Self> {
                 record::<B, C, _>(DenseBackward, x, weight, stride, padding, B::nv_conv2d)
-            }
-
-            fn nv_conv2d_x_grad(
-                x: FloatTensor<Self>,
-                weight: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                stride: [usize; 2],
-                padding: [usize; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_conv2d_x_grad(
-                    Self::inner(x),
-                    Self::inner(weight),
-                    Self::inner(grad),
-                    stride,
-                    padding,
-                ))
-            }
-
-            fn nv_conv2d_weight_grad(
-                x: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                kernel: [usize; 2],
-                stride: [usize; 2],
-                padding: [usize; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_conv2d_weight_grad(
-                    Self::inner(x),
-                    Self::inner(grad),
-                    kernel,
-                    stride,
-                    padding,
-                ))
             }
 
             fn nv_depthwise_conv2d(
@@ -1585,38 +1518,6 @@ mod ext {
                     padding,
                     B::nv_depthwise_conv2d,
                 )
-            }
-
-            fn nv_depthwise_conv2d_x_grad(
-                weight: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                input_hw: [usize; 2],
-                stride: [usize; 2],
-                padding: [usize; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_depthwise_conv2d_x_grad(
-                    Self::inner(weight),
-                    Self::inner(grad),
-                    input_hw,
-                    stride,
-                    padding,
-                ))
-            }
-
-            fn nv_depthwise_conv2d_weight_grad(
-                x: FloatTensor<Self>,
-                grad: FloatTensor<Self>,
-                kernel: [usize; 2],
-                stride: [usize; 2],
-                padding: [usize; 2],
-            ) -> FloatTensor<Self> {
-                Self::from_inner(B::nv_depthwise_conv2d_weight_grad(
-                    Self::inner(x),
-                    Self::inner(grad),
-                    kernel,
-                    stride,
-                    padding,
-                ))
             }
         }
     }
