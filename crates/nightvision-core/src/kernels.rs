@@ -529,6 +529,64 @@ mod ext {
             }
         }
 
+        /// The inverse of [`split_phases`]: `plane[r·w + t·s + q] = phases[(r·s + q)·⌈w/s⌉ + t]`.
+        fn merge_phases(phases: &[f32], plane: &mut [f32], [h, w]: [usize; 2], s: usize) {
+            let wq = w.div_ceil(s);
+            for r in 0..h {
+                let row = &mut plane[r * w..(r + 1) * w];
+                for q in 0..s {
+                    let src = &phases[(r * s + q) * wq..(r * s + q + 1) * wq];
+                    for (v, p) in row.iter_mut().skip(q).step_by(s).zip(src) {
+                        *v = *p;
+                    }
+                }
+            }
+        }
+
+        /// One contiguous run of a depthwise convolution: under filter tap `tap` (`i·kw + j`),
+        /// the output positions `out..out + len` of a plane (row-major `[ho, wo]`) read the
+        /// input values `src..src + len` of that plane's row phases ([`split_phases`]).
+        struct Run {
+            tap: usize,
+            out: usize,
+            src: usize,
+            len: usize,
+        }
+
+        /// Every run of a depthwise convolution, tap by tap and row by row (the same for every
+        /// plane, so computed once per call).
+        fn depthwise_runs(
+            [h, w]: [usize; 2],
+            [ho, wo]: [usize; 2],
+            [kh, kw]: [usize; 2],
+            [sh, sw]: [usize; 2],
+            [ph, pw]: [usize; 2],
+        ) -> Vec<Run> {
+            let wq = w.div_ceil(sw);
+            let mut runs = Vec::new();
+            for i in 0..kh {
+                let (oh0, oh1) = valid(i, sh, ph, ho, h);
+                for j in 0..kw {
+                    let (ow0, ow1) = valid(j, sw, pw, wo, w);
+                    if ow1 == ow0 {
+                        continue;
+                    }
+                    let base = ow0 * sw + j - pw;
+                    let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
+                    for oh in oh0..oh1 {
+                        let r = oh * sh + i - ph;
+                        runs.push(Run {
+                            tap: i * kw + j,
+                            out: oh * wo + ow0,
+                            src: (r * sw + q) * wq + start,
+                            len,
+                        });
+                    }
+                }
+            }
+            runs
+        }
+
         /// One row of an im2col tile: for output positions `l0..l0 + row.len()` (row-major
         /// over `[ho, wo]`), the input value under filter tap `(i, j)` of plane `xp`, or 0 in
         /// the padding.
@@ -573,6 +631,31 @@ mod ext {
             }
         }
 
+        /// Whether a dense convolution's im2col matrix is the input itself (a 1×1, stride-1
+        /// convolution without padding): its tiles read `x` directly.
+        fn reads_input(kernel: [usize; 2], stride: [usize; 2], padding: [usize; 2]) -> bool {
+            kernel == [1, 1] && stride == [1, 1] && padding == [0, 0]
+        }
+
+        /// Row `r` (input channel `r / (kh·kw)`, tap `r mod (kh·kw)`) of the im2col tile of
+        /// image `xb` starting at output position `l0`.
+        #[allow(clippy::too_many_arguments)]
+        fn tile_row(
+            row: &mut [f32],
+            r: usize,
+            xb: &[f32],
+            [h, w]: [usize; 2],
+            out_hw: [usize; 2],
+            [kh, kw]: [usize; 2],
+            l0: usize,
+            stride: [usize; 2],
+            padding: [usize; 2],
+        ) {
+            let (ci, i, j) = (r / (kh * kw), (r / kw) % kh, r % kw);
+            let xp = &xb[ci * h * w..(ci + 1) * h * w];
+            im2col_row(row, xp, l0, [h, w], out_hw, [i, j], stride, padding);
+        }
+
         /// Output positions per tile for `ck` im2col rows.
         fn tile_len(ck: usize, l: usize) -> usize {
             TILE.min((TILE_VALUES / ck.max(1)).max(64)).min(l)
@@ -592,7 +675,7 @@ mod ext {
             mut f: impl FnMut(usize, usize, usize, *const f32, isize),
         ) {
             let (l, ck) = (ho * wo, cin * kh * kw);
-            let direct = kh == 1 && kw == 1 && stride == [1, 1] && padding == [0, 0];
+            let direct = reads_input([kh, kw], stride, padding);
             let lt_max = tile_len(ck, l);
             // Taken out of the cell for the duration (a rayon worker that steals another
             // convolution while waiting in `gemm` finds it empty and allocates its own).
@@ -613,9 +696,17 @@ mod ext {
                             .par_chunks_mut(lt)
                             .enumerate()
                             .for_each(|(r, row)| {
-                                let (ci, i, j) = (r / (kh * kw), (r / kw) % kh, r % kw);
-                                let xp = &xb[ci * h * w..(ci + 1) * h * w];
-                                im2col_row(row, xp, l0, [h, w], [ho, wo], [i, j], stride, padding);
+                                tile_row(
+                                    row,
+                                    r,
+                                    xb,
+                                    [h, w],
+                                    [ho, wo],
+                                    [kh, kw],
+                                    l0,
+                                    stride,
+                                    padding,
+                                )
                             });
                         f(b, l0, lt, cols.as_ptr(), lt as isize);
                     }
@@ -644,7 +735,7 @@ mod ext {
             f: impl Fn(&mut T, usize, usize, usize, *const f32, isize) + Sync + Send,
         ) -> Vec<T> {
             let (l, ck) = (ho * wo, cin * kh * kw);
-            let direct = kh == 1 && kw == 1 && stride == [1, 1] && padding == [0, 0];
+            let direct = reads_input([kh, kw], stride, padding);
             let lt_max = (PAR_TILE_VALUES / ck.max(1)).clamp(48, TILE).min(l).max(1);
             let tiles: Vec<(usize, usize)> = (0..n)
                 .flat_map(|b| (0..l).step_by(lt_max).map(move |l0| (b, l0)))
@@ -663,9 +754,7 @@ mod ext {
                         cols.resize(ck * lt, 0.0);
                     }
                     for (r, row) in cols[..ck * lt].chunks_mut(lt).enumerate() {
-                        let (ci, i, j) = (r / (kh * kw), (r / kw) % kh, r % kw);
-                        let xp = &xb[ci * h * w..(ci + 1) * h * w];
-                        im2col_row(row, xp, l0, [h, w], [ho, wo], [i, j], stride, padding);
+                        tile_row(row, r, xb, [h, w], [ho, wo], [kh, kw], l0, stride, padding);
                     }
                     f(&mut state, b, l0, lt, cols.as_ptr(), lt as isize);
                     COLS.with(|cell| *cell.borrow_mut() = cols);
@@ -730,6 +819,56 @@ mod ext {
                 },
             );
             from_vec(y, [n, cout, ho, wo])
+        }
+
+        /// `dw[cout, ck] (+)= grad_tile · colsᵀ`, added when `accumulate`, written otherwise:
+        /// `grad_tile` is `cout` rows of `lt` values, `l` apart; `cols` is `ck` rows of `lt`
+        /// values, `rs` apart, read transposed; `parallel` lets `gemm` use both cores.
+        ///
+        /// # Safety
+        /// `cols` must point at `ck` rows of `lt` readable values `rs` apart; `dw` must hold
+        /// `cout·ck` values and `grad_tile` at least `(cout − 1)·l + lt`.
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn weight_grad_tile(
+            dw: &mut [f32],
+            [cout, ck]: [usize; 2],
+            accumulate: bool,
+            grad_tile: &[f32],
+            l: usize,
+            cols: *const f32,
+            rs: isize,
+            lt: usize,
+            parallel: bool,
+        ) {
+            let parallelism = if parallel {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            };
+            // SAFETY: the caller's contract; `dw` is cout × ck with row stride ck.
+            unsafe {
+                gemm::gemm(
+                    cout,
+                    ck,
+                    lt,
+                    dw.as_mut_ptr(),
+                    1,
+                    ck as isize,
+                    accumulate,
+                    grad_tile.as_ptr(),
+                    1,
+                    l as isize,
+                    cols,
+                    rs,
+                    1,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
         }
 
         /// `w'[ci, co, i, j] = w[co, ci, kh−1−i, kw−1−j]` (`transpose` = false keeps `co, ci`).
@@ -863,30 +1002,12 @@ mod ext {
                         padding,
                         || (vec![0.0f32; cout * ck], true),
                         |(dw, first), b, l0, lt, rhs, rs| {
-                            // SAFETY: as in the serial path below; `dw` is this fold's own.
+                            let g = &gs[b * cout * l + l0..];
+                            // SAFETY: `par_tiles` passes ck rows of lt values `rs` apart; `dw`
+                            // is this fold's own cout × ck accumulator.
                             unsafe {
-                                gemm::gemm(
-                                    cout,
-                                    ck,
-                                    lt,
-                                    dw.as_mut_ptr(),
-                                    1,
-                                    ck as isize,
-                                    !*first,
-                                    gs[b * cout * l + l0..].as_ptr(),
-                                    1,
-                                    l as isize,
-                                    rhs,
-                                    rs,
-                                    1,
-                                    1.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    gemm::Parallelism::None,
-                                );
-                            }
+                                weight_grad_tile(dw, [cout, ck], !*first, g, l, rhs, rs, lt, false)
+                            };
                             *first = false;
                         },
                     );
@@ -912,33 +1033,12 @@ mod ext {
                     stride,
                     padding,
                     |b, l0, lt, rhs, rs| {
-                        // dw[cout, ck] (+)= grad_b[:, l0..l0+lt] · colsᵀ
-                        // SAFETY: `dw` is cout × ck with row stride ck; the gradient tile starts at
-                        // (b·cout)·l + l0 with rows l apart and lt columns; the right-hand side is
-                        // ck rows of lt values, `rs` apart, read transposed.
+                        let g = &gs[b * cout * l + l0..];
+                        // SAFETY: `for_each_tile` passes ck rows of lt values `rs` apart; `dw`
+                        // is cout × ck.
                         unsafe {
-                            gemm::gemm(
-                                cout,
-                                ck,
-                                lt,
-                                dw.as_mut_ptr(),
-                                1,
-                                ck as isize,
-                                !first,
-                                gs[b * cout * l + l0..].as_ptr(),
-                                1,
-                                l as isize,
-                                rhs,
-                                rs,
-                                1,
-                                1.0,
-                                1.0,
-                                false,
-                                false,
-                                false,
-                                gemm::Parallelism::Rayon(0),
-                            );
-                        }
+                            weight_grad_tile(&mut dw, [cout, ck], !first, g, l, rhs, rs, lt, true)
+                        };
                         first = false;
                     },
                 );
@@ -951,15 +1051,16 @@ mod ext {
                 stride: [usize; 2],
                 padding: [usize; 2],
             ) -> FloatTensor<Flex> {
-                // y[oh, ow] = Σ w[i, j] · x[oh·sh + i − ph, ow·sw + j − pw]: for each (oh, i, j)
-                // one `axpy` over the valid `ow`, on the stride's row phases of x. (The
-                // backend's own depthwise forward accumulates into a calloc'd buffer, which in
-                // a training step costs a copy-on-write fault per page, docs/PERFORMANCE.md.)
+                // y[oh, ow] = Σ w[i, j] · x[oh·sh + i − ph, ow·sw + j − pw]: one `axpy` per run,
+                // on the stride's row phases of x. (The backend's own depthwise forward
+                // accumulates into a calloc'd buffer, which in a training step costs a
+                // copy-on-write fault per page, docs/PERFORMANCE.md.)
                 let [n, c, h, w] = x.shape().dims::<4>();
                 let [_, _, kh, kw] = weight.shape().dims::<4>();
                 let [sh, sw] = stride;
                 let [ph, pw] = padding;
                 let (ho, wo) = ((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1);
+                let runs = depthwise_runs([h, w], [ho, wo], [kh, kw], stride, padding);
                 let (x, weight) = (contiguous(&x), contiguous(&weight));
                 let (xs, ws) = (slice(&x), slice(&weight));
                 let wq = w.div_ceil(sw);
@@ -976,22 +1077,12 @@ mod ext {
                             xp
                         };
                         dst.fill(0.0);
-                        for i in 0..kh {
-                            let (oh0, oh1) = valid(i, sh, ph, ho, h);
-                            for j in 0..kw {
-                                let (ow0, ow1) = valid(j, sw, pw, wo, w);
-                                if ow1 == ow0 {
-                                    continue;
-                                }
-                                let base = ow0 * sw + j - pw;
-                                let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
-                                let tap = taps[i * kw + j];
-                                for oh in oh0..oh1 {
-                                    let r = oh * sh + i - ph;
-                                    let s = (r * sw + q) * wq + start;
-                                    axpy(&mut dst[oh * wo + ow0..][..len], tap, &src[s..s + len]);
-                                }
-                            }
+                        for r in &runs {
+                            axpy(
+                                &mut dst[r.out..][..r.len],
+                                taps[r.tap],
+                                &src[r.src..][..r.len],
+                            );
                         }
                     },
                 );
@@ -1006,12 +1097,12 @@ mod ext {
                 padding: [usize; 2],
             ) -> FloatTensor<Flex> {
                 // dx[r, col] += w[i, j] · g[oh, ow] for r = oh·sh + i − ph, col = ow·sw + j − pw:
-                // for each (oh, i, j) one `axpy` over the valid `ow`, on the stride's row phases.
+                // one `axpy` per run, into the stride's row phases of dx.
                 let [n, c, ho, wo] = grad.shape().dims::<4>();
                 let [_, _, kh, kw] = weight.shape().dims::<4>();
                 let [h, w] = input_hw;
-                let [sh, sw] = stride;
-                let [ph, pw] = padding;
+                let sw = stride[1];
+                let runs = depthwise_runs([h, w], [ho, wo], [kh, kw], stride, padding);
                 let (weight, grad) = (contiguous(&weight), contiguous(&grad));
                 let (ws, gs) = (slice(&weight), slice(&grad));
                 let wq = w.div_ceil(sw);
@@ -1031,33 +1122,15 @@ mod ext {
                             dst.fill(0.0);
                             dst
                         };
-                        for i in 0..kh {
-                            let (oh0, oh1) = valid(i, sh, ph, ho, h);
-                            for j in 0..kw {
-                                let (ow0, ow1) = valid(j, sw, pw, wo, w);
-                                if ow1 == ow0 {
-                                    continue;
-                                }
-                                let base = ow0 * sw + j - pw;
-                                let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
-                                let tap = taps[i * kw + j];
-                                for oh in oh0..oh1 {
-                                    let r = oh * sh + i - ph;
-                                    let d = (r * sw + q) * wq + start;
-                                    axpy(&mut acc[d..d + len], tap, &gp[oh * wo + ow0..][..len]);
-                                }
-                            }
+                        for r in &runs {
+                            axpy(
+                                &mut acc[r.src..][..r.len],
+                                taps[r.tap],
+                                &gp[r.out..][..r.len],
+                            );
                         }
                         if sw > 1 {
-                            for r in 0..h {
-                                for q in 0..sw {
-                                    let src = &phases[(r * sw + q) * wq..(r * sw + q + 1) * wq];
-                                    let row = &mut dst[r * w..(r + 1) * w];
-                                    for (v, p) in row.iter_mut().skip(q).step_by(sw).zip(src) {
-                                        *v = *p;
-                                    }
-                                }
-                            }
+                            merge_phases(phases, dst, [h, w], sw);
                         }
                     },
                 );
@@ -1072,13 +1145,13 @@ mod ext {
                 padding: [usize; 2],
             ) -> FloatTensor<Flex> {
                 // dw[ch, i, j] = Σ_{b, oh, ow} g[b, ch, oh, ow] · x[b, ch, oh·sh + i − ph,
-                // ow·sw + j − pw]: one dot product per (b, oh, tap) over the valid `ow`, on the
-                // stride's row phases of x.
+                // ow·sw + j − pw]: one dot product per run, on the stride's row phases of x,
+                // summed per tap before it is added to the tap.
                 let [n, c, h, w] = x.shape().dims::<4>();
                 let [_, _, ho, wo] = grad.shape().dims::<4>();
                 let [kh, kw] = kernel;
-                let [sh, sw] = stride;
-                let [ph, pw] = padding;
+                let sw = stride[1];
+                let runs = depthwise_runs([h, w], [ho, wo], kernel, stride, padding);
                 let (x, grad) = (contiguous(&x), contiguous(&grad));
                 let (xs, gs) = (slice(&x), slice(&grad));
                 let wq = w.div_ceil(sw);
@@ -1096,23 +1169,11 @@ mod ext {
                             } else {
                                 xp
                             };
-                            for i in 0..kh {
-                                let (oh0, oh1) = valid(i, sh, ph, ho, h);
-                                for j in 0..kw {
-                                    let (ow0, ow1) = valid(j, sw, pw, wo, w);
-                                    if ow1 == ow0 {
-                                        continue;
-                                    }
-                                    let base = ow0 * sw + j - pw;
-                                    let (q, start, len) = (base % sw, base / sw, ow1 - ow0);
-                                    let mut acc = 0.0f32;
-                                    for oh in oh0..oh1 {
-                                        let r = oh * sh + i - ph;
-                                        let s = (r * sw + q) * wq + start;
-                                        acc += dot(&gp[oh * wo + ow0..][..len], &src[s..s + len]);
-                                    }
-                                    taps[i * kw + j] += acc;
-                                }
+                            for tap_runs in runs.chunk_by(|a, b| a.tap == b.tap) {
+                                let acc = tap_runs.iter().fold(0.0f32, |acc, r| {
+                                    acc + dot(&gp[r.out..][..r.len], &src[r.src..][..r.len])
+                                });
+                                taps[tap_runs[0].tap] += acc;
                             }
                         }
                     },
