@@ -251,15 +251,52 @@ fn kernels_match_pytorch_values_and_gradients() {
     }
 }
 
+/// Test data from a local seeded stream rather than the device's generator, which the tests of
+/// this binary share and draw from in whatever order they are scheduled: the BatchNorm tests
+/// compare two formulas of `z` near the clamp's bounds, so their data must be the same in every
+/// run.
+struct Draws(nightvision_core::rng::ChaCha8Rng);
+
+impl Draws {
+    fn new(seed: u64) -> Self {
+        Draws(nightvision_core::rng::seeded(seed))
+    }
+
+    /// Values uniform in `[lo, hi)`.
+    fn uniform<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        lo: f32,
+        hi: f32,
+        device: &Device,
+    ) -> Tensor<D> {
+        use nightvision_core::rng::Rng;
+        let v: Vec<f32> = (0..shape.iter().product())
+            .map(|_| lo + (hi - lo) * self.0.random::<f32>())
+            .collect();
+        Tensor::<D>::from_data(burn::tensor::TensorData::new(v, shape), device)
+    }
+
+    /// Values from N(0, std²).
+    fn normal<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        std: f64,
+        device: &Device,
+    ) -> Tensor<D> {
+        let v = nightvision_core::rng::normals(&mut self.0, shape.iter().product(), std);
+        Tensor::<D>::from_data(burn::tensor::TensorData::new(v, shape), device)
+    }
+}
+
 /// A frozen BatchNorm with non-trivial running statistics and affine parameters.
-fn frozen_bn(c: usize, device: &Device) -> burn::nn::BatchNorm {
+fn frozen_bn(c: usize, draws: &mut Draws, device: &Device) -> burn::nn::BatchNorm {
     use burn::module::{Param, RunningState};
     let mut bn = burn::nn::BatchNormConfig::new(c).init(device);
-    let stat = |lo: f64, hi: f64| Tensor::<1>::random([c], Distribution::Uniform(lo, hi), device);
-    bn.running_mean = RunningState::new(stat(-1.0, 1.0));
-    bn.running_var = RunningState::new(stat(0.2, 3.0));
-    bn.gamma = Param::from_tensor(stat(-2.0, 2.0));
-    bn.beta = Param::from_tensor(stat(-1.0, 1.0));
+    bn.running_mean = RunningState::new(draws.uniform([c], -1.0, 1.0, device));
+    bn.running_var = RunningState::new(draws.uniform([c], 0.2, 3.0, device));
+    bn.gamma = Param::from_tensor(draws.uniform([c], -2.0, 2.0, device));
+    bn.beta = Param::from_tensor(draws.uniform([c], -1.0, 1.0, device));
     nightvision_core::freeze_batchnorm(bn)
 }
 
@@ -267,13 +304,12 @@ fn frozen_bn(c: usize, device: &Device) -> burn::nn::BatchNorm {
 fn fused_batch_norm_matches_burn_with_gradients() {
     use nightvision_core::kernels::{Activation, batch_norm, relu6};
     let device = Device::default().autodiff();
-    device.seed(11);
+    let mut draws = Draws::new(11);
     // Spatial sizes below and above one task's worth of planes, one channel, odd shapes.
     for (n, c, h, w) in [(2, 3, 5, 7), (3, 8, 1, 1), (1, 1, 9, 4), (2, 4, 130, 129)] {
-        let bn = frozen_bn(c, &device);
+        let bn = frozen_bn(c, &mut draws, &device);
         for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
-            let x = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 3.0), &device)
-                .require_grad();
+            let x = draws.normal([n, c, h, w], 3.0, &device).require_grad();
             let reference = |x: Tensor<4>| {
                 let y = bn.forward(x);
                 match act {
@@ -284,7 +320,7 @@ fn fused_batch_norm_matches_burn_with_gradients() {
             };
             let y = batch_norm(&bn, x.clone(), act);
             let y_ref = reference(x.clone());
-            let up = Tensor::<4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let up = draws.normal([n, c, h, w], 1.0, &device);
             let scale = y_ref.clone().abs().max().into_scalar::<f32>().max(1.0);
             assert!(
                 max_abs(y.clone(), y_ref.clone()) < 1e-5 * scale,
@@ -428,15 +464,13 @@ fn fused_batch_norm_matches_pytorch_values_and_gradients() {
 fn fused_batch_norm_add_matches_burn_with_gradients() {
     use nightvision_core::kernels::{Activation, batch_norm_add, relu6};
     let device = Device::default().autodiff();
-    device.seed(13);
+    let mut draws = Draws::new(13);
     for (n, c, h, w) in [(2, 3, 5, 7), (1, 4, 130, 129), (3, 2, 1, 1)] {
-        let bn = frozen_bn(c, &device);
+        let bn = frozen_bn(c, &mut draws, &device);
         for act in [Activation::Identity, Activation::Relu, Activation::Relu6] {
             let shape = [n, c, h, w];
-            let x =
-                Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device).require_grad();
-            let r =
-                Tensor::<4>::random(shape, Distribution::Normal(0.0, 3.0), &device).require_grad();
+            let x = draws.normal(shape, 3.0, &device).require_grad();
+            let r = draws.normal(shape, 3.0, &device).require_grad();
             let y = batch_norm_add(&bn, x.clone(), r.clone(), act);
             let z = bn.forward(x.clone()) + r.clone();
             let y_ref = match act {
@@ -445,7 +479,7 @@ fn fused_batch_norm_add_matches_burn_with_gradients() {
                 Activation::Relu6 => relu6(z),
             };
             assert!(max_abs(y.clone(), y_ref.clone()) < 1e-4, "{act:?} values");
-            let up = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+            let up = draws.normal(shape, 1.0, &device);
             let g = (y * up.clone()).sum().backward();
             let g_ref = (y_ref * up).sum().backward();
             for (name, t) in [("x", &x), ("r", &r)] {
