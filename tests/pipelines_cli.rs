@@ -63,6 +63,10 @@ fn flags_set_the_fields() {
         "--translator",
         "cyclegan",
         "--no-anchor-ablation",
+        "--d-norm",
+        "none",
+        "--g-ema",
+        "0.995",
         "--out",
         "/tmp/o",
     ])
@@ -75,16 +79,36 @@ fn flags_set_the_fields() {
     assert_eq!(c.anchors, dark_side::Anchors::Random);
     assert_eq!(c.translator, dark_side::DsaTranslator::Cyclegan);
     assert!(!c.anchor_ablation);
+    assert_eq!(c.d_norm, Some(nightvision::gan::NormKind::None));
+    assert_eq!(c.g_ema, 0.995);
     let d = DarkSideConfig::new();
     assert_eq!(
         (d.anchors, d.anchor_ablation),
         (dark_side::Anchors::Diverse, true)
     );
     assert_eq!(c.out, std::path::PathBuf::from("/tmp/o"));
-    let n = Cli::<NocPlaceConfig>::try_parse_from(["x", "--translator", "negcut"])
-        .unwrap()
-        .config;
+    let n = Cli::<NocPlaceConfig>::try_parse_from([
+        "x",
+        "--translator",
+        "negcut",
+        "--d-norm",
+        "none",
+        "--d-noise",
+        "0.1",
+        "--ndf",
+        "64",
+        "--load-size",
+        "240",
+        "--gan-only",
+    ])
+    .unwrap()
+    .config;
     assert_eq!(n.translator, nightvision::gan::train_cut::CutMode::NegCut);
+    assert_eq!(n.d_norm, Some(nightvision::gan::NormKind::None));
+    assert_eq!(
+        (n.d_noise, n.ndf, n.load_size, n.gan_only),
+        (0.1, Some(64), Some(240), true)
+    );
 }
 
 #[test]
@@ -93,7 +117,7 @@ fn bad_flags_are_refused_with_the_accepted_values() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("instance or batch"), "{e}");
+    assert!(e.contains("instance, batch or none"), "{e}");
     let e = Cli::<NocPlaceConfig>::try_parse_from(["x", "--translator", "cyclegan"])
         .err()
         .unwrap()
@@ -111,6 +135,16 @@ fn impossible_settings_fail_before_any_work() {
         .with_out(dir.path().join("o"));
     let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
     assert!(e.contains("gan_iterations"), "{e}");
+    // the generator's moving average is the CycleGAN trainer's alone
+    let cfg = DarkSideConfig::new()
+        .with_g_ema(0.99)
+        .with_out(dir.path().join("o"));
+    let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
+    assert!(e.contains("g_ema") && e.contains("cyclegan"), "{e}");
+    assert!(
+        !dir.path().join("o").exists(),
+        "nothing is written before the refusal"
+    );
     let cfg = SimilarityMinMaxConfig::new()
         .with_d_batch(0)
         .with_out(dir.path().join("o"));

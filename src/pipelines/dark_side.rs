@@ -54,7 +54,7 @@ use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use crate::gan::generator::{GENERATOR_FIELD, GENERATOR_PART_FIELD};
 use crate::gan::train_cyclegan::{CycleGan, CycleGanConfig, CycleGanTrainer};
 use crate::gan::{
-    HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, LinearDecay,
+    EMA_FILE, HedNGan, HedNGanConfig, HedNGanTrainer, InitConfig, LambdaP2p, LinearDecay,
     NLayerDiscriminatorConfig, NormKind, ResnetGenerator, ResnetGeneratorConfig,
 };
 use crate::hed::{Hed, HedConfig};
@@ -212,10 +212,20 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 6)]
     #[config(default = 6)]
     pub blocks: usize,
-    /// Normalisation of generator and discriminator: instance, or batch (gandtr's).
+    /// Normalisation of generator and discriminator: instance, batch (gandtr's) or none.
     #[arg(long, default_value = "instance", value_parser = parse_norm)]
     #[config(default = "NormKind::Instance")]
     pub norm: NormKind,
+    /// Normalisation of the discriminators alone (default: `--norm`); `none` lets them see a
+    /// crop's global brightness and colour, which instance norm removes (docs/TRAINING.md).
+    #[arg(long, value_parser = parse_norm)]
+    pub d_norm: Option<NormKind>,
+    /// CycleGAN only: decay of a moving average of the day→night generator's weights, which
+    /// becomes the translator (0, the paper's recipe, keeps the last weights; docs/TRAINING.md
+    /// measures 0.995).
+    #[arg(long, default_value_t = 0.0)]
+    #[config(default = 0.0)]
+    pub g_ema: f64,
     /// Initialisation of generator and discriminator.
     #[arg(long, value_enum, default_value_t = GanInit::Normal)]
     #[config(default = "GanInit::Normal")]
@@ -284,6 +294,27 @@ fn hed(weights: &Path, device: &Device) -> pipeline::Result<Hed> {
     Ok(h)
 }
 
+/// The translator settings no run can use, refused before any work.
+fn check_translator_settings(cfg: &DarkSideConfig) -> pipeline::Result<()> {
+    if cfg.gan_iterations == 0 || cfg.gan_batch == 0 {
+        return Err(invalid(
+            "gan_iterations / gan_batch",
+            "must be positive".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&cfg.g_ema) {
+        return Err(invalid("g_ema", format!("{} is not in [0, 1)", cfg.g_ema)));
+    }
+    if cfg.g_ema != 0.0 && cfg.translator != DsaTranslator::Cyclegan {
+        return Err(invalid(
+            "g_ema",
+            "the generator's moving average is kept by the CycleGAN trainer only (--translator cyclegan)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Stage 1: trains (or resumes) the HEDN-GAN into `OUT/gan` on the world `data` and returns the
 /// generator in inference mode. The folder's `config.json` holds the generator's and the
 /// discriminator's configurations and the stage's settings, so that
@@ -297,12 +328,7 @@ pub fn train_translator(
     data: &Path,
     device: &Device,
 ) -> pipeline::Result<ResnetGenerator> {
-    if cfg.gan_iterations == 0 || cfg.gan_batch == 0 {
-        return Err(invalid(
-            "gan_iterations / gan_batch",
-            "must be positive".into(),
-        ));
-    }
+    check_translator_settings(cfg)?;
     let train_device = device.clone().autodiff();
     let day = ImageSource::Files(image_files(data.join("gan/trainA"))?);
     let night = ImageSource::Files(image_files(data.join("gan/trainB"))?);
@@ -390,7 +416,7 @@ fn gan_stage(
         .with_n_blocks(cfg.blocks)
         .with_antialias_up(cfg.antialias_up);
     let discriminator = discriminator
-        .with_norm(cfg.norm)
+        .with_norm(cfg.d_norm.unwrap_or(cfg.norm))
         .with_init_scheme(cfg.init.scheme())
         .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
     let mut stage = serde_json::json!({
@@ -428,6 +454,7 @@ fn train_cyclegan(
     let gan_cfg = CycleGanConfig {
         lr: cfg.gan_lr,
         d_input_noise: cfg.d_noise,
+        g_ema_decay: cfg.g_ema,
         schedule: LinearDecay::new(1, 1),
         iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
         checkpoint_every: 50,
@@ -435,13 +462,19 @@ fn train_cyclegan(
         progress: true,
         ..CycleGanConfig::gandtr()
     };
+    // Recorded only when set, so that folders trained before the option existed still resume.
+    let ema = cfg.g_ema.to_string();
     let (generator, discriminator, gan_dir) = gan_stage(
         cfg,
         "CycleGAN (gandtr: cycle 10, no identity, pools of 50)",
         ResnetGeneratorConfig::gandtr_cyclegan(),
         NLayerDiscriminatorConfig::new(),
-        Some("day_to_night.bpk"),
-        None,
+        Some(if cfg.g_ema > 0.0 {
+            EMA_FILE
+        } else {
+            "day_to_night.bpk"
+        }),
+        (cfg.g_ema > 0.0).then_some(("g_ema", ema.as_str())),
     )?;
     let nets = CycleGan::with_configs(generator, discriminator, train_device);
     let t = Instant::now();
@@ -460,7 +493,7 @@ fn train_cyclegan(
             last.mean.cycle_day,
         );
     }
-    Ok(nets.day_to_night.valid())
+    Ok(nets.day_to_night_ema.unwrap_or(nets.day_to_night).valid())
 }
 
 /// Stage 2: fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data` into
@@ -540,12 +573,7 @@ pub fn dsa_label(translator: DsaTranslator, anchors: Anchors) -> String {
 /// setting, a world that is not in the exported format, training, checkpoint and I/O errors.
 pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineReport> {
     let t0 = Instant::now();
-    if cfg.gan_iterations == 0 || cfg.gan_batch == 0 {
-        return Err(invalid(
-            "gan_iterations / gan_batch",
-            "must be positive".into(),
-        ));
-    }
+    check_translator_settings(cfg)?;
     let out = cfg.out.as_path();
     let data = prepare(cfg.data.as_deref(), out)?;
 

@@ -86,7 +86,7 @@ impl PipelineReport {
     }
 }
 
-/// Parses a normalisation kind (`instance` or `batch`) for the command line.
+/// Parses a normalisation kind (`instance`, `batch` or `none`) for the command line.
 ///
 /// # Errors
 /// Any other word, with the accepted ones.
@@ -94,7 +94,8 @@ pub fn parse_norm(s: &str) -> std::result::Result<crate::gan::NormKind, String> 
     match s {
         "instance" => Ok(crate::gan::NormKind::Instance),
         "batch" => Ok(crate::gan::NormKind::Batch),
-        other => Err(format!("{other:?}: instance or batch")),
+        "none" => Ok(crate::gan::NormKind::None),
+        other => Err(format!("{other:?}: instance, batch or none")),
     }
 }
 

@@ -43,7 +43,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::{PipelineReport, files, invalid, parse_cut_mode, prepare};
+use super::{PipelineReport, files, invalid, parse_cut_mode, parse_norm, prepare};
 use crate::anchors::{CosPlaceConfig, build_classes_from_names};
 use crate::core::checkpoint::module_to_bytes;
 use crate::core::image::save_rgb;
@@ -57,7 +57,9 @@ use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
 use crate::gan::generator::GENERATOR_FIELD;
 use crate::gan::train_cut::{CutConfig, CutMode, CutTrainer};
-use crate::gan::{LinearDecay, NLayerDiscriminatorConfig, ResnetGenerator, ResnetGeneratorConfig};
+use crate::gan::{
+    LinearDecay, NLayerDiscriminatorConfig, NormKind, ResnetGenerator, ResnetGeneratorConfig,
+};
 use crate::metric::data::{AugmentHooks, ClassSampler, ImageSource};
 use crate::metric::multiscale::ExtractConfig;
 use crate::metric::nets::NETWORK_FIELD;
@@ -94,10 +96,27 @@ pub struct NocPlaceConfig {
     #[arg(long, default_value_t = 5e-4)]
     #[config(default = 5e-4)]
     pub gan_lr: f64,
-    /// Generator width (and the discriminator's; the paper's 64).
+    /// Generator width (and the discriminator's unless `--ndf`; the paper's 64).
     #[arg(long, default_value_t = 16)]
     #[config(default = 16)]
     pub ngf: usize,
+    /// Discriminator width (default: `--ngf`).
+    #[arg(long)]
+    pub ndf: Option<usize>,
+    /// Normalisation of the discriminator: instance (CUT's, the default), batch or none (sees
+    /// a crop's global brightness and colour; docs/TRAINING.md).
+    #[arg(long, value_parser = parse_norm)]
+    pub d_norm: Option<NormKind>,
+    /// Instance noise: σ of the Gaussian noise added to every image the discriminator sees
+    /// (in `[-1, 1]`); 0, the paper's recipe, adds none.
+    #[arg(long, default_value_t = 0.0)]
+    #[config(default = 0.0)]
+    pub d_noise: f64,
+    /// Shorter side the translator's training images are resized to before cropping (default
+    /// 1.5 × `--crop`; 240, the default world's frames, trains at the scale they are
+    /// translated at).
+    #[arg(long)]
+    pub load_size: Option<usize>,
     /// Generator residual blocks (the paper's 9).
     #[arg(long, default_value_t = 6)]
     #[config(default = 6)]
@@ -140,6 +159,10 @@ pub struct NocPlaceConfig {
     #[arg(long, default_value_t = 160)]
     #[config(default = 160)]
     pub image_size: usize,
+    /// Stop after the translator and its translation quality.
+    #[arg(long)]
+    #[config(default = false)]
+    pub gan_only: bool,
     /// Start every stage over: remove the checkpoints in OUT (otherwise a run resumes, and
     /// refuses a folder trained with other settings, naming them).
     #[arg(long)]
@@ -203,9 +226,10 @@ pub fn train_translator(
         },
         1,
     )?
-    .with_shorter_side(Some(cfg.crop * 3 / 2));
+    .with_shorter_side(Some(cfg.load_size.unwrap_or(cfg.crop * 3 / 2)));
     let cut_cfg = CutConfig {
         lr: cfg.gan_lr,
+        d_input_noise: cfg.d_noise,
         num_patches: cfg.patches,
         schedule: LinearDecay::new(1, 1),
         iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
@@ -220,10 +244,13 @@ pub fn train_translator(
     let generator = ResnetGeneratorConfig::cut()
         .with_ngf(cfg.ngf)
         .with_n_blocks(cfg.blocks);
-    let discriminator = NLayerDiscriminatorConfig::cut()
-        .with_ndf(cfg.ngf)
+    let mut discriminator = NLayerDiscriminatorConfig::cut()
+        .with_ndf(cfg.ndf.unwrap_or(cfg.ngf))
         .with_init_seed(1);
-    let stage = serde_json::json!({
+    if let Some(norm) = cfg.d_norm {
+        discriminator = discriminator.with_norm(norm);
+    }
+    let mut stage = serde_json::json!({
         GENERATOR_FIELD: generator,
         "discriminator": discriminator,
         "stage": {
@@ -235,6 +262,13 @@ pub fn train_translator(
             "seed": cfg.seed,
         },
     });
+    // Recorded only when set, so that folders trained before these options existed still resume.
+    if cfg.d_noise != 0.0 {
+        stage["stage"]["d_noise"] = cfg.d_noise.into();
+    }
+    if let Some(side) = cfg.load_size {
+        stage["stage"]["load_size"] = side.into();
+    }
     let dir = pipeline::stage_dir(&cfg.out.join("translator"), &stage, cfg.restart)?;
     let nets = cut_cfg.init_nets(
         generator.try_init(&train_device)?,
@@ -316,6 +350,23 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     rows.push(bench.run_generator(name, out, |_, x| Ok(translator.translate(x)?))?);
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
+    if cfg.gan_only {
+        let report = PipelineReport {
+            recall: None,
+            quality,
+            out: out.to_path_buf(),
+            files: files(&[
+                "translation-quality.json",
+                "translation-quality.md",
+                "held-out.png",
+                "translated/",
+                "translator/",
+            ]),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        report.write()?;
+        return Ok(report);
+    }
 
     // 2. the night version of the CosPlace training set
     let train_paths = image_files(data.join("cosplace/train"))?;

@@ -21,13 +21,12 @@
 //! for BatchNorm layers whose training flag is on (the default), parameters with or without
 //! gradient.
 
-use std::collections::HashMap;
-
 use burn::config::Config;
-use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+use burn::module::Module;
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use nightvision_core::ema_update;
 
 use crate::DarkeningError;
 
@@ -231,86 +230,6 @@ pub fn byol_loss(
             .add_scalar(2.0)
     };
     (term(q1, k1) + term(q2, k2)).mul_scalar(0.5 * weight)
-}
-
-/// `target ← m·target + (1 − m)·online` for every parameter of two modules of the same
-/// architecture (matched by their field paths), keeping the target's parameter ids and gradient
-/// settings. BatchNorm running statistics (`running_mean`, `running_var`) are left as they are,
-/// like the reference's loop over `parameters()`. `m = 0` copies the online weights.
-///
-/// Parameters of `target` that `online` does not have (another architecture) are left unchanged.
-pub fn ema_update<M: Module>(target: M, online: &M, momentum: f64) -> M {
-    let mut collect = Collect::default();
-    online.visit(&mut collect);
-    let mut mapper = Ema {
-        path: Vec::new(),
-        online: collect.params,
-        momentum,
-    };
-    target.map(&mut mapper)
-}
-
-fn is_buffer(path: &[String]) -> bool {
-    path.last().is_some_and(|n| n.starts_with("running_"))
-}
-
-#[derive(Default)]
-struct Collect {
-    path: Vec<String>,
-    params: HashMap<String, Tensor<1>>,
-}
-
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if is_buffer(&self.path) {
-            return;
-        }
-        // `detach` keeps a leaf's gradient requirement; drop it too.
-        let t = param.val().detach().set_require_grad(false);
-        let n = t.shape().num_elements();
-        self.params.insert(self.path.join("."), t.reshape([n]));
-    }
-}
-
-struct Ema {
-    path: Vec<String>,
-    online: HashMap<String, Tensor<1>>,
-    momentum: f64,
-}
-
-impl ModuleMapper for Ema {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if is_buffer(&self.path) {
-            return param;
-        }
-        let Some(online) = self.online.remove(&self.path.join(".")) else {
-            return param;
-        };
-        let m = self.momentum;
-        param.map(|t| {
-            let require_grad = t.is_require_grad();
-            let dims = t.dims();
-            if online.shape().num_elements() != t.shape().num_elements() {
-                return t;
-            }
-            let online = online.to_device(&t.device()).reshape(dims);
-            let updated =
-                t.detach().set_require_grad(false).mul_scalar(m) + online.mul_scalar(1.0 - m);
-            updated.set_require_grad(require_grad)
-        })
-    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,8 @@ use nightvision_core::checkpoint::{
 use serde::{Deserialize, Serialize};
 
 use crate::DarkeningError;
-use crate::byol::{ByolConfig, ByolHeads, ema_update};
+use crate::byol::{ByolConfig, ByolHeads};
+use nightvision_core::ema_update;
 
 /// The image encoder `F` of a [`ByolClassifier`]: one feature vector per image (the reference's
 /// 512-d average-pooled ResNet-18 feature).

@@ -63,7 +63,7 @@ pub mod loss;
 mod model;
 pub mod train;
 
-pub use byol::{ByolConfig, ByolHeads, MlpHead, MlpHeadConfig, byol_loss, ema_update};
+pub use byol::{ByolConfig, ByolHeads, MlpHead, MlpHeadConfig, byol_loss};
 pub use dark_view::{DarkView, DarkViewConfig, DarkViewNoise, Darkening};
 pub use error::{DarkeningError, Result};
 pub use loss::{
@@ -74,4 +74,6 @@ pub use model::{
     CHECKPOINT_BUFFERS, CsdnTem, CsdnTemConfig, DarkeningNet, DarkeningNetConfig, DarkeningOutput,
     apply_curves, exposure_map,
 };
+/// Re-exported from [`nightvision_core::ema_update`], where it moved (the GAN trainers use it too).
+pub use nightvision_core::ema_update;
 pub use train::{DarkeningTrainer, DarkeningTrainerConfig, FeatureExtractor, StepLog, frozen};

@@ -243,7 +243,11 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     G = init_normal(generator(ngf, blocks, norm, up, "resid" in v))
-    D = init_normal(discriminator(ndf, norm))
+    # dnone: no normalisation in the discriminators. Instance norm (or batch norm over a batch of one
+    # domain) removes each feature map's spatial mean, so a PatchGAN whose field covers the whole crop
+    # cannot see the crop's global brightness or colour cast.
+    dnorm = (lambda c: nn.Identity()) if "dnone" in v else norm
+    D = init_normal(discriminator(ndf, dnorm))
     side = 240 if "native" in v else crop * 3 // 2
     day = Crops(folder(os.path.join(world, "gan/trainA")), side, crop, rng)
     night = Crops(folder(os.path.join(world, "gan/trainB")), side, crop, rng)
@@ -255,7 +259,7 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
     cyc = "cyclegan" in v
     if cyc:  # the night→day generator and the day discriminator of CycleGAN
         F = init_normal(generator(ngf, blocks, norm, up, "resid" in v))
-        DX = init_normal(discriminator(ndf, norm))
+        DX = init_normal(discriminator(ndf, dnorm))
         oG = torch.optim.Adam(list(G.parameters()) + list(F.parameters()), lr=lr, betas=(0.5, 0.999))
         oD = torch.optim.Adam(list(D.parameters()) + list(DX.parameters()), lr=lr, betas=(0.5, 0.999))
     else:
@@ -312,11 +316,12 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
             Gt.train()
             fd = frechet(features(mnet, gen), mu_n, cov_n)
             luma = float((gen * REC709).sum(1).mean())
-            rows.append((it + 1, fd, luma, float(lD), float(lA), float(lE), time.time() - t0))
+            top = top_luma(gen)
+            rows.append((it + 1, fd, luma, top, float(lD), float(lA), float(lE), time.time() - t0))
             extra = ""
             if tiled is not None:
                 extra = f"  tiles {args.tiles}: FD {frechet(features(mnet, tiled), mu_n, cov_n):7.2f} luma {float((tiled * REC709).sum(1).mean()):.3f}"
-            print(f"{variant:24s} it {it + 1:5d}  FD {fd:7.2f}  luma {luma:.3f} (night {night_luma:.3f})  "
+            print(f"{variant:24s} it {it + 1:5d}  FD {fd:7.2f}  luma {luma:.3f} (night {night_luma:.3f})  top {top:.3f}  "
                   f"D {float(lD):.3f} G {float(lA):.3f} E {float(lE):.3f}  {time.time() - t0:6.0f} s{extra}", flush=True)
             if args.keep and args.save:
                 torch.save(Gt.state_dict(), os.path.join(args.save, f"{variant}-{it + 1}.pt"))
@@ -325,6 +330,11 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
                 grid = torch.cat(list(grid), 2).permute(1, 2, 0).numpy()[:, :, ::-1]
                 cv2.imwrite(os.path.join(args.save, f"{variant}-{it + 1}.png"), (grid.clip(0, 1) * 255).round().astype(np.uint8))
     return rows
+
+
+def top_luma(imgs):
+    """Mean Rec. 709 luma of the top fifth of the frames (mostly sky in this world's street views)."""
+    return float((imgs[:, :, : imgs.shape[2] // 5] * REC709).sum(1).mean())
 
 
 def tiled_translate(G, imgs, t):
@@ -363,7 +373,8 @@ def main():
     fn = features(mnet, test_night)
     mu_n, cov_n = fn.mean(0), np.cov(fn, rowvar=False)
     night_luma = float((test_night * REC709).sum(1).mean())
-    print(f"day as is: FD {frechet(features(mnet, test_day), mu_n, cov_n):.2f}, night luma {night_luma:.3f}", flush=True)
+    print(f"day as is: FD {frechet(features(mnet, test_day), mu_n, cov_n):.2f}, night luma {night_luma:.3f}, "
+          f"top-fifth luma day {top_luma(test_day):.3f} night {top_luma(test_night):.3f}", flush=True)
     hnet = hed()
     for variant in args.variants:
         run(args, variant, args.world, mnet, hnet, test_day, mu_n, cov_n, night_luma)

@@ -254,6 +254,47 @@ mod tests {
     }
 
     #[test]
+    fn no_norm_keeps_pytorch_indices_and_drops_inner_biases() {
+        // CycleGAN's `--norm none`: `Identity` where the norm was (so `model.<i>` keys keep
+        // their indices) and `use_bias = False` in the inner convolutions; the first and the
+        // last convolution keep their bias.
+        let device = Device::default();
+        let d = NLayerDiscriminatorConfig::new()
+            .with_ndf(2)
+            .with_norm(NormKind::None)
+            .init(&device);
+        let names: Vec<&str> = d.model.iter().map(Layer::variant_name).collect();
+        assert_eq!(
+            names,
+            [
+                "Conv",
+                "LeakyRelu",
+                "Conv",
+                "Identity",
+                "LeakyRelu",
+                "Conv",
+                "Identity",
+                "LeakyRelu",
+                "Conv",
+                "Identity",
+                "LeakyRelu",
+                "Conv"
+            ]
+        );
+        let biases: Vec<bool> = d
+            .model
+            .iter()
+            .filter_map(|l| match l {
+                Layer::Conv(c) => Some(c.bias.is_some()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(biases, [true, false, false, false, true]);
+        let y = d.forward(Tensor::ones([1, 3, 64, 64], &device));
+        assert_eq!(y.dims(), [1, 1, 6, 6]);
+    }
+
+    #[test]
     fn channel_multipliers_saturate_at_eight() {
         let device = Device::default();
         let d = NLayerDiscriminatorConfig::new()

@@ -75,8 +75,8 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{
-    BatchNorm, BatchNormConfig, InstanceNorm, InstanceNormConfig, LeakyRelu, LeakyReluConfig,
-    PaddingConfig2d, Relu, Tanh,
+    BatchNorm, BatchNormConfig, Identity, InstanceNorm, InstanceNormConfig, LeakyRelu,
+    LeakyReluConfig, PaddingConfig2d, Relu, Tanh,
 };
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, PadMode};
@@ -95,6 +95,11 @@ pub enum NormKind {
     /// `BatchNorm2d(affine=True, track_running_stats=True)`, convolutions without bias
     /// (gandtr's HEDGAN / HEDNGAN).
     Batch,
+    /// No normalisation: `Identity` in the norm's place and bias-free convolutions, as the
+    /// reference's `--norm none` builds them (`use_bias = norm_layer == nn.InstanceNorm2d`). A
+    /// discriminator without normalisation sees each crop's global brightness and colour, which
+    /// instance norm removes from every feature map (docs/TRAINING.md).
+    None,
 }
 
 impl NormKind {
@@ -111,6 +116,7 @@ impl NormKind {
                     .init(device),
             ),
             NormKind::Batch => Layer::BatchNorm(BatchNormConfig::new(channels).init(device)),
+            NormKind::None => Layer::Identity(Identity),
         }
     }
 }
@@ -231,6 +237,8 @@ pub enum Layer {
     InstanceNorm(InstanceNorm),
     /// `nn.BatchNorm2d`.
     BatchNorm(BatchNorm),
+    /// `Identity`: the place of the norm with [`NormKind::None`].
+    Identity(Identity),
     /// `nn.ReLU`.
     Relu(Relu),
     /// `nn.LeakyReLU(0.2)`.
@@ -257,6 +265,7 @@ impl Layer {
             Layer::ConvTranspose(m) => m.forward(x),
             Layer::InstanceNorm(m) => m.forward(x),
             Layer::BatchNorm(m) => m.forward(x),
+            Layer::Identity(_) => x,
             Layer::Relu(m) => m.forward(x),
             Layer::LeakyRelu(m) => m.forward(x),
             Layer::Tanh(m) => m.forward(x),
@@ -275,6 +284,7 @@ impl Layer {
             Layer::ConvTranspose(_) => "ConvTranspose",
             Layer::InstanceNorm(_) => "InstanceNorm",
             Layer::BatchNorm(_) => "BatchNorm",
+            Layer::Identity(_) => "Identity",
             Layer::Relu(_) => "Relu",
             Layer::LeakyRelu(_) => "LeakyRelu",
             Layer::Tanh(_) => "Tanh",

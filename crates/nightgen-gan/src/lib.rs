@@ -45,5 +45,5 @@ pub use train::{
 pub use train_cut::{
     CutConfig, CutGan, CutLosses, CutMode, CutTrainer, NegCutNets, NegativeObjective,
 };
-pub use train_cyclegan::{CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer};
+pub use train_cyclegan::{CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer, EMA_FILE};
 pub use translator::Translator;

@@ -105,7 +105,7 @@ use nightvision_core::on_device;
 use crate::train::{
     ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
     check_generator_crop, check_iterations, check_linear_decay, check_positive, check_weights,
-    linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
+    instance_noise, linear_decay_epochs, progress_bar, resume_point, save_checkpoint, scalar,
 };
 
 /// Which contrastive objective [`CutTrainer`] optimises.
@@ -119,6 +119,9 @@ pub enum CutMode {
     /// trained adversarially to maximise the NCE.
     NegCut,
 }
+
+/// Mixed into the seed of the instance noise's stream, which is apart from the iteration's own.
+const NOISE_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Configuration of [`CutTrainer`] (defaults: CUT, docs/PAPERS.md protocols 3.2).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -153,6 +156,10 @@ pub struct CutConfig {
     pub ema_decay: f64,
     /// NEG-CUT: dimension of N's noise `z` (64).
     pub noise_dim: usize,
+    /// Instance noise of the discriminator's inputs ([`crate::instance_noise`], real and
+    /// translated alike; 0, the reference, adds none).
+    #[serde(default)]
+    pub d_input_noise: f64,
     /// Adam learning rate of G, D, F and N (2e-4).
     pub lr: f64,
     /// Adam β₁ (0.5; β₂ is 0.999).
@@ -197,6 +204,7 @@ impl CutConfig {
             lambda_diversity: 1.0,
             ema_decay: NEGCUT_EMA_DECAY,
             noise_dim: 64,
+            d_input_noise: 0.0,
             lr: 2e-4,
             beta1: 0.5,
             schedule: LinearDecay::cut(),
@@ -242,6 +250,7 @@ impl CutConfig {
             ("lambda_gan", self.lambda_gan),
             ("lambda_nce_idt", self.lambda_nce_idt),
             ("lambda_diversity", self.lambda_diversity),
+            ("d_input_noise", self.d_input_noise),
         ])?;
         check_beta1(self.beta1)?;
         if !(0.0..=1.0).contains(&self.ema_decay) {
@@ -804,10 +813,18 @@ impl<'a> CutTrainer<'a> {
             let t = self.translate(&nets.generator, real_x, real_y);
             let mut step = CutLosses::default();
 
-            // 1. discriminator
+            // 1. discriminator. The instance noise has its own stream, so that the patches and
+            // negatives drawn below are the same with and without it.
+            let sigma = cfg.d_input_noise;
+            let mut noise_rng = derived(cfg.seed ^ NOISE_STREAM, it as u64);
             let loss_d = gan.discriminator_loss(
-                nets.discriminator.forward(t.real_y.clone()),
-                nets.discriminator.forward(t.fake_y.clone().detach()),
+                nets.discriminator
+                    .forward(instance_noise(t.real_y.clone(), sigma, &mut noise_rng)),
+                nets.discriminator.forward(instance_noise(
+                    t.fake_y.clone().detach(),
+                    sigma,
+                    &mut noise_rng,
+                )),
             );
             step.discriminator = scalar(&loss_d);
             let grads = GradientsParams::from_grads(loss_d.backward(), &nets.discriminator);
@@ -828,7 +845,11 @@ impl<'a> CutTrainer<'a> {
 
             // 3. generator and F (N frozen: its gradients are not applied)
             let adv = gan
-                .generator_loss(nets.discriminator.forward(t.fake_y.clone()))
+                .generator_loss(nets.discriminator.forward(instance_noise(
+                    t.fake_y.clone(),
+                    sigma,
+                    &mut noise_rng,
+                )))
                 .mul_scalar(cfg.lambda_gan);
             let both = self.nce_both(&nets, &t, false, &mut rng)?;
             step.adversarial = scalar(&adv);

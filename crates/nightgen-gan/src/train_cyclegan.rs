@@ -50,7 +50,8 @@
 //! from `derived(seed, i)`: the pools are rebuilt at every iteration from their stored images with
 //! a generator seeded from that stream. A checkpoint ([`CheckpointDir`]) holds the four networks,
 //! the four optimiser states, both pools' images (`pool_night.bin`, `pool_day.bin`: four
-//! little-endian `u64` dims `[n, c, h, w]`, then the `f32` values) and the log, so a resumed run
+//! little-endian `u64` dims `[n, c, h, w]`, then the `f32` values), the generator's moving
+//! average when [`CycleGanConfig::g_ema_decay`] > 0 ([`EMA_FILE`]) and the log, so a resumed run
 //! equals an uninterrupted one bit for bit.
 //!
 //! ```
@@ -68,6 +69,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor, TensorData};
 use nightvision_core::checkpoint::{
@@ -84,7 +86,7 @@ use crate::init::InitConfig;
 use crate::losses::{GanMode, cycle_consistency_l1, identity_l1};
 use crate::pool::ImagePool;
 use crate::schedule::LinearDecay;
-use nightvision_core::on_device;
+use nightvision_core::{ema_update, on_device};
 
 use crate::train::{
     ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
@@ -107,6 +109,12 @@ pub struct CycleGanConfig {
     /// reference, adds none).
     #[serde(default)]
     pub d_input_noise: f64,
+    /// Decay of an exponential moving average of the day→night generator's weights, kept
+    /// beside it and updated after every generator step (`θ̄ ← decay·θ̄ + (1 − decay)·θ`);
+    /// 0, the reference, keeps none. The average damps the colour swings of the raw
+    /// generator at small batches (docs/TRAINING.md).
+    #[serde(default)]
+    pub g_ema_decay: f64,
     /// Adam learning rate of all four networks (2e-4).
     pub lr: f64,
     /// Adam β₁ (0.5; β₂ is 0.999).
@@ -140,6 +148,7 @@ impl CycleGanConfig {
             lambda_identity: 0.0,
             pool_size: ImagePool::DEFAULT_SIZE,
             d_input_noise: 0.0,
+            g_ema_decay: 0.0,
             lr: 2e-4,
             beta1: 0.5,
             schedule: LinearDecay::gandtr_cyclegan(),
@@ -172,6 +181,12 @@ impl CycleGanConfig {
             ("lambda_identity", self.lambda_identity),
             ("d_input_noise", self.d_input_noise),
         ])?;
+        if !(self.g_ema_decay.is_finite() && (0.0..1.0).contains(&self.g_ema_decay)) {
+            return Err(GanError::config(
+                "g_ema_decay",
+                format!("{} is not in [0, 1)", self.g_ema_decay),
+            ));
+        }
         check_linear_decay(&self.schedule)?;
         check_iterations(self.iterations_per_epoch, self.checkpoint_every)?;
         Ok(())
@@ -193,6 +208,9 @@ pub struct CycleGan {
     pub night_discriminator: NLayerDiscriminator,
     /// Judges day images: real `x` vs `night_to_day(y)` (gandtr `D_Y`, CycleGAN `D_B`).
     pub day_discriminator: NLayerDiscriminator,
+    /// The moving average of `day_to_night`'s weights ([`CycleGanConfig::g_ema_decay`]): `None`
+    /// until a trainer with a decay > 0 starts it from a copy of `day_to_night`.
+    pub day_to_night_ema: Option<ResnetGenerator>,
 }
 
 impl CycleGan {
@@ -239,6 +257,7 @@ impl CycleGan {
                 .with_init_seed(d.wrapping_add(2))
                 .init(device),
             day_discriminator: discriminator.with_init_seed(d.wrapping_add(3)).init(device),
+            day_to_night_ema: None,
         }
     }
 }
@@ -294,6 +313,8 @@ const OPTIM_FILES: [&str; 4] = [
     "optim_day_discriminator.bpk",
 ];
 const POOL_FILES: [&str; 2] = ["pool_night.bin", "pool_day.bin"];
+/// The checkpoint file of [`CycleGan::day_to_night_ema`] (written when the decay is > 0).
+pub const EMA_FILE: &str = "day_to_night_ema.bpk";
 
 impl<'a> CycleGanTrainer<'a> {
     /// A trainer on `device` (an autodiff device, e.g. `Device::default().autodiff()`).
@@ -346,6 +367,12 @@ impl<'a> CycleGanTrainer<'a> {
         let mut g_yx = on_device(nets.night_to_day, d);
         let mut d_y = on_device(nets.night_discriminator, d);
         let mut d_x = on_device(nets.day_discriminator, d);
+        // The average never enters a graph: it starts as an untracked copy of the generator.
+        let ema_decay = cfg.g_ema_decay;
+        let mut g_ema = (ema_decay > 0.0).then(|| match nets.day_to_night_ema {
+            Some(ema) => on_device(ema, d).no_grad(),
+            None => g_xy.clone().no_grad(),
+        });
         let [mut opt_gxy, mut opt_gyx, mut opt_dy, mut opt_dx] =
             std::array::from_fn(|_| self.optimizer());
         // The pools' stored images (slot order); the pools themselves are rebuilt per iteration.
@@ -365,6 +392,9 @@ impl<'a> CycleGanTrainer<'a> {
             opt_dx = load_optimizer(opt_dx, path.join(OPTIM_FILES[3]))?;
             pool_y = read_pool(&path.join(POOL_FILES[0]), cfg.pool_size, d)?;
             pool_x = read_pool(&path.join(POOL_FILES[1]), cfg.pool_size, d)?;
+            if let Some(ema) = g_ema {
+                g_ema = Some(load_module(ema, path.join(EMA_FILE))?.no_grad());
+            }
             start = state.iteration;
             log = state.log;
             last_ckpt = Some(path);
@@ -412,6 +442,9 @@ impl<'a> CycleGanTrainer<'a> {
             let grads_yx = GradientsParams::from_module(&mut grads, &g_yx);
             g_xy = opt_gxy.step(lr, g_xy, grads_xy);
             g_yx = opt_gyx.step(lr, g_yx, grads_yx);
+            if let Some(ema) = g_ema {
+                g_ema = Some(ema_update(ema, &g_xy, ema_decay));
+            }
 
             // 2. discriminators, on pooled translations
             let (pooled_y, stored_y) =
@@ -455,7 +488,7 @@ impl<'a> CycleGanTrainer<'a> {
             if let Some(dir) = ckpt
                 && (done % cfg.checkpoint_every == 0 || done == total)
             {
-                let parts = [
+                let mut parts = vec![
                     (MODULE_FILES[0], module_to_bytes(&g_xy)?),
                     (MODULE_FILES[1], module_to_bytes(&g_yx)?),
                     (MODULE_FILES[2], module_to_bytes(&d_y)?),
@@ -467,6 +500,9 @@ impl<'a> CycleGanTrainer<'a> {
                     (POOL_FILES[0], pool_to_bytes(&pool_y)?),
                     (POOL_FILES[1], pool_to_bytes(&pool_x)?),
                 ];
+                if let Some(ema) = &g_ema {
+                    parts.push((EMA_FILE, module_to_bytes(ema)?));
+                }
                 last_ckpt = Some(save_checkpoint(dir, done, &parts, &log)?);
             }
         }
@@ -477,6 +513,7 @@ impl<'a> CycleGanTrainer<'a> {
                 night_to_day: g_yx,
                 night_discriminator: d_y,
                 day_discriminator: d_x,
+                day_to_night_ema: g_ema,
             },
             log,
         })

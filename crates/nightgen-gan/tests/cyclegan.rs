@@ -9,7 +9,7 @@ use burn::tensor::Device;
 use nightgen_gan::data::{ScaleCrop, UnpairedBatches};
 use nightgen_gan::schedule::LinearDecay;
 use nightgen_gan::{
-    CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer, GanError, GanTrainLog,
+    CycleGan, CycleGanConfig, CycleGanLosses, CycleGanTrainer, EMA_FILE, GanError, GanTrainLog,
     NLayerDiscriminatorConfig, ResnetGeneratorConfig,
 };
 use nightvision_core::checkpoint::{CheckpointDir, Trained, module_to_bytes};
@@ -64,6 +64,7 @@ fn resumed_run_equals_uninterrupted_run() {
     let c = CycleGanConfig {
         lambda_identity: 0.5,
         d_input_noise: 0.1,
+        g_ema_decay: 0.9,
         ..cfg(2, 3)
     };
 
@@ -108,6 +109,60 @@ fn resumed_run_equals_uninterrupted_run() {
     for (a, b) in weights(&straight).into_iter().zip(weights(&resumed)) {
         assert!(a == b, "weights differ after resuming");
     }
+    let ema = |n: &CycleGan| module_to_bytes(n.day_to_night_ema.as_ref().unwrap()).unwrap();
+    assert!(ema(&straight) == ema(&resumed), "moving averages differ");
+    assert!(dir.path().join("step-000003").join(EMA_FILE).exists());
+}
+
+/// The generator's moving average after one iteration is `m·θ₀ + (1 − m)·θ₁` (θ₀ the initial,
+/// θ₁ the trained weights), and without a decay none is kept.
+#[test]
+fn generator_moving_average_closed_form() {
+    let device = Device::default().autodiff();
+    let data = data(1);
+    let init = tiny_nets(&device);
+    let first_conv = |g: &nightgen_gan::ResnetGenerator| -> Vec<f32> {
+        let nightgen_gan::Layer::Conv(c) = &g.model[1] else {
+            panic!("model.1 is the 7×7 convolution")
+        };
+        c.weight.val().into_data().try_into_vec_as().unwrap()
+    };
+    let theta0 = first_conv(&init.day_to_night);
+    let m = 0.75;
+    let c = CycleGanConfig {
+        g_ema_decay: m,
+        ..cfg(1, 1)
+    };
+    let Trained { net, .. } = CycleGanTrainer::new(c, &data, &device)
+        .unwrap()
+        .train(init.clone(), None)
+        .unwrap();
+    let theta1 = first_conv(&net.day_to_night);
+    let ema = first_conv(net.day_to_night_ema.as_ref().unwrap());
+    assert!(theta0.iter().zip(&theta1).any(|(a, b)| a != b));
+    for ((e, a), b) in ema.iter().zip(&theta0).zip(&theta1) {
+        let want = m as f32 * a + (1.0 - m as f32) * b;
+        assert!(
+            (e - want).abs() <= 1e-7 + 1e-6 * want.abs(),
+            "{e} vs {want}"
+        );
+    }
+    let Trained { net, .. } = CycleGanTrainer::new(cfg(1, 1), &data, &device)
+        .unwrap()
+        .train(init, None)
+        .unwrap();
+    assert!(net.day_to_night_ema.is_none());
+    let bad = CycleGanConfig {
+        g_ema_decay: 1.0,
+        ..cfg(1, 1)
+    };
+    assert!(matches!(
+        CycleGanTrainer::new(bad, &data, &device),
+        Err(GanError::Config {
+            name: "g_ema_decay",
+            ..
+        })
+    ));
 }
 
 /// λ = 10 makes the cycle term dominate the generators' objective, so it must fall: the mean

@@ -1,7 +1,9 @@
 //! Module-wide transformations.
 
-use burn::module::{Flag, Module, ModuleMapper, Param};
-use burn::tensor::Device;
+use std::collections::HashMap;
+
+use burn::module::{Flag, Module, ModuleMapper, ModuleVisitor, Param};
+use burn::tensor::{Device, Tensor};
 
 /// Moves `module` to `device` unless it already lives there. burn 0.22's `to_device` onto the
 /// autodiff device a module already lives on records a transfer above every parameter, and a later
@@ -67,5 +69,100 @@ impl ModuleMapper for FreezeBatchNorm {
         } else {
             flag
         }
+    }
+}
+
+/// `target ← m·target + (1 − m)·online` for every parameter of two modules of the same
+/// architecture (matched by their field paths), keeping the target's parameter ids and gradient
+/// settings. BatchNorm running statistics (`running_mean`, `running_var`) are left as they are,
+/// like the reference's loop over `parameters()`. `m = 0` copies the online weights.
+///
+/// Parameters of `target` that `online` does not have (another architecture) are left unchanged.
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::{Device, Tensor};
+/// use nightvision_core::ema_update;
+///
+/// let device = Device::default();
+/// let online = LinearConfig::new(1, 1).init(&device);
+/// let mut target = LinearConfig::new(1, 1).init(&device);
+/// target.weight = target.weight.map(|w| w.zeros_like());
+/// let w: f32 = online.weight.val().into_scalar();
+/// let target = ema_update(target, &online, 0.75);
+/// let got: f32 = target.weight.val().into_scalar();
+/// assert!((got - 0.25 * w).abs() < 1e-7);
+/// ```
+pub fn ema_update<M: Module>(target: M, online: &M, momentum: f64) -> M {
+    let mut collect = Collect::default();
+    online.visit(&mut collect);
+    let mut mapper = Ema {
+        path: Vec::new(),
+        online: collect.params,
+        momentum,
+    };
+    target.map(&mut mapper)
+}
+
+fn is_buffer(path: &[String]) -> bool {
+    path.last().is_some_and(|n| n.starts_with("running_"))
+}
+
+#[derive(Default)]
+struct Collect {
+    path: Vec<String>,
+    params: HashMap<String, Tensor<1>>,
+}
+
+impl ModuleVisitor for Collect {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if is_buffer(&self.path) {
+            return;
+        }
+        // `detach` keeps a leaf's gradient requirement; drop it too.
+        let t = param.val().detach().set_require_grad(false);
+        let n = t.shape().num_elements();
+        self.params.insert(self.path.join("."), t.reshape([n]));
+    }
+}
+
+struct Ema {
+    path: Vec<String>,
+    online: HashMap<String, Tensor<1>>,
+    momentum: f64,
+}
+
+impl ModuleMapper for Ema {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if is_buffer(&self.path) {
+            return param;
+        }
+        let Some(online) = self.online.remove(&self.path.join(".")) else {
+            return param;
+        };
+        let m = self.momentum;
+        param.map(|t| {
+            let require_grad = t.is_require_grad();
+            let dims = t.dims();
+            if online.shape().num_elements() != t.shape().num_elements() {
+                return t;
+            }
+            let online = online.to_device(&t.device()).reshape(dims);
+            let updated =
+                t.detach().set_require_grad(false).mul_scalar(m) + online.mul_scalar(1.0 - m);
+            updated.set_require_grad(require_grad)
+        })
     }
 }
