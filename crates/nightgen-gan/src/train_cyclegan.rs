@@ -86,7 +86,7 @@ use crate::init::InitConfig;
 use crate::losses::{GanMode, cycle_consistency_l1, identity_l1};
 use crate::pool::ImagePool;
 use crate::schedule::LinearDecay;
-use nightvision_core::{ema_update, on_device};
+use nightvision_core::{ema_update_copying_buffers, on_device};
 
 use crate::train::{
     ADAM_EPSILON, GanTrainLog, check_beta1, check_discriminator_crop, check_finite,
@@ -112,7 +112,8 @@ pub struct CycleGanConfig {
     /// Decay of an exponential moving average of the day→night generator's weights, kept
     /// beside it and updated after every generator step (`θ̄ ← decay·θ̄ + (1 − decay)·θ`);
     /// 0, the reference, keeps none. The average damps the colour swings of the raw
-    /// generator at small batches (docs/TRAINING.md).
+    /// generator at small batches (docs/TRAINING.md). Batch norm's running statistics are
+    /// copied, not averaged.
     #[serde(default)]
     pub g_ema_decay: f64,
     /// Adam learning rate of all four networks (2e-4).
@@ -443,7 +444,7 @@ impl<'a> CycleGanTrainer<'a> {
             g_xy = opt_gxy.step(lr, g_xy, grads_xy);
             g_yx = opt_gyx.step(lr, g_yx, grads_yx);
             if let Some(ema) = g_ema {
-                g_ema = Some(ema_update(ema, &g_xy, ema_decay));
+                g_ema = Some(ema_update_copying_buffers(ema, &g_xy, ema_decay));
             }
 
             // 2. discriminators, on pooled translations

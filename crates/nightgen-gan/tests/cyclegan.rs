@@ -152,6 +152,38 @@ fn generator_moving_average_closed_form() {
         .train(init, None)
         .unwrap();
     assert!(net.day_to_night_ema.is_none());
+    // batch norm's running statistics are copied into the average, not averaged
+    let bn_nets = CycleGan::with_configs(
+        ResnetGeneratorConfig::gandtr_cyclegan()
+            .with_ngf(4)
+            .with_n_blocks(1)
+            .with_norm(nightgen_gan::NormKind::Batch),
+        NLayerDiscriminatorConfig::new()
+            .with_ndf(4)
+            .with_n_layers(2),
+        &device,
+    );
+    let c = CycleGanConfig {
+        g_ema_decay: m,
+        ..cfg(1, 1)
+    };
+    let Trained { net, .. } = CycleGanTrainer::new(c, &data, &device)
+        .unwrap()
+        .train(bn_nets, None)
+        .unwrap();
+    let running_mean = |g: &nightgen_gan::ResnetGenerator| -> Vec<f32> {
+        let nightgen_gan::Layer::BatchNorm(bn) = &g.model[2] else {
+            panic!("model.2 is the first norm")
+        };
+        bn.running_mean
+            .value()
+            .into_data()
+            .try_into_vec_as()
+            .unwrap()
+    };
+    let online = running_mean(&net.day_to_night);
+    assert!(online.iter().any(|v| *v != 0.0));
+    assert_eq!(running_mean(net.day_to_night_ema.as_ref().unwrap()), online);
     let bad = CycleGanConfig {
         g_ema_decay: 1.0,
         ..cfg(1, 1)

@@ -53,5 +53,5 @@ pub mod weights;
 
 pub use data::{real_data_dir, real_data_file};
 pub use error::{CoreError, Result};
-pub use module::{ema_update, freeze_batchnorm, on_device};
+pub use module::{ema_update, ema_update_copying_buffers, freeze_batchnorm, on_device};
 pub use norm::{CAFFE_BGR_MEAN, IMAGENET_MEAN, IMAGENET_STD, Normalization};

@@ -75,7 +75,8 @@ impl ModuleMapper for FreezeBatchNorm {
 /// `target ← m·target + (1 − m)·online` for every parameter of two modules of the same
 /// architecture (matched by their field paths), keeping the target's parameter ids and gradient
 /// settings. BatchNorm running statistics (`running_mean`, `running_var`) are left as they are,
-/// like the reference's loop over `parameters()`. `m = 0` copies the online weights.
+/// like BYOL's loop over `parameters()` (docs/PAPERS.md C.3; [`ema_update_copying_buffers`]
+/// copies them instead). `m = 0` copies the online weights.
 ///
 /// Parameters of `target` that `online` does not have (another architecture) are left unchanged.
 ///
@@ -94,12 +95,38 @@ impl ModuleMapper for FreezeBatchNorm {
 /// assert!((got - 0.25 * w).abs() < 1e-7);
 /// ```
 pub fn ema_update<M: Module>(target: M, online: &M, momentum: f64) -> M {
+    ema(target, online, momentum, false)
+}
+
+/// [`ema_update`], with the BatchNorm running statistics copied from `online` instead of left
+/// alone: the moving average of a generator evaluated with its running statistics, as GAN code
+/// keeps it (`for b_ema, b in zip(G_ema.buffers(), G.buffers()): b_ema.copy_(b)`).
+///
+/// ```
+/// use burn::module::RunningState;
+/// use burn::nn::BatchNormConfig;
+/// use burn::tensor::{Device, Tensor};
+/// use nightvision_core::ema_update_copying_buffers;
+///
+/// let device = Device::default();
+/// let mut online = BatchNormConfig::new(2).init(&device);
+/// online.running_mean = RunningState::new(Tensor::full([2], 0.5, &device));
+/// let target = ema_update_copying_buffers(BatchNormConfig::new(2).init(&device), &online, 0.9);
+/// let mean: Vec<f32> = target.running_mean.value().into_data().to_vec().unwrap();
+/// assert_eq!(mean, [0.5, 0.5]);
+/// ```
+pub fn ema_update_copying_buffers<M: Module>(target: M, online: &M, momentum: f64) -> M {
+    ema(target, online, momentum, true)
+}
+
+fn ema<M: Module>(target: M, online: &M, momentum: f64, copy_buffers: bool) -> M {
     let mut collect = Collect::default();
     online.visit(&mut collect);
     let mut mapper = Ema {
         path: Vec::new(),
         online: collect.params,
         momentum,
+        copy_buffers,
     };
     target.map(&mut mapper)
 }
@@ -122,9 +149,6 @@ impl ModuleVisitor for Collect {
         self.path.pop();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if is_buffer(&self.path) {
-            return;
-        }
         // `detach` keeps a leaf's gradient requirement; drop it too.
         let t = param.val().detach().set_require_grad(false);
         let n = t.shape().num_elements();
@@ -136,6 +160,7 @@ struct Ema {
     path: Vec<String>,
     online: HashMap<String, Tensor<1>>,
     momentum: f64,
+    copy_buffers: bool,
 }
 
 impl ModuleMapper for Ema {
@@ -146,13 +171,14 @@ impl ModuleMapper for Ema {
         self.path.pop();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if is_buffer(&self.path) {
+        let buffer = is_buffer(&self.path);
+        if buffer && !self.copy_buffers {
             return param;
         }
         let Some(online) = self.online.remove(&self.path.join(".")) else {
             return param;
         };
-        let m = self.momentum;
+        let m = if buffer { 0.0 } else { self.momentum };
         param.map(|t| {
             let require_grad = t.is_require_grad();
             let dims = t.dims();
