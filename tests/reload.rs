@@ -86,6 +86,21 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
     drop(g);
     let t = Translator::load(cyc.out.join("gan"), &device).unwrap();
     assert_eq!(bits(t.translate(x.clone()).unwrap()), y);
+    // the exported file (PyTorch keys, configuration in the header) gives the same translator,
+    // as a file and through --translator-weights, which trains nothing
+    let file = cyc.out.join("gan").join(dark_side::TRANSLATOR_FILE);
+    let t = Translator::load(&file, &device).unwrap();
+    assert_eq!(bits(t.translate(x.clone()).unwrap()), y);
+    let given = cyc
+        .clone()
+        .with_out(dir.path().join("dark_side_given"))
+        .with_translator_weights(Some(file))
+        .with_gan_only(true)
+        .with_data(Some(world.clone()));
+    let report = dark_side::run(&given, &device).unwrap();
+    assert!(!given.out.join("gan").exists(), "nothing trained");
+    assert!(given.out.join("held-out.png").exists());
+    assert!(report.quality.to_markdown().contains("CycleGAN"));
     let hedn = cyc
         .clone()
         .with_translator(dark_side::DsaTranslator::Hedngan);

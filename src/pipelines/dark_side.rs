@@ -267,6 +267,11 @@ pub struct DarkSideConfig {
     #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
     #[config(default = true)]
     pub baseline: bool,
+    /// A trained translator to use instead of training one: a `.safetensors` file written by a
+    /// run of this pipeline (`OUT/gan/translator.safetensors`, e.g. the shipped
+    /// `models/dsa-cyclegan.safetensors`) or a translator's checkpoint folder.
+    #[arg(long)]
+    pub translator_weights: Option<PathBuf>,
     /// Stop after the generator and its translation quality.
     #[arg(long)]
     #[config(default = false)]
@@ -300,6 +305,14 @@ fn check_translator_settings(cfg: &DarkSideConfig) -> pipeline::Result<()> {
         return Err(invalid(
             "gan_iterations / gan_batch",
             "must be positive".into(),
+        ));
+    }
+    if let Some(path) = &cfg.translator_weights
+        && !path.exists()
+    {
+        return Err(invalid(
+            "translator_weights",
+            format!("{} does not exist", path.display()),
         ));
     }
     if !(0.0..1.0).contains(&cfg.g_ema) {
@@ -389,7 +402,9 @@ pub fn train_translator(
             last.mean.generator_edge,
         );
     }
-    Ok(nets.generator.valid())
+    let g = nets.generator.valid();
+    export_translator(cfg, &g, &generator)?;
+    Ok(g)
 }
 
 /// The translator's generator and discriminator as `cfg` sets them (norm, init, widths, blocks,
@@ -476,7 +491,7 @@ fn train_cyclegan(
         }),
         (cfg.g_ema > 0.0).then_some(("g_ema", ema.as_str())),
     )?;
-    let nets = CycleGan::with_configs(generator, discriminator, train_device);
+    let nets = CycleGan::with_configs(generator.clone(), discriminator, train_device);
     let t = Instant::now();
     let Trained { net: nets, log } =
         CycleGanTrainer::new(gan_cfg, batches, train_device)?.train(nets, Some(&gan_dir))?;
@@ -493,8 +508,31 @@ fn train_cyclegan(
             last.mean.cycle_day,
         );
     }
-    Ok(nets.day_to_night_ema.unwrap_or(nets.day_to_night).valid())
+    let g = nets.day_to_night_ema.unwrap_or(nets.day_to_night).valid();
+    export_translator(cfg, &g, &generator)?;
+    Ok(g)
 }
+
+/// Writes the trained translator as `OUT/gan/translator.safetensors` (PyTorch keys, the
+/// generator's configuration and this run's settings in the header), which
+/// `--translator-weights`, [`Translator::load`] and PyTorch read.
+fn export_translator(
+    cfg: &DarkSideConfig,
+    generator: &ResnetGenerator,
+    generator_cfg: &ResnetGeneratorConfig,
+) -> pipeline::Result<()> {
+    let settings = serde_json::to_string(cfg)
+        .map_err(|e| invalid("config", format!("not serialisable: {e}")))?;
+    generator.save_safetensors(
+        generator_cfg,
+        cfg.out.join("gan").join(TRANSLATOR_FILE),
+        &[("nightvision.dark_side", settings.as_str())],
+    )?;
+    Ok(())
+}
+
+/// The translator a run writes into `OUT/gan` ([`export_translator`]).
+pub const TRANSLATOR_FILE: &str = "translator.safetensors";
 
 /// Stage 2: fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data` into
 /// `OUT/<dir>` with the given augmentation `hooks` (named `augmentation` in the stage's
@@ -577,8 +615,17 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     let out = cfg.out.as_path();
     let data = prepare(cfg.data.as_deref(), out)?;
 
-    // 1. the translator (HEDN-GAN or CycleGAN)
-    let translator = Translator::new(train_translator(cfg, &data, device)?, device);
+    // 1. the translator (HEDN-GAN or CycleGAN), trained here or given
+    let translator = match &cfg.translator_weights {
+        Some(path) => {
+            log::info!(
+                "translator: {} (given with --translator-weights, not trained here)",
+                path.display()
+            );
+            Translator::load(path, device)?
+        }
+        None => Translator::new(train_translator(cfg, &data, device)?, device),
+    };
 
     // translation grid: day crops | translated | CLAHE(translated)
     let sample_paths: Vec<PathBuf> = image_files(data.join("gan/trainA"))?

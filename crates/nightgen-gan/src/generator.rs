@@ -625,16 +625,30 @@ pub const GENERATOR_FIELD: &str = "generator";
 /// `"day_to_night.bpk"`).
 pub const GENERATOR_PART_FIELD: &str = "generator_part";
 
+/// The safetensors metadata key holding a saved generator's [`ResnetGeneratorConfig`] (JSON;
+/// [`ResnetGenerator::save_safetensors`]).
+pub const GENERATOR_METADATA: &str = "nightvision.generator";
+
 impl ResnetGenerator {
     /// Rebuilds a trained generator from its checkpoint folder alone: the configuration in the
     /// folder's `config.json` (field [`GENERATOR_FIELD`]; the part name in
     /// [`GENERATOR_PART_FIELD`], default `generator.bpk`) and the weights of its newest
-    /// checkpoint, as the pipelines write them. Call `valid()` on it for inference.
+    /// checkpoint, as the pipelines write them. `dir` may also be a `.safetensors` file written by
+    /// [`save_safetensors`](Self::save_safetensors) (the shipped models in `models/`). Call
+    /// `valid()` on it for inference.
     ///
     /// # Errors
     /// [`GanError::Core`] for a folder without configuration or checkpoint, or with weights of
     /// another architecture; [`GanError::Config`] for an invalid stored configuration.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let path = dir.as_ref();
+        if path.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+        {
+            return Self::load_safetensors(path, device);
+        }
         let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
         let cfg: ResnetGeneratorConfig = ckpt.config_field(GENERATOR_FIELD)?;
         let stored: serde_json::Value = ckpt.config()?;
@@ -757,6 +771,83 @@ impl ResnetGenerator {
     /// None at present; reserved for loader construction failures.
     pub fn pytorch_loader(&self, path: impl AsRef<Path>) -> crate::Result<WeightsLoader> {
         pytorch_loader("model", &self.model, path.as_ref())
+    }
+
+    /// Writes the generator as a safetensors file with PyTorch's keys (CycleGAN's / CUT's
+    /// `state_dict` names: `model.1.weight`, `model.10.conv_block.1.weight`, …) and its
+    /// configuration in the header ([`GENERATOR_METADATA`]), plus `metadata`; written atomically.
+    /// [`load_safetensors`](Self::load_safetensors) rebuilds it from the file alone, and
+    /// PyTorch's `load_state_dict` reads it into the reference network.
+    ///
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use nightgen_gan::{ResnetGenerator, ResnetGeneratorConfig};
+    ///
+    /// let device = Device::default();
+    /// let cfg = ResnetGeneratorConfig::cyclegan().with_ngf(2).with_n_blocks(1);
+    /// let g = cfg.init(&device);
+    /// let dir = std::env::temp_dir().join(format!("nv-gen-doc-{}", std::process::id()));
+    /// let path = dir.join("g.safetensors");
+    /// g.save_safetensors(&cfg, &path, &[("trained_by", "doctest")])?;
+    /// let back = ResnetGenerator::load_safetensors(&path, &device)?;
+    /// let x = Tensor::<4>::ones([1, 3, 8, 8], &device).mul_scalar(0.5);
+    /// assert_eq!(back.forward(x.clone()).into_data(), g.forward(x).into_data());
+    /// # std::fs::remove_dir_all(dir).ok();
+    /// # Ok::<(), nightgen_gan::GanError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GanError::Config`] when `config` does not describe this generator (another layer count
+    /// or channel count); [`GanError::Core`] for the file.
+    pub fn save_safetensors(
+        &self,
+        config: &ResnetGeneratorConfig,
+        path: impl AsRef<Path>,
+        metadata: &[(&str, &str)],
+    ) -> crate::Result<()> {
+        let want = config.try_init(&Device::default())?;
+        if want.model.len() != self.model.len()
+            || want.layer_channels != self.layer_channels
+            || (want.input_nc, want.output_nc) != (self.input_nc, self.output_nc)
+        {
+            return Err(GanError::config(
+                "config",
+                "does not describe this generator (layers or channels differ)",
+            ));
+        }
+        let cfg = serde_json::to_string(config)
+            .map_err(|e| GanError::config("config", format!("not serialisable: {e}")))?;
+        let mut all = vec![(GENERATOR_METADATA.to_string(), cfg)];
+        all.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ok(nightvision_core::weights::save_pytorch_safetensors(
+            self, path, all,
+        )?)
+    }
+
+    /// Rebuilds a generator from a file written by [`save_safetensors`](Self::save_safetensors):
+    /// the configuration from its header, the weights loaded strictly.
+    ///
+    /// # Errors
+    /// [`GanError::Core`] for an unreadable file or weights that do not match the stored
+    /// configuration; [`GanError::Config`] when the header has no (valid) configuration.
+    pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let path = path.as_ref();
+        let meta = nightvision_core::weights::read_safetensors_metadata(path)?;
+        let Some(json) = meta.get(GENERATOR_METADATA) else {
+            return Err(GanError::config(
+                GENERATOR_METADATA,
+                format!(
+                    "{} has no generator configuration in its header (not written by save_safetensors)",
+                    path.display()
+                ),
+            ));
+        };
+        let cfg: ResnetGeneratorConfig = serde_json::from_str(json).map_err(|e| {
+            GanError::config(GENERATOR_METADATA, format!("in {}: {e}", path.display()))
+        })?;
+        let mut g = cfg.try_init(device)?;
+        g.load_pytorch(path)?;
+        Ok(g)
     }
 
     /// Loads a CycleGAN / CUT / gandtr generator `state_dict` (`.pth`, e.g. `latest_net_G_A.pth`,

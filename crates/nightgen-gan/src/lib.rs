@@ -24,8 +24,8 @@ pub mod translator;
 pub use discriminator::{NLayerDiscriminator, NLayerDiscriminatorConfig};
 pub use error::{GanError, Result};
 pub use generator::{
-    BlurDownsample, BlurUpsample, Layer, MIN_TRANSLATE_SIDE, NormKind, ReflectionPad2d,
-    ResnetBlock, ResnetGenerator, ResnetGeneratorConfig, translate_images,
+    BlurDownsample, BlurUpsample, GENERATOR_METADATA, Layer, MIN_TRANSLATE_SIDE, NormKind,
+    ReflectionPad2d, ResnetBlock, ResnetGenerator, ResnetGeneratorConfig, translate_images,
 };
 pub use init::{InitConfig, InitKind, init_weights};
 pub use losses::{GanMode, cycle_consistency_l1, edge_consistency_l1, identity_l1, l1_loss};

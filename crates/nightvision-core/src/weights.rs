@@ -23,9 +23,12 @@
 use std::path::Path;
 
 use burn::module::Module;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
 use burn::store::{
-    ApplyError, ApplyResult, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, PytorchStore,
-    SafetensorsStore,
+    ApplyError, ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot,
+    PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
 };
 
 use crate::{CoreError, Result};
@@ -240,6 +243,91 @@ impl WeightsLoader {
             missing,
         })
     }
+}
+
+/// Writes `module` as a safetensors file with PyTorch's key names and layouts (enum variant names
+/// left out, `Linear` weights transposed, BatchNorm `gamma`/`beta` as `weight`/`bias`), so that
+/// PyTorch's `load_state_dict` and [`WeightsLoader`] both read it; `metadata` goes into the
+/// header's `__metadata__` (strings; [`read_safetensors_metadata`] returns it). Written
+/// atomically (temporary file, then rename): an interrupted write leaves no partial file.
+///
+/// ```
+/// use burn::nn::LinearConfig;
+/// use burn::tensor::Device;
+/// use nightvision_core::weights::{WeightsLoader, read_safetensors_metadata, save_pytorch_safetensors};
+///
+/// let device = Device::default();
+/// let fc = LinearConfig::new(3, 2).init(&device);
+/// let dir = std::env::temp_dir().join(format!("nv-save-doc-{}", std::process::id()));
+/// let path = dir.join("fc.safetensors");
+/// save_pytorch_safetensors(&fc, &path, [("arch", "linear 3→2")])?;
+/// let mut back = LinearConfig::new(3, 2).init(&device);
+/// WeightsLoader::new().load(&mut back, &path)?; // strict: every key used, every shape right
+/// assert_eq!(back.weight.val().into_data(), fc.weight.val().into_data());
+/// assert_eq!(read_safetensors_metadata(&path)?["arch"], "linear 3→2");
+/// # std::fs::remove_dir_all(dir).ok();
+/// # Ok::<(), nightvision_core::CoreError>(())
+/// ```
+///
+/// # Errors
+/// [`CoreError::WeightsRead`] when burn-store cannot serialise the module, [`CoreError::Io`] for
+/// the file.
+pub fn save_pytorch_safetensors<M: Module, K: Into<String>, V: Into<String>>(
+    module: &M,
+    path: impl AsRef<Path>,
+    metadata: impl IntoIterator<Item = (K, V)>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let store_err = |message: String| CoreError::WeightsRead {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut store = SafetensorsStore::from_bytes(None)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .skip_enum_variants(true);
+    for (k, v) in metadata {
+        store = store.metadata(k, v);
+    }
+    module
+        .save_into(&mut store)
+        .map_err(|e| store_err(e.to_string()))?;
+    let bytes = store.get_bytes().map_err(|e| store_err(e.to_string()))?;
+    crate::checkpoint::write_atomic(path, |f| {
+        f.write_all(&bytes).map_err(|e| CoreError::io(path, e))
+    })
+}
+
+/// The `__metadata__` of a safetensors file's header (empty when it has none).
+///
+/// # Errors
+/// [`CoreError::Io`] for the file, [`CoreError::WeightsRead`] when its header is not a
+/// safetensors header (length prefix, JSON object, string metadata values).
+pub fn read_safetensors_metadata(path: impl AsRef<Path>) -> Result<BTreeMap<String, String>> {
+    let path = path.as_ref();
+    let bad = |message: String| CoreError::WeightsRead {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| CoreError::io(path, e))?;
+    let size = file.metadata().map_err(|e| CoreError::io(path, e))?.len();
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix)
+        .map_err(|_| bad("shorter than the 8-byte header length".into()))?;
+    let n = u64::from_le_bytes(prefix);
+    if n > size - 8 {
+        return Err(bad(format!(
+            "header length {n} exceeds the file ({size} bytes)"
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| CoreError::io(path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("header: {e}")))?;
+    let Some(meta) = value.get("__metadata__") else {
+        return Ok(BTreeMap::new());
+    };
+    serde_json::from_value(meta.clone()).map_err(|e| bad(format!("__metadata__: {e}")))
 }
 
 /// Formats the key lists of [`CoreError::WeightsMismatch`].

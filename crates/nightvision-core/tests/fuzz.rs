@@ -1,4 +1,5 @@
-//! Fuzzing the readers of user bytes in nightvision-core (issue 15): safetensors and PyTorch
+//! Fuzzing the readers of user bytes in nightvision-core (issue 15): safetensors (and their
+//! header metadata, `read_safetensors_metadata`) and PyTorch
 //! `.pth` weight files (zip, legacy and checkpoint-dict formats) through [`WeightsLoader`], and a
 //! checkpoint folder's `latest.json`, `config.json` and module records (burnpack `.bpk`) through
 //! [`CheckpointDir`]. `NIGHTVISION_FUZZ_CASES` (10,000 by default) seeded mutations each; the
@@ -13,7 +14,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::Device;
 use nightvision_core::CoreError;
 use nightvision_core::checkpoint::{CONFIG_FILE, CheckpointDir, module_to_bytes, save_module};
-use nightvision_core::weights::WeightsLoader;
+use nightvision_core::weights::{WeightsLoader, read_safetensors_metadata};
 use safetensors::tensor::{Dtype, TensorView};
 
 #[allow(dead_code)]
@@ -111,6 +112,10 @@ fn fuzz_safetensors_weights() {
         ])
         .run(|input| {
             write_case(&path, input)?;
+            // the header's metadata, read on its own (a shipped model's configuration)
+            if let Err(e) = read_safetensors_metadata(&path) {
+                names_file(&e, &path)?;
+            }
             check_weights(&mut module, &path)
         })
         .assert_clean();
