@@ -52,9 +52,9 @@ class CsdnTem(nn.Module):
 
 
 class Darkening(nn.Module):
-    def __init__(self, f=64, rounds=8, ds=0.95, use_e=True):
+    def __init__(self, f=64, rounds=8, ds=0.95, use_e=True, e_scale=1.0):
         super().__init__()
-        self.rounds, self.ds, self.use_e = rounds, ds, use_e
+        self.rounds, self.ds, self.use_e, self.e_scale = rounds, ds, use_e, e_scale
         self.e_conv0 = CsdnTem(4, f)
         self.e_conv1 = CsdnTem(f, f)
         self.e_conv2 = CsdnTem(f, f)
@@ -66,7 +66,7 @@ class Darkening(nn.Module):
 
     def forward(self, x, e):
         b, _, h, w = x.shape
-        e = e.expand(b, 1, h, w)
+        e = e.expand(b, 1, h, w) * self.e_scale  # the input channel only; L_exp sees E itself
         if not self.use_e:
             e = torch.zeros_like(e)
         x0 = F.relu(self.e_conv0(torch.cat([x, e], 1)))
@@ -194,6 +194,9 @@ def main():
     ap.add_argument("--w-sim", type=float, default=0.1)
     ap.add_argument("--w-exp", type=float, default=10.0)
     ap.add_argument("--no-e", action="store_true", help="feed zeros instead of the exposure map")
+    ap.add_argument("--e-scale", type=float, default=1.0,
+                    help="multiply the exposure map fed to D by this (2 feeds E / 0.5 in [0, 1])")
+    ap.add_argument("--w-col", type=float, default=25.0)
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--probe-size", type=int, default=128, help="probe images are resized to this square")
     ap.add_argument("--seed", type=int, default=0)
@@ -213,9 +216,9 @@ def main():
     probe_files = sorted(glob.glob(os.path.join(args.world, "vpr/images/test/queries/*")))[:16]
     probe = torch.stack([load(p, size=args.probe_size) for p in probe_files])
     feats = mobilenet_features(args.weights)
-    net = Darkening(use_e=not args.no_e)
+    net = Darkening(use_e=not args.no_e, e_scale=args.e_scale)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.wd)
-    W = {"sim": args.w_sim, "exp": args.w_exp, "col": 25.0, "tv": 1600.0, "flex": 5.0}
+    W = {"sim": args.w_sim, "exp": args.w_exp, "col": args.w_col, "tv": 1600.0, "flex": 5.0}
     print(f"[{args.tag}] {len(train)} train images, probe {tuple(probe.shape)}, "
           f"probe mean {probe.mean():.4f}", flush=True)
 

@@ -24,7 +24,9 @@ convolution instead of transposed convolutions), crop128 (128² crops of 192-px 
 noedge (no edge term), edge1 (edge weight 1), batch4, blocks9, cyclegan (CycleGAN: a night→day generator, a day discriminator, cycle loss λ 10 and identity
 loss 0.5 λ; with noedge, no HED term; noid drops the identity loss, as gandtr's train_cyclegan.yml), ema (evaluate an exponential moving average of G's weights, decay 0.995), inoise (instance noise σ 0.1 on both of D's inputs), resid (G(x) = tanh(atanh(x) + net(x)): starts at the identity), native (crops of the images at their
 native 240-px shorter side: the scale the held-out frames are translated at), bn (batch norm, gandtr's
-`norm: batch`, evaluated with its running statistics, instead of instance norm).
+`norm: batch`, evaluated with its running statistics, instead of instance norm), dnone (no
+normalisation layers in the discriminators, convolutions with bias), dnobias (dnone with bias-free
+inner convolutions, as the reference's `--norm none` and the Rust `NormKind::None`).
 
 `--tiles T` also scores each evaluation with the held-out frames translated in T×T tiles
 (non-overlapping, stitched), so that instance-norm statistics come from regions the size of the
@@ -114,14 +116,14 @@ class Residual(nn.Module):
         return torch.tanh(torch.atanh(x.clamp(-0.999, 0.999)) + self.net(x))
 
 
-def discriminator(ndf, norm, n_layers=3):
+def discriminator(ndf, norm, n_layers=3, bias=True):
     layers = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
     mult = 1
     for n in range(1, n_layers):
         prev, mult = mult, min(2 ** n, 8)
-        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1), norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 2, 1, bias=bias), norm(ndf * mult), nn.LeakyReLU(0.2, True)]
     prev, mult = mult, min(2 ** n_layers, 8)
-    layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1), norm(ndf * mult), nn.LeakyReLU(0.2, True)]
+    layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1, bias=bias), norm(ndf * mult), nn.LeakyReLU(0.2, True)]
     layers += [nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
     return nn.Sequential(*layers)
 
@@ -130,7 +132,8 @@ def init_normal(net):
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
@@ -246,8 +249,11 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
     # dnone: no normalisation in the discriminators. Instance norm (or batch norm over a batch of one
     # domain) removes each feature map's spatial mean, so a PatchGAN whose field covers the whole crop
     # cannot see the crop's global brightness or colour cast.
-    dnorm = (lambda c: nn.Identity()) if "dnone" in v else norm
-    D = init_normal(discriminator(ndf, dnorm))
+    # dnobias: as dnone, with the inner convolutions bias-free, as the reference's `--norm none`
+    # builds them (`use_bias = norm_layer == nn.InstanceNorm2d`) and the Rust NormKind::None does
+    dnorm = (lambda c: nn.Identity()) if ("dnone" in v or "dnobias" in v) else norm
+    dbias = "dnobias" not in v
+    D = init_normal(discriminator(ndf, dnorm, bias=dbias))
     side = 240 if "native" in v else crop * 3 // 2
     day = Crops(folder(os.path.join(world, "gan/trainA")), side, crop, rng)
     night = Crops(folder(os.path.join(world, "gan/trainB")), side, crop, rng)
@@ -259,7 +265,7 @@ def run(args, variant, world, mnet, hnet, test_day, mu_n, cov_n, night_luma):
     cyc = "cyclegan" in v
     if cyc:  # the night→day generator and the day discriminator of CycleGAN
         F = init_normal(generator(ngf, blocks, norm, up, "resid" in v))
-        DX = init_normal(discriminator(ndf, dnorm))
+        DX = init_normal(discriminator(ndf, dnorm, bias=dbias))
         oG = torch.optim.Adam(list(G.parameters()) + list(F.parameters()), lr=lr, betas=(0.5, 0.999))
         oD = torch.optim.Adam(list(D.parameters()) + list(DX.parameters()), lr=lr, betas=(0.5, 0.999))
     else:
