@@ -531,7 +531,9 @@ fn export_translator(
     Ok(())
 }
 
-/// The translator a run writes into `OUT/gan` ([`export_translator`]).
+/// The file a run writes its trained translator to, in `OUT/gan`: safetensors with PyTorch keys and
+/// the configuration in the header ([`ResnetGenerator::save_safetensors`]), read by
+/// `--translator-weights` and [`Translator::load`].
 pub const TRANSLATOR_FILE: &str = "translator.safetensors";
 
 /// Stage 2: fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data` into
