@@ -647,24 +647,14 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     })?);
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
-    let mut report = PipelineReport {
-        recall: None,
-        quality,
-        out: out.to_path_buf(),
-        files: files(&[
-            "translation-quality.json",
-            "translation-quality.md",
-            "translations.png",
-            "held-out.png",
-            "translated/",
-            "gan/",
-        ]),
-        seconds: 0.0,
+    let trained = if cfg.translator_weights.is_none() {
+        &["translations.png", "gan/"][..]
+    } else {
+        &["translations.png"][..]
     };
+    let mut report = PipelineReport::generator_stage(quality, out, trained);
     if cfg.gan_only {
-        report.seconds = t0.elapsed().as_secs_f64();
-        report.write()?;
-        return Ok(report);
+        return report.finish_after_generator(t0);
     }
 
     // 2. fine-tuning with synthetic night anchors (and the baseline without)

@@ -60,6 +60,34 @@ pub struct PipelineReport {
 }
 
 impl PipelineReport {
+    /// The report of a generator stage (no recall yet): its translation quality and the files
+    /// every generator stage writes (`translation-quality.{json,md}`, `held-out.png`,
+    /// `translated/`), then `extra`.
+    fn generator_stage(quality: QualityReport, out: &Path, extra: &[&str]) -> Self {
+        let mut names = files(&[
+            "translation-quality.json",
+            "translation-quality.md",
+            "held-out.png",
+            "translated/",
+        ]);
+        names.extend(files(extra));
+        Self {
+            recall: None,
+            quality,
+            out: out.to_path_buf(),
+            files: names,
+            seconds: 0.0,
+        }
+    }
+
+    /// Writes the report of a run that stops after its generator (`gan_only`, `d_only`) and
+    /// returns it, timed from `t0`.
+    fn finish_after_generator(mut self, t0: std::time::Instant) -> Result<Self> {
+        self.seconds = t0.elapsed().as_secs_f64();
+        self.write()?;
+        Ok(self)
+    }
+
     /// The report as Markdown: the recall table (when there is one), then the translation
     /// quality table.
     pub fn to_markdown(&self) -> String {

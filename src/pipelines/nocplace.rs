@@ -351,21 +351,8 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
     if cfg.gan_only {
-        let report = PipelineReport {
-            recall: None,
-            quality,
-            out: out.to_path_buf(),
-            files: files(&[
-                "translation-quality.json",
-                "translation-quality.md",
-                "held-out.png",
-                "translated/",
-                "translator/",
-            ]),
-            seconds: t0.elapsed().as_secs_f64(),
-        };
-        report.write()?;
-        return Ok(report);
+        return PipelineReport::generator_stage(quality, out, &["translator/"])
+            .finish_after_generator(t0);
     }
 
     // 2. the night version of the CosPlace training set

@@ -356,24 +356,9 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     );
     let quality = bench.report(quality_rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
-    let mut report = PipelineReport {
-        recall: None,
-        quality,
-        out: out.to_path_buf(),
-        files: files(&[
-            "translation-quality.json",
-            "translation-quality.md",
-            "darkened.png",
-            "held-out.png",
-            "translated/",
-            "darkening/",
-        ]),
-        seconds: 0.0,
-    };
+    let mut report = PipelineReport::generator_stage(quality, out, &["darkened.png", "darkening/"]);
     if cfg.d_only {
-        report.seconds = t0.elapsed().as_secs_f64();
-        report.write()?;
-        return Ok(report);
+        return report.finish_after_generator(t0);
     }
 
     // 2. maximise: fine-tune with the darkened query copy as an extra positive
