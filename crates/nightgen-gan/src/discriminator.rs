@@ -223,28 +223,22 @@ impl NLayerDiscriminator {
 mod tests {
     use super::*;
 
+    /// The 3-layer PatchGAN's entries with `norm` at the norm's places.
+    fn patchgan_70_layout(norm: &'static str) -> Vec<&'static str> {
+        let mut names = vec!["Conv", "LeakyRelu"];
+        for _ in 0..3 {
+            names.extend(["Conv", norm, "LeakyRelu"]);
+        }
+        names.push("Conv");
+        names
+    }
+
     #[test]
     fn patchgan_70_layout_and_output_size() {
         let device = Device::default();
         let d = NLayerDiscriminatorConfig::new().with_ndf(2).init(&device);
         let names: Vec<&str> = d.model.iter().map(Layer::variant_name).collect();
-        assert_eq!(
-            names,
-            [
-                "Conv",
-                "LeakyRelu",
-                "Conv",
-                "InstanceNorm",
-                "LeakyRelu",
-                "Conv",
-                "InstanceNorm",
-                "LeakyRelu",
-                "Conv",
-                "InstanceNorm",
-                "LeakyRelu",
-                "Conv"
-            ]
-        );
+        assert_eq!(names, patchgan_70_layout("InstanceNorm"));
         let y = d.forward(Tensor::zeros([1, 3, 256, 256], &device));
         assert_eq!(y.dims(), [1, 1, 30, 30]);
         let cut = NLayerDiscriminatorConfig::cut().with_ndf(2).init(&device);
@@ -264,23 +258,7 @@ mod tests {
             .with_norm(NormKind::None)
             .init(&device);
         let names: Vec<&str> = d.model.iter().map(Layer::variant_name).collect();
-        assert_eq!(
-            names,
-            [
-                "Conv",
-                "LeakyRelu",
-                "Conv",
-                "Identity",
-                "LeakyRelu",
-                "Conv",
-                "Identity",
-                "LeakyRelu",
-                "Conv",
-                "Identity",
-                "LeakyRelu",
-                "Conv"
-            ]
-        );
+        assert_eq!(names, patchgan_70_layout("Identity"));
         let biases: Vec<bool> = d
             .model
             .iter()
