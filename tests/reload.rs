@@ -100,7 +100,12 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
     let report = dark_side::run(&given, &device).unwrap();
     assert!(!given.out.join("gan").exists(), "nothing trained");
     assert!(given.out.join("held-out.png").exists());
-    assert!(report.quality.to_markdown().contains("CycleGAN"));
+    assert!(
+        report
+            .quality
+            .to_markdown()
+            .contains(dark_side::TRANSLATOR_FILE)
+    );
     let hedn = cyc
         .clone()
         .with_translator(dark_side::DsaTranslator::Hedngan);

@@ -595,13 +595,24 @@ pub fn finetune(
     )
 }
 
-/// The report row of the DSA fine-tune with `translator` and `anchors`.
-pub fn dsa_label(translator: DsaTranslator, anchors: Anchors) -> String {
+/// The report row of the DSA fine-tune with the translator named `translator` (a
+/// [`DsaTranslator::name`], or a given file) and `anchors`.
+pub fn dsa_label(translator: &str, anchors: Anchors) -> String {
     format!(
-        "fine-tuned, DSA ({} anchors + CLAHE, {} anchors)",
-        translator.name(),
+        "fine-tuned, DSA ({translator} anchors + CLAHE, {} anchors)",
         anchors.name()
     )
+}
+
+/// What made the synthetic night: the translator kind, or the file given with
+/// `--translator-weights` (which need not be of the `--translator` kind). It names the quality
+/// row and the DSA rows, and enters the fine-tuning stages' configuration, so that a fine-tuning
+/// folder of another translator is refused, not resumed.
+fn translator_label(cfg: &DarkSideConfig) -> String {
+    match &cfg.translator_weights {
+        Some(path) => format!("translator {}", path.display()),
+        None => cfg.translator.name().to_string(),
+    }
 }
 
 /// Runs the pipeline: trains (or resumes) every stage into `cfg.out`, evaluates, writes
@@ -642,9 +653,8 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
     let bench = TranslationBench::new(&data, device)?;
     let mut rows = bench.reference_rows(cfg.seed)?;
-    rows.push(bench.run_generator(cfg.translator.name(), out, |_, x| {
-        Ok(translator.translate(x)?)
-    })?);
+    let label = translator_label(cfg);
+    rows.push(bench.run_generator(label.as_str(), out, |_, x| Ok(translator.translate(x)?))?);
     let quality = bench.report(rows)?;
     log::info!("translation quality:\n{}", quality.to_markdown());
     let trained = if cfg.translator_weights.is_none() {
@@ -689,10 +699,7 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         query_copy: false,
         post: Some(Arc::new(Clahe::dsa())),
     };
-    let augmentation = format!(
-        "{} anchors (hashed 25 % subset) + CLAHE",
-        cfg.translator.name()
-    );
+    let augmentation = format!("{label} anchors (hashed 25 % subset) + CLAHE");
     let net = finetune(
         cfg,
         &data,
@@ -701,27 +708,17 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         "finetune-dsa",
         device,
     )?;
-    eval.evaluate(
-        &net,
-        &dsa_label(cfg.translator, cfg.anchors),
-        &clahe_cfg,
-        device,
-    )?;
+    eval.evaluate(&net, &dsa_label(&label, cfg.anchors), &clahe_cfg, device)?;
     if cfg.anchor_ablation {
         let other = cfg.clone().with_anchors(cfg.anchors.other());
         let dir = format!("finetune-dsa-{}", other.anchors.name());
         let net = finetune(&other, &data, hooks, &augmentation, &dir, device)?;
         report.files.push(format!("{dir}/"));
-        eval.evaluate(
-            &net,
-            &dsa_label(cfg.translator, other.anchors),
-            &clahe_cfg,
-            device,
-        )?;
+        eval.evaluate(&net, &dsa_label(&label, other.anchors), &clahe_cfg, device)?;
         // the paired test of the anchor strategies: diverse against random
         eval.compare(
-            &dsa_label(cfg.translator, Anchors::Diverse),
-            &dsa_label(cfg.translator, Anchors::Random),
+            &dsa_label(&label, Anchors::Diverse),
+            &dsa_label(&label, Anchors::Random),
         );
     }
 
