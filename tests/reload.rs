@@ -75,6 +75,22 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
     }
     let restarted = dark_side::train_translator(&wider.with_restart(true), &world, &device);
     assert!(restarted.is_ok(), "{:?}", restarted.err());
+    // another seed draws other initial weights (seed 0 keeps the presets' init seeds)
+    let other_seed = cfg
+        .clone()
+        .with_seed(1)
+        .with_out(dir.path().join("dark_side_seed1"));
+    let g1 = dark_side::train_translator(&other_seed, &world, &device).unwrap();
+    assert_ne!(bits(translate_images(&g1, x.clone()).unwrap()), y);
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(other_seed.out.join("gan/config.json")).unwrap())
+            .unwrap();
+    let seed0: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(gan_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(
+        stored["generator"]["init_seed"].as_u64().unwrap(),
+        seed0["generator"]["init_seed"].as_u64().unwrap() + 1000
+    );
 
     // the CycleGAN translator: its folder names the day→night part, and a HEDN-GAN run refuses it
     let cyc = cfg

@@ -424,16 +424,23 @@ fn gan_stage(
     NLayerDiscriminatorConfig,
     crate::core::checkpoint::CheckpointDir,
 )> {
+    // The initial weights follow the run's seed too (seed 0 keeps the presets' init seeds; other
+    // seeds move them 1,000 apart, clear of the +1..+3 CycleGAN gives its four networks).
+    let init_shift = cfg.seed.wrapping_mul(1000);
     let generator = generator
         .with_norm(cfg.norm)
         .with_init_scheme(cfg.init.scheme())
         .with_ngf(cfg.ngf)
         .with_n_blocks(cfg.blocks)
         .with_antialias_up(cfg.antialias_up);
+    let seed = generator.init_seed.wrapping_add(init_shift);
+    let generator = generator.with_init_seed(seed);
     let discriminator = discriminator
         .with_norm(cfg.d_norm.unwrap_or(cfg.norm))
         .with_init_scheme(cfg.init.scheme())
         .with_ndf(cfg.ndf.unwrap_or(cfg.ngf));
+    let seed = discriminator.init_seed.wrapping_add(init_shift);
+    let discriminator = discriminator.with_init_seed(seed);
     let mut stage = serde_json::json!({
         GENERATOR_FIELD: generator,
         "discriminator": discriminator,
