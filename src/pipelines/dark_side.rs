@@ -268,8 +268,8 @@ pub struct DarkSideConfig {
     #[config(default = true)]
     pub baseline: bool,
     /// A trained translator to use instead of training one: a `.safetensors` file written by a
-    /// run of this pipeline (`OUT/gan/translator.safetensors`, e.g. the shipped
-    /// `models/dsa-cyclegan.safetensors`) or a translator's checkpoint folder.
+    /// run of this pipeline (`OUT/gan/translator.safetensors`, or one shipped in `models/`) or a
+    /// translator's checkpoint folder.
     #[arg(long)]
     pub translator_weights: Option<PathBuf>,
     /// Stop after the generator and its translation quality.
