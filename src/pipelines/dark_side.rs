@@ -315,10 +315,9 @@ fn check_translator_settings(cfg: &DarkSideConfig) -> pipeline::Result<()> {
             format!("{} does not exist", path.display()),
         ));
     }
-    if !(0.0..1.0).contains(&cfg.g_ema) {
-        return Err(invalid("g_ema", format!("{} is not in [0, 1)", cfg.g_ema)));
-    }
-    if cfg.g_ema != 0.0 && cfg.translator != DsaTranslator::Cyclegan {
+    if cfg.translator == DsaTranslator::Cyclegan {
+        cyclegan_config(cfg).validate()?;
+    } else if cfg.g_ema != 0.0 {
         return Err(invalid(
             "g_ema",
             "the generator's moving average is kept by the CycleGAN trainer only (--translator cyclegan)"
@@ -473,17 +472,7 @@ fn train_cyclegan(
     batches: &UnpairedBatches,
     train_device: &Device,
 ) -> pipeline::Result<ResnetGenerator> {
-    let gan_cfg = CycleGanConfig {
-        lr: cfg.gan_lr,
-        d_input_noise: cfg.d_noise,
-        g_ema_decay: cfg.g_ema,
-        schedule: LinearDecay::new(1, 1),
-        iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
-        checkpoint_every: 50,
-        seed: cfg.seed,
-        progress: true,
-        ..CycleGanConfig::gandtr()
-    };
+    let gan_cfg = cyclegan_config(cfg);
     // Recorded only when set, so that folders trained before the option existed still resume.
     let ema = cfg.g_ema.to_string();
     let (generator, discriminator, gan_dir) = gan_stage(
@@ -518,6 +507,22 @@ fn train_cyclegan(
     let g = nets.day_to_night_ema.unwrap_or(nets.day_to_night).valid();
     export_translator(cfg, &g, &generator)?;
     Ok(g)
+}
+
+/// The CycleGAN trainer's settings of a run (gandtr's, with the run's learning rate, instance
+/// noise, generator average and two epochs).
+fn cyclegan_config(cfg: &DarkSideConfig) -> CycleGanConfig {
+    CycleGanConfig {
+        lr: cfg.gan_lr,
+        d_input_noise: cfg.d_noise,
+        g_ema_decay: cfg.g_ema,
+        schedule: LinearDecay::new(1, 1),
+        iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
+        checkpoint_every: 50,
+        seed: cfg.seed,
+        progress: true,
+        ..CycleGanConfig::gandtr()
+    }
 }
 
 /// Writes the trained translator as `OUT/gan/translator.safetensors` (PyTorch keys, the

@@ -383,10 +383,7 @@ impl DarkeningNet {
     /// shaped keys.
     pub fn load_pytorch(&mut self, path: impl AsRef<Path>) -> crate::Result<LoadReport> {
         let path = path.as_ref();
-        let is_safetensors = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-        if !is_safetensors {
+        if !nightvision_core::weights::is_safetensors(path) {
             std::fs::metadata(path).map_err(|e| CoreError::io(path, e))?;
             self.check_buffers(path)?;
         }

@@ -369,10 +369,7 @@ pub(crate) fn pytorch_loader(
     let mut loader = WeightsLoader::new()
         .with_remap(r"^module\.(.+)$", "$1")
         .allow_unused_suffix(".filt");
-    let is_safetensors = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-    if is_safetensors {
+    if nightvision_core::weights::is_safetensors(path) {
         let mut remaps = Vec::new();
         variant_remaps(prefix, layers, &mut remaps);
         loader = loader.with_remaps(remaps);
@@ -642,14 +639,10 @@ impl ResnetGenerator {
     /// another architecture; [`GanError::Config`] for an invalid stored configuration.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
         let path = dir.as_ref();
-        if path.is_file()
-            && path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-        {
+        if path.is_file() && nightvision_core::weights::is_safetensors(path) {
             return Self::load_safetensors(path, device);
         }
-        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
+        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(path)?;
         let cfg: ResnetGeneratorConfig = ckpt.config_field(GENERATOR_FIELD)?;
         let stored: serde_json::Value = ckpt.config()?;
         let part = match stored.get(GENERATOR_PART_FIELD) {
@@ -658,7 +651,7 @@ impl ResnetGenerator {
             Some(other) => {
                 return Err(GanError::config(
                     GENERATOR_PART_FIELD,
-                    format!("{other} in {} is not a file name", dir.as_ref().display()),
+                    format!("{other} in {} is not a file name", path.display()),
                 ));
             }
         };

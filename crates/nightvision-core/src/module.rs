@@ -178,7 +178,7 @@ impl ModuleMapper for Ema {
         let Some(online) = self.online.remove(&self.path.join(".")) else {
             return param;
         };
-        let m = if buffer { 0.0 } else { self.momentum };
+        let m = self.momentum;
         param.map(|t| {
             let require_grad = t.is_require_grad();
             let dims = t.dims();
@@ -186,8 +186,12 @@ impl ModuleMapper for Ema {
                 return t;
             }
             let online = online.to_device(&t.device()).reshape(dims);
-            let updated =
-                t.detach().set_require_grad(false).mul_scalar(m) + online.mul_scalar(1.0 - m);
+            // a buffer is copied, not averaged (so a non-finite old value cannot survive as 0·NaN)
+            let updated = if buffer {
+                online
+            } else {
+                t.detach().set_require_grad(false).mul_scalar(m) + online.mul_scalar(1.0 - m)
+            };
             updated.set_require_grad(require_grad)
         })
     }

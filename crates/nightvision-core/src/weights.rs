@@ -20,12 +20,11 @@
 //! # Ok::<(), nightvision_core::CoreError>(())
 //! ```
 
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use burn::module::Module;
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-
 use burn::store::{
     ApplyError, ApplyResult, BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot,
     PyTorchToBurnAdapter, PytorchStore, SafetensorsStore,
@@ -156,10 +155,7 @@ impl WeightsLoader {
             path: path.to_path_buf(),
             message,
         };
-        let is_safetensors = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
-        let result: ApplyResult = if is_safetensors {
+        let result: ApplyResult = if is_safetensors(path) {
             let mut store = SafetensorsStore::from_file(path)
                 .with_from_adapter(PyTorchToBurnAdapter)
                 .map_indices_contiguous(self.contiguous_indices)
@@ -243,6 +239,19 @@ impl WeightsLoader {
             missing,
         })
     }
+}
+
+/// Whether `path` names a safetensors file (extension `.safetensors`, any case): the format
+/// [`WeightsLoader::load`] and the networks' loaders pick by.
+///
+/// ```
+/// use nightvision_core::weights::is_safetensors;
+/// assert!(is_safetensors("models/g.SafeTensors".as_ref()));
+/// assert!(!is_safetensors("latest_net_G_A.pth".as_ref()));
+/// ```
+pub fn is_safetensors(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
 }
 
 /// Writes `module` as a safetensors file with PyTorch's key names and layouts (enum variant names
