@@ -17,6 +17,7 @@
 //! | [`places`] | `synthetic-places` | the embedded procedural day/night world |
 //! | [`pipelines`] | (here) | the three papers' pipelines as library calls: configuration → `run` → report |
 //! | [`pipeline`] | (here) | the parts the three paper pipelines share |
+//! | [`protocol`] | (here) | the retrieval protocol of DSA and SMM: multi-scale, Lw whitening, mAP with intervals |
 //! | [`quality`] | (here) | translation quality: MobileNetV2 Fréchet distance, luminance, HED edge consistency |
 //!
 //! The backend is chosen by Cargo feature (`flex` by default, `wgpu`, `cuda`) and at run time by
@@ -38,4 +39,5 @@ pub use vpr_eval as eval;
 
 pub mod pipeline;
 pub mod pipelines;
+pub mod protocol;
 pub mod quality;

@@ -374,6 +374,8 @@ pub struct Evaluator {
     evaluations: Vec<Evaluation>,
     /// Further (method, reference) label pairs to compare ([`Evaluator::compare`]).
     comparisons: Vec<(String, String)>,
+    /// The papers' mAP protocol, when it runs too ([`Evaluator::with_paper_protocol`]).
+    protocol: Option<crate::protocol::PaperProtocol>,
 }
 
 impl Evaluator {
@@ -388,7 +390,34 @@ impl Evaluator {
             bootstrap: Bootstrap::default(),
             evaluations: Vec::new(),
             comparisons: Vec::new(),
+            protocol: None,
         }
+    }
+
+    /// Also evaluates every network with the papers' protocol (multi-scale, Lw, mAP;
+    /// [`crate::protocol`]) on the same world; [`Evaluator::map_report`] then reports it.
+    pub fn with_paper_protocol(mut self, protocol: crate::protocol::PaperProtocol) -> Self {
+        self.protocol = Some(protocol);
+        self
+    }
+
+    /// The papers' protocol and its evaluations, when it runs.
+    pub fn paper_protocol(&self) -> Option<&crate::protocol::PaperProtocol> {
+        self.protocol.as_ref()
+    }
+
+    /// The papers' protocol report of the networks it evaluated (`None` without
+    /// [`Evaluator::with_paper_protocol`]), compared as in [`Evaluator::report`]: every network
+    /// with the first one the protocol evaluated, with `baseline`, and with the references given
+    /// to [`Evaluator::compare`], where the protocol evaluated them.
+    ///
+    /// # Errors
+    /// As [`crate::protocol::PaperProtocol::report`].
+    pub fn map_report(&self, baseline: Option<&str>) -> Result<Option<crate::protocol::MapReport>> {
+        self.protocol
+            .as_ref()
+            .map(|p| p.report(baseline, &self.comparisons))
+            .transpose()
     }
 
     /// Also compares the network labelled `method` with the one labelled `reference` in
@@ -405,6 +434,35 @@ impl Evaluator {
     /// # Errors
     /// As [`evaluate_tokyo`].
     pub fn evaluate<N: DescriptorNet + ?Sized>(
+        &mut self,
+        net: &N,
+        label: &str,
+        cfg: &ExtractConfig,
+        device: &Device,
+    ) -> Result<&Evaluation> {
+        let e = evaluate_tokyo(
+            net,
+            &self.world,
+            label,
+            &self.ns,
+            cfg,
+            device,
+            self.export.as_deref(),
+        )?;
+        if let Some(p) = self.protocol.as_mut() {
+            p.evaluate(net, label, cfg, device)?;
+        }
+        self.push(e)
+    }
+
+    /// [`Evaluator::evaluate`] without the papers' protocol, for a network whose mAP is not
+    /// needed (e.g. an ablation compared by Recall@1): the protocol costs about twice the
+    /// Recall@N evaluation (multi-scale descriptors of the test set and of the training
+    /// images Lw learns from).
+    ///
+    /// # Errors
+    /// As [`evaluate_tokyo`].
+    pub fn evaluate_recall<N: DescriptorNet + ?Sized>(
         &mut self,
         net: &N,
         label: &str,

@@ -9,10 +9,12 @@ use std::process::Command;
 
 use burn::tensor::Device;
 use nightvision::backbones::ResNetConfig;
+use nightvision::eval::Gnd;
 use nightvision::metric::multiscale::ExtractConfig;
 use nightvision::metric::{BackboneConfig, CirNetConfig};
 use nightvision::pipeline::{Evaluator, slug};
 use nightvision::places::{ExportOptions, World, WorldConfig, export};
+use nightvision::protocol::{GND_FILE, PaperProtocol, tokyo_gnd};
 
 /// The `evaluate` example next to this test's binary (`target/<profile>/examples/evaluate`):
 /// `cargo test` builds the examples of the package before running its tests.
@@ -151,4 +153,88 @@ fn compare_adds_the_named_reference_to_a_method_only() {
         ["first, night queries", "baseline, night queries"]
     );
     assert!(against("first, day queries").is_empty());
+}
+
+#[test]
+fn paper_protocol_exports_recompute_its_map_through_evaluate() {
+    // the papers' protocol on the tiny world: the gnd pickle lists the same positives as Recall@N,
+    // and `evaluate map --gnd … --db … --queries …` on the exported whitened descriptors gives
+    // every query's AP
+    let dir = tempfile::tempdir().unwrap();
+    let (world, world_dir) = tiny_world(dir.path());
+    let device = Device::default();
+    let cfg = ExtractConfig {
+        max_side: 48,
+        ..ExtractConfig::default()
+    };
+    let exports = dir.path().join("descriptors");
+    let protocol = PaperProtocol::new(&world_dir, 8, Some(&exports)).unwrap();
+    assert!(protocol.describe().contains("top 8 principal directions"));
+    let mut eval = Evaluator::new(&world_dir, &[1], None).with_paper_protocol(protocol);
+    for (seed, label) in [(1, "first"), (2, "baseline"), (3, "method")] {
+        device.seed(seed);
+        let net = CirNetConfig::new(BackboneConfig::ResNet(
+            ResNetConfig::resnet18().with_base_width(2),
+        ))
+        .init(&device)
+        .unwrap();
+        eval.evaluate(&net, label, &cfg, &device).unwrap();
+    }
+    let map = eval.map_report(Some("baseline")).unwrap().unwrap();
+    assert_eq!(map.rows.len(), 9, "3 networks × 3 conditions");
+    let against = |name: &str| -> Vec<String> {
+        let r = map.rows.iter().find(|r| r.name == name).unwrap();
+        r.comparisons.iter().map(|(a, _)| a.clone()).collect()
+    };
+    assert!(against("first, night queries").is_empty());
+    assert_eq!(
+        against("method, night queries"),
+        ["first, night queries", "baseline, night queries"]
+    );
+    let md = map.to_markdown();
+    assert!(md.contains("| method, night queries |") && md.contains("| p |"));
+
+    // the ground truth: one query per place and condition, its positives the place's database
+    let gnd = Gnd::read(exports.join(GND_FILE)).unwrap();
+    let n_places = world.test_places().len();
+    assert_eq!(gnd.qimlist.len(), n_places * 3);
+    let fresh = tokyo_gnd(&world_dir).unwrap();
+    assert_eq!(
+        (&gnd.imlist, &gnd.qimlist, &gnd.gnd),
+        (&fresh.imlist, &fresh.qimlist, &fresh.gnd)
+    );
+    for g in gnd.old_protocol().unwrap() {
+        assert_eq!(g.ok.len(), gnd.imlist.len() / n_places);
+        assert!(g.junk.is_empty());
+    }
+    let e = &eval.paper_protocol().unwrap().evaluations()[2];
+    assert_eq!(e.label, "method");
+    let d = exports.join(slug("method")).join("paper-protocol");
+    let out = Command::new(evaluate_example())
+        .arg("map")
+        .arg("--gnd")
+        .arg(exports.join(GND_FILE))
+        .arg("--db")
+        .arg(d.join("database.npy"))
+        .arg("--queries")
+        .arg(d.join("queries.npy"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "evaluate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let aps: Vec<f64> = v["aps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_f64().unwrap())
+        .collect();
+    assert_eq!(aps, e.aps);
+    let lw = nightvision::metric::whitening::Whitening::load(d.join("lw.safetensors")).unwrap();
+    // ResNet-18 at base width 2: 16-d descriptors, Lw in their top 8 principal directions
+    assert_eq!((lw.dim, e.lw_dims), (16, 8));
+    assert!(lw.projection[8 * 16..].iter().all(|&p| p == 0.0));
 }

@@ -64,6 +64,7 @@ use crate::metric::train::TupleLoss;
 use crate::metric::train::TupleTrainerConfig;
 use crate::metric::{BackboneKind, CirNet, ContrastiveLossConfig};
 use crate::pipeline::{self, Clahe, Translator};
+use crate::protocol::{DEFAULT_LW_DIMS, PaperProtocol};
 use crate::quality::TranslationBench;
 
 /// The baseline's label: fine-tuned the same way, without the translator.
@@ -263,6 +264,12 @@ pub struct DarkSideConfig {
     #[arg(long = "no-anchor-ablation", action = clap::ArgAction::SetFalse)]
     #[config(default = true)]
     pub anchor_ablation: bool,
+    /// Also evaluate with the paper's retrieval protocol: multi-scale descriptors, Lw whitening
+    /// learned from same-place pairs of training images, mAP on the Tokyo-style set
+    /// (`paper-protocol.{json,md}`, [`crate::protocol`]); `--no-paper-protocol` skips it.
+    #[arg(long = "no-paper-protocol", action = clap::ArgAction::SetFalse)]
+    #[config(default = true)]
+    pub paper_protocol: bool,
     /// Fine-tune the baseline (same schedule, no translator) too (`--no-baseline` skips it).
     #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
     #[config(default = true)]
@@ -691,7 +698,16 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     };
     let base = pipeline::mobilenet_v2_gem(device)?;
     let mut eval = pipeline::Evaluator::new(&data, &[1, 5, 10], Some(&out.join("descriptors")));
-    eval.evaluate(&base, "off-the-shelf", &eval_cfg, device)?;
+    if cfg.paper_protocol {
+        eval = eval.with_paper_protocol(PaperProtocol::new(
+            &data,
+            DEFAULT_LW_DIMS,
+            Some(&out.join("descriptors")),
+        )?);
+    }
+    // the papers' protocol for the networks DSA's claims rest on (its models take CLAHE input):
+    // off-the-shelf + CLAHE, the baseline and DSA; Recall@N for all
+    eval.evaluate_recall(&base, "off-the-shelf", &eval_cfg, device)?;
     eval.evaluate(&base, "off-the-shelf + CLAHE", &clahe_cfg, device)?;
     if cfg.baseline {
         let net = finetune(
@@ -726,7 +742,7 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         let dir = format!("finetune-dsa-{}", other.anchors.name());
         let net = finetune(&other, &data, hooks, &augmentation, &dir, device)?;
         report.files.push(format!("{dir}/"));
-        eval.evaluate(&net, &dsa_label(&label, other.anchors), &clahe_cfg, device)?;
+        eval.evaluate_recall(&net, &dsa_label(&label, other.anchors), &clahe_cfg, device)?;
         // the paired test of the anchor strategies: diverse against random
         eval.compare(
             &dsa_label(&label, Anchors::Diverse),
@@ -739,6 +755,12 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
         Some(BASELINE),
     )?);
+    report.map = eval.map_report(Some(BASELINE))?;
+    if report.map.is_some() {
+        report
+            .files
+            .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
+    }
     report.files.extend(files(&[
         "report.json",
         "report.md",

@@ -49,6 +49,9 @@ pub struct PipelineReport {
     /// Recall@1/5/10 with intervals and paired comparisons of every network, or `None` after
     /// `gan_only` / `d_only`.
     pub recall: Option<Report>,
+    /// The papers' retrieval protocol (multi-scale, Lw, mAP; [`crate::protocol`]) of the
+    /// networks, where the pipeline's paper uses it and the run evaluated it.
+    pub map: Option<crate::protocol::MapReport>,
     /// The generator's translation quality beside the reference rows.
     pub quality: QualityReport,
     /// The output folder.
@@ -73,6 +76,7 @@ impl PipelineReport {
         names.extend(files(extra));
         Self {
             recall: None,
+            map: None,
             quality,
             out: out.to_path_buf(),
             files: names,
@@ -89,7 +93,7 @@ impl PipelineReport {
     }
 
     /// The report as Markdown: the recall table (when there is one), then the translation
-    /// quality table.
+    /// quality table, then the papers' protocol (when it ran).
     pub fn to_markdown(&self) -> String {
         let mut md = self
             .recall
@@ -100,15 +104,29 @@ impl PipelineReport {
             md.push('\n');
         }
         md.push_str(&self.quality.to_markdown());
+        if let Some(m) = &self.map {
+            md.push('\n');
+            md.push_str(&m.to_markdown());
+        }
         md
     }
 
     /// Writes the report into `out`: `report.{json,md}` and `recall.png` with the quality section
-    /// appended (see [`write_report`]) when there is a recall report, else only
+    /// appended (see [`write_report`]) when there is a recall report, and
+    /// `paper-protocol.{json,md}` (also appended to `report.md`) when the protocol ran; else only
     /// `translation-quality.{json,md}`.
     fn write(&self) -> Result<()> {
         match &self.recall {
-            Some(r) => write_report(r, Some(&self.quality), &self.out).map(|_| ()),
+            Some(r) => {
+                let md = write_report(r, Some(&self.quality), &self.out)?;
+                if let Some(m) = &self.map {
+                    m.write(&self.out)?;
+                    let path = self.out.join("report.md");
+                    let md = format!("{md}\n{}", m.to_markdown());
+                    crate::core::checkpoint::write_bytes_atomic(&path, md.as_bytes())?;
+                }
+                Ok(())
+            }
             None => self.quality.write(&self.out),
         }
     }

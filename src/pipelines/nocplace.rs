@@ -634,6 +634,8 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
             "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
             Some(BASELINE),
         )?),
+        // NocPlace evaluates with Recall@N only (docs/PAPERS.md B.5)
+        map: None,
         quality,
         out: out.to_path_buf(),
         files: files(&[

@@ -43,6 +43,7 @@ use crate::metric::multiscale::ExtractConfig;
 use crate::metric::train::{TupleLoss, TupleTrainerConfig};
 use crate::metric::{CirNet, ContrastiveLossConfig};
 use crate::pipeline::{self, Darkening};
+use crate::protocol::{DEFAULT_LW_DIMS, PaperProtocol};
 use crate::quality::TranslationBench;
 
 /// The baseline's label: fine-tuned the same way, without the darkened query copy.
@@ -106,6 +107,12 @@ pub struct SimilarityMinMaxConfig {
     #[arg(long, default_value_t = 160)]
     #[config(default = 160)]
     pub image_size: usize,
+    /// Also evaluate with the paper's retrieval protocol: multi-scale descriptors, Lw whitening
+    /// learned from same-place pairs of training images, mAP on the Tokyo-style set
+    /// (`paper-protocol.{json,md}`, [`crate::protocol`]); `--no-paper-protocol` skips it.
+    #[arg(long = "no-paper-protocol", action = clap::ArgAction::SetFalse)]
+    #[config(default = true)]
+    pub paper_protocol: bool,
     /// Fine-tune the baseline (same schedule, no darkened copy) too (`--no-baseline` skips it).
     #[arg(long = "no-baseline", action = clap::ArgAction::SetFalse)]
     #[config(default = true)]
@@ -368,6 +375,13 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     };
     let base = pipeline::mobilenet_v2_gem(device)?;
     let mut eval = pipeline::Evaluator::new(&data, &[1, 5, 10], Some(&out.join("descriptors")));
+    if cfg.paper_protocol {
+        eval = eval.with_paper_protocol(PaperProtocol::new(
+            &data,
+            DEFAULT_LW_DIMS,
+            Some(&out.join("descriptors")),
+        )?);
+    }
     eval.evaluate(&base, "off-the-shelf", &eval_cfg, device)?;
     if cfg.baseline {
         let net = finetune(
@@ -400,6 +414,12 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
         "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
         Some(BASELINE),
     )?);
+    report.map = eval.map_report(Some(BASELINE))?;
+    if report.map.is_some() {
+        report
+            .files
+            .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
+    }
     report.files.extend(files(&[
         "report.json",
         "report.md",

@@ -125,51 +125,88 @@ impl Whitening {
         qidxs: &[usize],
         pidxs: &[usize],
     ) -> crate::Result<Self> {
-        if qidxs.is_empty() {
-            return Err(MetricError::Empty {
-                what: "whitening pair list",
-            });
-        }
-        if qidxs.len() != pidxs.len() {
-            return Err(MetricError::shape(
-                "whitening pairs",
-                format!("{} positives", qidxs.len()),
-                pidxs.len(),
-            ));
-        }
+        check_pairs(qidxs, pidxs)?;
         let x = columns(descriptors)?;
-        let (d, n) = x.shape();
-        if let Some(&bad) = qidxs.iter().chain(pidxs).find(|&&i| i >= n) {
-            return Err(MetricError::Index {
-                what: "whitening pair",
-                index: bad,
-                len: n,
-            });
-        }
-        let np = qidxs.len();
-        let mut m = DVector::<f64>::zeros(d);
-        for &q in qidxs {
-            m += x.column(q);
-        }
-        m /= np as f64;
-        let df = DMatrix::from_fn(d, np, |r, c| x[(r, qidxs[c])] - x[(r, pidxs[c])]);
-        let s = &df * df.transpose() / np as f64;
-        let (l, jitter) = cholesky_jitter(&s)?;
-        let p1 = l
-            .solve_lower_triangular(&DMatrix::identity(d, d))
-            .ok_or_else(|| MetricError::Whitening {
-                reason: "singular Cholesky factor".into(),
-            })?;
-        let mut xc = x;
-        for mut col in xc.column_iter_mut() {
-            col -= &m;
-        }
-        let y = &p1 * xc;
-        let (eigenvalues, e) = eig_desc(&y * y.transpose());
-        let p = e.transpose() * p1;
+        let lw = lw_host(x, qidxs, pidxs)?;
         Ok(Self {
             kind: WhiteningKind::Learned,
-            mean: m.iter().copied().collect(),
+            mean: lw.mean.iter().copied().collect(),
+            projection: row_major(&lw.projection),
+            dim: lw.mean.len(),
+            eigenvalues: lw.eigenvalues,
+            jitter: lw.jitter,
+        })
+    }
+
+    /// Learns Lw inside the `dims`-dimensional principal subspace of the descriptors: project
+    /// `[N, D]` descriptors onto their top-`dims` principal directions `U` (mean `μ`, covariance
+    /// eigenvectors), learn Lw there ([`Whitening::learn_lw`] on `Uᵀ(x − μ)`: `m_z`, `P_z`), and
+    /// compose into one whitening of the input space: `m = μ + U m_z`, `P = [P_z Uᵀ; 0]`
+    /// (`D × D`, rows past `dims` zero, eigenvalues there 0), so `apply(x, None)` and
+    /// `apply(x, Some(dims))` give the same dot products.
+    ///
+    /// Lw needs an intra-class covariance of full rank: with fewer independent pair differences
+    /// than dimensions (e.g. 1,125 differences among 1,250 images of 125 places for a 1,280-d
+    /// descriptor) its Cholesky factor only exists with jitter, and the directions no training
+    /// pair varies along are amplified by `1/√jitter`, which swamps retrieval. cirtorch learns Lw
+    /// from 91,642 SfM-120k pairs, where this does not arise; reducing the dimension first is the
+    /// usual remedy (Radenović et al. reduce whitened descriptors the same way, by keeping the
+    /// top rows).
+    ///
+    /// # Errors
+    /// As [`Whitening::learn_lw`], and [`MetricError::Config`] for `dims` of 0 or above `D`.
+    ///
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use metric_learning::whitening::Whitening;
+    /// let device = Device::default();
+    /// // 6 descriptors of 4 dimensions, pairs (0, 1), (2, 3), (4, 5)
+    /// let x = Tensor::<2>::from_floats(
+    ///     [[1.0, 0.1, 0.0, 0.3], [0.9, 0.2, 0.1, 0.2], [0.0, 1.0, 0.2, 0.1],
+    ///      [0.1, 0.9, 0.1, 0.0], [0.2, 0.1, 1.0, 0.4], [0.1, 0.0, 0.9, 0.3]],
+    ///     &device,
+    /// );
+    /// let w = Whitening::learn_lw_pca(x.clone(), &[0, 2, 4], &[1, 3, 5], 2)?;
+    /// assert_eq!(w.dim, 4);
+    /// assert!(w.projection[2 * 4..].iter().all(|&v| v == 0.0)); // rows 2 and 3
+    /// let y = w.apply(x, None)?; // [6, 4], unit rows
+    /// assert_eq!(y.dims(), [6, 4]);
+    /// # Ok::<(), metric_learning::MetricError>(())
+    /// ```
+    pub fn learn_lw_pca(
+        descriptors: Tensor<2>,
+        qidxs: &[usize],
+        pidxs: &[usize],
+        dims: usize,
+    ) -> crate::Result<Self> {
+        check_pairs(qidxs, pidxs)?;
+        let x = columns(descriptors)?;
+        let (d, n) = x.shape();
+        if dims == 0 || dims > d {
+            return Err(MetricError::config(
+                "whitening dims",
+                format!("must lie in 1..={d}, got {dims}"),
+            ));
+        }
+        let mu: DVector<f64> = x.column_sum() / n as f64;
+        let mut xc = x;
+        for mut col in xc.column_iter_mut() {
+            col -= &mu;
+        }
+        let cov = &xc * xc.transpose() / n as f64;
+        let (_, e) = eig_desc(cov);
+        let u = e.columns(0, dims).into_owned(); // D × dims
+        let z = u.transpose() * xc; // dims × N
+        let lw = lw_host(z, qidxs, pidxs)?;
+        let mean = &mu + &u * lw.mean;
+        let top = lw.projection * u.transpose(); // dims × D
+        let (mut eigenvalues, jitter) = (lw.eigenvalues, lw.jitter);
+        let mut p = DMatrix::<f64>::zeros(d, d);
+        p.rows_mut(0, dims).copy_from(&top);
+        eigenvalues.resize(d, 0.0);
+        Ok(Self {
+            kind: WhiteningKind::Learned,
+            mean: mean.iter().copied().collect(),
             projection: row_major(&p),
             dim: d,
             eigenvalues,
@@ -400,6 +437,70 @@ impl Whitening {
             jitter: jitter.first().copied().unwrap_or(0.0),
         })
     }
+}
+
+/// The pair lists of Lw: not empty, of one length.
+fn check_pairs(qidxs: &[usize], pidxs: &[usize]) -> crate::Result<()> {
+    if qidxs.is_empty() {
+        return Err(MetricError::Empty {
+            what: "whitening pair list",
+        });
+    }
+    if qidxs.len() != pidxs.len() {
+        return Err(MetricError::shape(
+            "whitening pairs",
+            format!("{} positives", qidxs.len()),
+            pidxs.len(),
+        ));
+    }
+    Ok(())
+}
+
+/// Lw learned on a host matrix: mean, projection, eigenvalues and Cholesky jitter.
+struct LwParts {
+    mean: DVector<f64>,
+    projection: DMatrix<f64>,
+    eigenvalues: Vec<f64>,
+    jitter: f64,
+}
+
+/// Lw on a `D × N` host matrix (see [`Whitening::learn_lw`]).
+fn lw_host(x: DMatrix<f64>, qidxs: &[usize], pidxs: &[usize]) -> crate::Result<LwParts> {
+    let (d, n) = x.shape();
+    if let Some(&bad) = qidxs.iter().chain(pidxs).find(|&&i| i >= n) {
+        return Err(MetricError::Index {
+            what: "whitening pair",
+            index: bad,
+            len: n,
+        });
+    }
+    let np = qidxs.len();
+    let mut m = DVector::<f64>::zeros(d);
+    for &q in qidxs {
+        m += x.column(q);
+    }
+    m /= np as f64;
+    let df = DMatrix::from_fn(d, np, |r, c| x[(r, qidxs[c])] - x[(r, pidxs[c])]);
+    let s = &df * df.transpose() / np as f64;
+    let (l, jitter) = cholesky_jitter(&s)?;
+    let p1 = l
+        .solve_lower_triangular(&DMatrix::identity(d, d))
+        .ok_or_else(|| MetricError::Whitening {
+            reason: "singular Cholesky factor".into(),
+        })?;
+    let mut xc = x;
+    for mut col in xc.column_iter_mut() {
+        col -= &m;
+    }
+    let y = &p1 * xc;
+    let (eigenvalues, e) = eig_desc(&y * y.transpose());
+    let p = e.transpose() * p1;
+    Ok(LwParts {
+        mean: m,
+        projection: p,
+        eigenvalues,
+        jitter,
+    })
 }
 
 fn row_major(m: &DMatrix<f64>) -> Vec<f64> {

@@ -198,6 +198,102 @@ fn impossible_whitening_is_reported() {
     assert!(lw.jitter > 0.0);
 }
 
+/// Descriptors `[n, d]` from a seeded SplitMix-free LCG (no dependency on burn's generator).
+fn lcg_matrix(n: usize, d: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed;
+    (0..n * d)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        })
+        .collect()
+}
+
+fn tensor(v: &[f64], n: usize, d: usize, device: &Device) -> Tensor<2> {
+    let v: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+    Tensor::from_data(burn::tensor::TensorData::new(v, [n, d]), device)
+}
+
+fn gram(x: Tensor<2>) -> Vec<f32> {
+    x.clone()
+        .matmul(x.transpose())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn lw_in_the_full_principal_subspace_ranks_as_plain_lw() {
+    // 40 descriptors of 6 dimensions, 20 pairs: S has full rank, so reducing to all 6 principal
+    // directions is a rotation, under which Lw's whitened dot products are invariant
+    let device = Device::default();
+    let (n, d) = (40, 6);
+    let x = tensor(&lcg_matrix(n, d, 3), n, d, &device);
+    let q: Vec<usize> = (0..20).map(|i| 2 * i).collect();
+    let p: Vec<usize> = (0..20).map(|i| 2 * i + 1).collect();
+    let plain = Whitening::learn_lw(x.clone(), &q, &p).unwrap();
+    let reduced = Whitening::learn_lw_pca(x.clone(), &q, &p, d).unwrap();
+    assert_eq!((plain.jitter, reduced.jitter), (0.0, 0.0));
+    let held_out = tensor(&lcg_matrix(10, d, 99), 10, d, &device);
+    let a = gram(plain.apply(held_out.clone(), None).unwrap());
+    let b = gram(reduced.apply(held_out, None).unwrap());
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert!((a - b).abs() < 1e-4, "gram[{i}]: {a} vs {b}");
+    }
+    for (a, b) in plain.eigenvalues.iter().zip(&reduced.eigenvalues) {
+        assert!((a - b).abs() <= 1e-8 * a.abs().max(1.0), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn lw_in_a_principal_subspace_whitens_the_pairs_without_jitter() {
+    // 12 dimensions but 5 pairs: plain Lw needs jitter; in the top 4 principal directions the
+    // intra-pair covariance is whitened exactly: P S Pᵀ = I on the kept rows, 0 elsewhere
+    let device = Device::default();
+    let (n, d, k) = (10, 12, 4);
+    let v = lcg_matrix(n, d, 11);
+    let x = tensor(&v, n, d, &device);
+    let q = [0, 2, 4, 6, 8];
+    let p = [1, 3, 5, 7, 9];
+    assert!(Whitening::learn_lw(x.clone(), &q, &p).unwrap().jitter > 0.0);
+    let w = Whitening::learn_lw_pca(x, &q, &p, k).unwrap();
+    assert_eq!(w.jitter, 0.0);
+    assert!(w.eigenvalues[k..].iter().all(|&e| e == 0.0));
+    // S from the f32-rounded descriptors, as the whitening saw them
+    let xf = |r: usize, c: usize| f64::from(v[r * d + c] as f32);
+    let mut s = vec![0.0; d * d];
+    for (&a, &b) in q.iter().zip(&p) {
+        for i in 0..d {
+            for j in 0..d {
+                s[i * d + j] += (xf(a, i) - xf(b, i)) * (xf(a, j) - xf(b, j)) / q.len() as f64;
+            }
+        }
+    }
+    let pm = &w.projection;
+    for r in 0..d {
+        for c in 0..d {
+            let mut v = 0.0;
+            for i in 0..d {
+                for j in 0..d {
+                    v += pm[r * d + i] * s[i * d + j] * pm[c * d + j];
+                }
+            }
+            let want = if r == c && r < k { 1.0 } else { 0.0 };
+            assert!((v - want).abs() < 1e-8, "(P S Pᵀ)[{r}, {c}] = {v}");
+        }
+    }
+    assert!(matches!(
+        Whitening::learn_lw_pca(tensor(&v, n, d, &device), &q, &p, 0),
+        Err(MetricError::Config { .. })
+    ));
+    assert!(matches!(
+        Whitening::learn_lw_pca(tensor(&v, n, d, &device), &q, &p, 13),
+        Err(MetricError::Config { .. })
+    ));
+}
+
 #[test]
 fn checkpoint_of_another_architecture_names_its_keys() {
     let device = Device::default();

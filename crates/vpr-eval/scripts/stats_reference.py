@@ -13,6 +13,10 @@ Writes into tests/fixtures/stats/ (re-running gives identical files):
                    queries) with the bootstrap interval of the R@N difference B - A and the exact
                    McNemar test on the R@1 hits; hand-chosen McNemar (b, c) pairs; Fréchet distances.
 * frechet_*.npy    the float32 feature sets (rows x dim, C order) of the stored Fréchet cases.
+* map_reference.json  per-query AP vectors (``null`` = a query without positives) with their mAP
+                   and 95 % bootstrap interval, and paired cases with the bootstrap interval of
+                   mAP(B) - mAP(A) and the sign-flip permutation p-value; small cases also carry
+                   the exact p-value of the sign-flip test by enumerating all 2**n sign vectors.
 
 The bootstrap draws its query indices from SplitMix64 (Steele, Lea & Flood 2014), written out below
 exactly as ``vpr_eval::SplitMix64`` implements it, so the Rust intervals must equal these ones to
@@ -27,12 +31,19 @@ rounding, not merely within bootstrap noise:
   ``np.percentile(values, [2.5, 97.5])`` (numpy's default linear interpolation, Hyndman & Fan
   type 7); the paired difference of a resample = (hits_B - hits_A) / n * 100.
 
+mAP (``bootstrap_map`` / ``paired_map``): the same resampled query indices over the queries with
+positives; a resample's mAP = sum of the drawn APs / n * 100. The sign-flip test draws, for each of
+``resamples`` sign vectors, one ``next_u64()`` per query in order from a generator seeded with
+seed + 1, flipping the query's AP difference when the top bit is 1; p = (1 + #{|mean| >= |observed|
+mean| - 1e-9 |observed|}) / (1 + resamples).
+
 The McNemar p-values are ``scipy.stats.binomtest(min(b, c), b + c, 0.5).pvalue`` (1 when
 b + c = 0, where scipy refuses n = 0). The Fréchet distances follow the FID reference (pytorch-fid
 ``calculate_frechet_distance``): float64 mean and ``np.cov(rowvar=False)`` of the float32 features,
 ``scipy.linalg.sqrtm(s1 @ s2)``, real part. An SVD-based value (nuclear norm of the product of the
 centred data matrices) is stored next to it as ``d_svd`` for comparison.
 """
+import itertools
 import json
 import os
 
@@ -297,5 +308,86 @@ def main():
         f.write("\n")
 
 
+def bootstrap_map(aps, resamples, seed):
+    v = np.array([a for a in aps if a is not None], dtype=np.float64)
+    n = len(v)
+    idx = resample_indices(n, resamples, seed)
+    values = v[idx].sum(axis=1) / n * 100.0
+    return {
+        "map": float(v.sum() / n * 100.0),
+        "lower": float(np.percentile(values, 2.5)),
+        "upper": float(np.percentile(values, 97.5)),
+        "n_queries": n,
+    }
+
+
+def sign_flip_p(d, resamples, seed):
+    n = len(d)
+    observed = d.sum() / n * 100.0
+    tol = 1e-9 * max(abs(observed), 1e-12)
+    rng = SplitMix64(seed + 1)
+    extreme = 0
+    for _ in range(resamples):
+        signs = np.array([-1.0 if rng.next_u64() >> 63 == 1 else 1.0 for _ in range(n)])
+        if abs((signs * d).sum() / n * 100.0) >= abs(observed) - tol:
+            extreme += 1
+    return (1 + extreme) / (1 + resamples)
+
+
+def exact_sign_flip_p(d):
+    n = len(d)
+    observed = abs(d.sum())
+    signs = np.array(list(itertools.product([-1.0, 1.0], repeat=n)))
+    return float(np.mean(np.abs(signs @ d) >= observed - 1e-12))
+
+
+def paired_map(a, b, resamples, seed):
+    keep = [i for i in range(len(a)) if a[i] is not None]
+    va = np.array([a[i] for i in keep], dtype=np.float64)
+    vb = np.array([b[i] for i in keep], dtype=np.float64)
+    d = vb - va
+    n = len(d)
+    idx = resample_indices(n, resamples, seed)
+    diffs = d[idx].sum(axis=1) / n * 100.0
+    out = {
+        "map_a": float(va.sum() / n * 100.0),
+        "map_b": float(vb.sum() / n * 100.0),
+        "diff": float(d.sum() / n * 100.0),
+        "lower": float(np.percentile(diffs, 2.5)),
+        "upper": float(np.percentile(diffs, 97.5)),
+        "p_value": sign_flip_p(d, resamples, seed),
+    }
+    if n <= 16:
+        out["p_exact"] = exact_sign_flip_p(d)
+    return out
+
+
+def random_aps(rng, n, p_none):
+    return [None if rng.random() < p_none else float(rng.beta(2.0, 2.0)) for _ in range(n)]
+
+
+def map_main():
+    rng = np.random.default_rng(20261207)
+    single = []
+    for n, seed, p_none in [(30, 3, 0.1), (200, 77, 0.0), (600, 2**64 - 1, 0.05)]:
+        aps = random_aps(rng, n, p_none)
+        case = bootstrap_map(aps, RESAMPLES, seed)
+        case.update({"aps": aps, "seed": seed, "resamples": RESAMPLES})
+        single.append(case)
+    paired_cases = []
+    for n, seed, shift, resamples in [(12, 5, 0.15, 20000), (200, 9, 0.03, RESAMPLES),
+                                      (200, 10, 0.0, RESAMPLES)]:
+        a = random_aps(rng, n, 0.1)
+        b = [None if x is None else float(np.clip(x + shift + rng.normal(0, 0.2), 0, 1))
+             for x in a]
+        case = paired_map(a, b, resamples, seed)
+        case.update({"aps_a": a, "aps_b": b, "seed": seed, "resamples": resamples})
+        paired_cases.append(case)
+    with open(os.path.join(OUT, "map_reference.json"), "w") as f:
+        json.dump({"single": single, "paired": paired_cases}, f, indent=1)
+        f.write("\n")
+
+
 if __name__ == "__main__":
     main()
+    map_main()

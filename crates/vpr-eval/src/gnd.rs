@@ -151,6 +151,123 @@ impl Gnd {
         })
     }
 
+    /// An old-protocol ground truth (`ok` / `junk`, `bbx = None` per query), e.g. of a VPR set
+    /// whose positives are the database images within 25 m ([`crate::GroundTruth::positives`]).
+    ///
+    /// # Errors
+    /// [`EvalError::SizeMismatch`] when `ok` and `junk` do not have one entry per query,
+    /// [`EvalError::IndexOutOfRange`] for an index past the database.
+    ///
+    /// ```
+    /// use vpr_eval::Gnd;
+    /// let gnd = Gnd::old(vec!["db0".into(), "db1".into()], vec!["q0".into()], vec![vec![1]], vec![vec![]])?;
+    /// assert_eq!(gnd.old_protocol()?[0].ok, vec![1]);
+    /// # Ok::<(), vpr_eval::EvalError>(())
+    /// ```
+    pub fn old(
+        imlist: Vec<String>,
+        qimlist: Vec<String>,
+        ok: Vec<Vec<u32>>,
+        junk: Vec<Vec<u32>>,
+    ) -> Result<Self> {
+        for (what, lists) in [("ok lists", &ok), ("junk lists", &junk)] {
+            if lists.len() != qimlist.len() {
+                return Err(EvalError::SizeMismatch {
+                    what: format!("{what} vs queries of a gnd"),
+                    expected: qimlist.len(),
+                    got: lists.len(),
+                    path: None,
+                });
+            }
+            if let Some(&bad) = lists
+                .iter()
+                .flatten()
+                .find(|&&i| i as usize >= imlist.len())
+            {
+                return Err(EvalError::IndexOutOfRange {
+                    what: format!("a gnd's {what}"),
+                    index: i64::from(bad),
+                    len: imlist.len(),
+                });
+            }
+        }
+        Ok(Self {
+            imlist,
+            qimlist,
+            gnd: ok
+                .into_iter()
+                .zip(junk)
+                .map(|(ok, junk)| GndEntry {
+                    ok: Some(ok),
+                    junk,
+                    ..GndEntry::default()
+                })
+                .collect(),
+            path: PathBuf::new(),
+        })
+    }
+
+    /// Writes the ground truth as a cirtorch `gnd_<dataset>.pkl` (pickle protocol 3, atomically):
+    /// a dict with `imlist`, `qimlist` and `gnd`, one dict per query with the lists it has
+    /// (`ok`, or `easy` and `hard`), `junk` and `bbx` (`None` without a box). Python's
+    /// `pickle.load` and [`Gnd::read`] read it back.
+    ///
+    /// # Errors
+    /// I/O errors naming the file.
+    ///
+    /// ```
+    /// use vpr_eval::Gnd;
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("gnd_test.pkl");
+    /// let gnd = Gnd::old(vec!["db0".into(), "db1".into()], vec!["q0".into()], vec![vec![1]], vec![vec![0]])?;
+    /// gnd.write(&path)?;
+    /// let back = Gnd::read(&path)?;
+    /// assert_eq!((back.imlist, back.gnd), (gnd.imlist, gnd.gnd));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write(&self, path: impl AsRef<Path>) -> Result<()> {
+        use serde_pickle::{HashableValue as K, Value as V};
+        use std::collections::BTreeMap;
+        use std::io::Write;
+        let ints = |v: &[u32]| V::List(v.iter().map(|&i| V::I64(i64::from(i))).collect());
+        let strs = |v: &[String]| V::List(v.iter().map(|s| V::String(s.clone())).collect());
+        let key = |k: &str| K::String(k.to_string());
+        let entries = self
+            .gnd
+            .iter()
+            .map(|g| {
+                let mut d = BTreeMap::new();
+                for (name, list) in [("ok", &g.ok), ("easy", &g.easy), ("hard", &g.hard)] {
+                    if let Some(list) = list {
+                        d.insert(key(name), ints(list));
+                    }
+                }
+                d.insert(key("junk"), ints(&g.junk));
+                let bbx = g
+                    .bbx
+                    .as_ref()
+                    .map_or(V::None, |b| V::List(b.iter().map(|&x| V::F64(x)).collect()));
+                d.insert(key("bbx"), bbx);
+                V::Dict(d)
+            })
+            .collect();
+        let mut top = BTreeMap::new();
+        top.insert(key("imlist"), strs(&self.imlist));
+        top.insert(key("qimlist"), strs(&self.qimlist));
+        top.insert(key("gnd"), V::List(entries));
+        let path = path.as_ref();
+        let bytes = serde_pickle::value_to_vec(&V::Dict(top), serde_pickle::SerOptions::new())
+            .map_err(|e| EvalError::InvalidArgument {
+                name: "gnd",
+                reason: format!("cannot pickle it for {}: {e}", path.display()),
+            })?;
+        nightvision_core::checkpoint::write_atomic(path, |f| {
+            f.write_all(&bytes)
+                .map_err(|e| nightvision_core::CoreError::io(path, e))
+        })?;
+        Ok(())
+    }
+
     /// The protocol, decided as cirtorch-family code does: `ok` in `gnd[0]` means the old one.
     pub fn protocol(&self) -> GndProtocol {
         match self.gnd.first() {

@@ -87,6 +87,7 @@ pub use pdc::{
 };
 pub use report::{Comparison, MethodResult, Report};
 pub use stats::{
-    Bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED, FeatureStats, McNemar, PairedComparison, RecallCi,
-    SplitMix64, bootstrap_recall, frechet_distance, mcnemar_exact, paired_bootstrap,
+    Bootstrap, DEFAULT_RESAMPLES, DEFAULT_SEED, FeatureStats, MapCi, McNemar, PairedComparison,
+    PairedMap, RecallCi, SplitMix64, bootstrap_map, bootstrap_recall, frechet_distance,
+    mcnemar_exact, paired_bootstrap, paired_map,
 };

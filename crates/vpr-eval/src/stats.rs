@@ -554,6 +554,174 @@ impl FirstHits {
 }
 
 // --------------------------------------------------------------------------------------------
+// mAP: bootstrap interval and paired test
+// --------------------------------------------------------------------------------------------
+
+/// Mean average precision with its 95 % bootstrap percentile interval, in percent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapCi {
+    /// mAP over the queries with positives (percent).
+    pub map: f64,
+    /// 2.5 percentile of the resampled mAP (percent).
+    pub lower: f64,
+    /// 97.5 percentile of the resampled mAP (percent).
+    pub upper: f64,
+    /// Number of queries (with positives) the mean is over.
+    pub n_queries: usize,
+    /// Number of bootstrap resamples.
+    pub resamples: usize,
+    /// Seed of the generator.
+    pub seed: u64,
+}
+
+/// Two methods' APs on the same queries: the paired bootstrap interval of `mAP(B) − mAP(A)` and
+/// a two-sided paired sign-flip permutation test of the mean AP difference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairedMap {
+    /// mAP of method A (percent).
+    pub map_a: f64,
+    /// mAP of method B (percent).
+    pub map_b: f64,
+    /// `mAP(B) − mAP(A)` in percentage points.
+    pub diff: f64,
+    /// 2.5 percentile of the resampled difference (percentage points).
+    pub lower: f64,
+    /// 97.5 percentile of the resampled difference (percentage points).
+    pub upper: f64,
+    /// `(1 + #{|mean(s·d)| ≥ |mean(d)|}) / (1 + resamples)` over `resamples` random sign vectors
+    /// `s` (the per-query AP differences `d` are symmetric about 0 under the null hypothesis).
+    pub p_value: f64,
+    /// Number of queries (with positives).
+    pub n_queries: usize,
+    /// Number of resamples of the bootstrap and of the permutation test.
+    pub resamples: usize,
+    /// Seed of both generators.
+    pub seed: u64,
+}
+
+/// The APs of queries with positives (a NaN AP marks a query without, as in
+/// [`crate::MapResult::aps`]).
+fn finite_aps(aps: &[f64], what: &str) -> Result<Vec<f64>> {
+    let v: Vec<f64> = aps.iter().copied().filter(|a| !a.is_nan()).collect();
+    if v.is_empty() {
+        return Err(EvalError::Empty {
+            what: format!("queries with positives of {what}"),
+            path: None,
+        });
+    }
+    if let Some(bad) = v.iter().find(|a| !(0.0..=1.0).contains(*a)) {
+        return Err(EvalError::InvalidArgument {
+            name: "aps",
+            reason: format!("an AP must lie in [0, 1], got {bad}"),
+        });
+    }
+    Ok(v)
+}
+
+/// mAP (percent) of per-query APs (fractions; NaN for a query without positives, excluded as
+/// [`crate::compute_map`] does) with its 95 % percentile bootstrap interval over queries, drawn
+/// as [`bootstrap_recall`] draws.
+///
+/// Errors: no query with positives, an AP outside [0, 1], `resamples == 0`.
+///
+/// ```
+/// use vpr_eval::{Bootstrap, bootstrap_map};
+/// let ci = bootstrap_map(&[1.0, 0.5, f64::NAN, 0.0], &Bootstrap::default())?;
+/// assert_eq!((ci.map, ci.n_queries), (50.0, 3));
+/// assert!(ci.lower >= 0.0 && ci.lower < 50.0 && ci.upper > 50.0 && ci.upper <= 100.0);
+/// # Ok::<(), vpr_eval::EvalError>(())
+/// ```
+pub fn bootstrap_map(aps: &[f64], bootstrap: &Bootstrap) -> Result<MapCi> {
+    bootstrap.validate()?;
+    let v = finite_aps(aps, "the mAP bootstrap")?;
+    let n = v.len();
+    let mut rng = SplitMix64::new(bootstrap.seed);
+    let bound = NonZeroU64::new(n as u64).unwrap_or(NonZeroU64::MIN);
+    let mut column: Vec<f64> = (0..bootstrap.resamples)
+        .map(|_| (0..n).map(|_| v[rng.below(bound) as usize]).sum::<f64>() / n as f64 * 100.0)
+        .collect();
+    Ok(MapCi {
+        map: v.iter().sum::<f64>() / n as f64 * 100.0,
+        lower: percentile_linear(&mut column, QUANTILES.0),
+        upper: percentile_linear(&mut column, QUANTILES.1),
+        n_queries: n,
+        resamples: bootstrap.resamples,
+        seed: bootstrap.seed,
+    })
+}
+
+/// Compares method B's per-query APs with method A's on the same queries: `mAP(B) − mAP(A)` with
+/// its paired bootstrap interval (one set of resampled queries for both) and a two-sided
+/// sign-flip permutation test (`resamples` sign vectors from generator seed `seed + 1`).
+/// Queries without positives (NaN in either list) are left out of both.
+///
+/// Errors: lists of different lengths, different queries without positives, an AP outside
+/// [0, 1], no query with positives, `resamples == 0`.
+///
+/// ```
+/// use vpr_eval::{Bootstrap, paired_map};
+/// // B is 0.2 better on each of 50 queries: the interval excludes 0, the test rejects
+/// let a: Vec<f64> = (0..50).map(|i| 0.3 + 0.01 * (i % 10) as f64).collect();
+/// let b: Vec<f64> = a.iter().map(|x| x + 0.2).collect();
+/// let c = paired_map(&a, &b, &Bootstrap::default())?;
+/// assert!((c.diff - 20.0).abs() < 1e-9 && c.lower > 19.9 && c.p_value < 0.001);
+/// # Ok::<(), vpr_eval::EvalError>(())
+/// ```
+pub fn paired_map(a: &[f64], b: &[f64], bootstrap: &Bootstrap) -> Result<PairedMap> {
+    if a.len() != b.len() {
+        return Err(EvalError::SizeMismatch {
+            what: "APs of method B vs APs of method A (a paired comparison needs the same queries)"
+                .into(),
+            expected: a.len(),
+            got: b.len(),
+            path: None,
+        });
+    }
+    if let Some(i) = (0..a.len()).find(|&i| a[i].is_nan() != b[i].is_nan()) {
+        return Err(EvalError::InvalidArgument {
+            name: "aps",
+            reason: format!("query {i} has positives for one method and none for the other"),
+        });
+    }
+    bootstrap.validate()?;
+    let (va, vb) = (finite_aps(a, "method A")?, finite_aps(b, "method B")?);
+    let n = va.len();
+    let d: Vec<f64> = vb.iter().zip(&va).map(|(b, a)| b - a).collect();
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / n as f64 * 100.0;
+    let observed = mean(&d);
+    let bound = NonZeroU64::new(n as u64).unwrap_or(NonZeroU64::MIN);
+    let mut rng = SplitMix64::new(bootstrap.seed);
+    let mut column: Vec<f64> = (0..bootstrap.resamples)
+        .map(|_| (0..n).map(|_| d[rng.below(bound) as usize]).sum::<f64>() / n as f64 * 100.0)
+        .collect();
+    let mut flips = SplitMix64::new(bootstrap.seed.wrapping_add(1));
+    // a relative tolerance, so that a sign vector giving the observed sum in another order counts
+    let tol = 1e-9 * observed.abs().max(1e-12);
+    let extreme = (0..bootstrap.resamples)
+        .filter(|_| {
+            let s: f64 = d
+                .iter()
+                .map(|&x| if flips.next_u64() >> 63 == 1 { -x } else { x })
+                .sum::<f64>()
+                / n as f64
+                * 100.0;
+            s.abs() >= observed.abs() - tol
+        })
+        .count();
+    Ok(PairedMap {
+        map_a: mean(&va),
+        map_b: mean(&vb),
+        diff: observed,
+        lower: percentile_linear(&mut column, QUANTILES.0),
+        upper: percentile_linear(&mut column, QUANTILES.1),
+        p_value: (1 + extreme) as f64 / (1 + bootstrap.resamples) as f64,
+        n_queries: n,
+        resamples: bootstrap.resamples,
+        seed: bootstrap.seed,
+    })
+}
+
+// --------------------------------------------------------------------------------------------
 // Exact McNemar test
 // --------------------------------------------------------------------------------------------
 

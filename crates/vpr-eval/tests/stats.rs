@@ -8,7 +8,8 @@ use std::time::Instant;
 use serde_json::Value;
 use vpr_eval::{
     Bootstrap, Descriptors, EvalError, FeatureStats, FirstHits, PairedComparison, RecallCi,
-    SplitMix64, bootstrap_recall, frechet_distance, mcnemar_exact, paired_bootstrap,
+    SplitMix64, bootstrap_map, bootstrap_recall, frechet_distance, mcnemar_exact, paired_bootstrap,
+    paired_map,
 };
 
 /// Absolute tolerance (percentage points) between the Rust and the numpy bootstrap intervals. Both
@@ -590,4 +591,114 @@ fn frechet_errors_are_typed() {
             ..
         })
     ));
+}
+
+fn aps(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::NAN))
+        .collect()
+}
+
+/// The mAP bootstrap draws the same indices as numpy's reference; only the order of the sums
+/// differs (numpy sums pairwise).
+const MAP_TOL: f64 = 1e-9;
+
+#[test]
+fn map_intervals_equal_numpy_reference() {
+    let r = common::json_fixture("stats/map_reference.json");
+    let cases = r["single"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for (c, case) in cases.iter().enumerate() {
+        let b = Bootstrap::new(
+            case["resamples"].as_u64().unwrap() as usize,
+            case["seed"].as_u64().unwrap(),
+        );
+        let ci = bootstrap_map(&aps(&case["aps"]), &b).unwrap();
+        for (got, key) in [(ci.map, "map"), (ci.lower, "lower"), (ci.upper, "upper")] {
+            let want = case[key].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < MAP_TOL,
+                "case {c} {key}: {got} vs {want}"
+            );
+        }
+        assert_eq!(ci.n_queries as u64, case["n_queries"].as_u64().unwrap());
+        assert!(ci.lower <= ci.map && ci.map <= ci.upper);
+    }
+}
+
+#[test]
+fn paired_map_equals_numpy_reference_and_the_exact_sign_flip_test() {
+    let r = common::json_fixture("stats/map_reference.json");
+    let cases = r["paired"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for (c, case) in cases.iter().enumerate() {
+        let b = Bootstrap::new(
+            case["resamples"].as_u64().unwrap() as usize,
+            case["seed"].as_u64().unwrap(),
+        );
+        let cmp = paired_map(&aps(&case["aps_a"]), &aps(&case["aps_b"]), &b).unwrap();
+        for (got, key) in [
+            (cmp.map_a, "map_a"),
+            (cmp.map_b, "map_b"),
+            (cmp.diff, "diff"),
+            (cmp.lower, "lower"),
+            (cmp.upper, "upper"),
+        ] {
+            let want = case[key].as_f64().unwrap();
+            assert!(
+                (got - want).abs() < MAP_TOL,
+                "case {c} {key}: {got} vs {want}"
+            );
+        }
+        // the same sign vectors: the same count, so the same p-value to the last bit
+        assert_eq!(cmp.p_value, case["p_value"].as_f64().unwrap(), "case {c}");
+        // with 20,000 draws the Monte Carlo p lies within 4 standard errors of the exact one
+        if let Some(exact) = case["p_exact"].as_f64() {
+            let se = (exact * (1.0 - exact) / b.resamples as f64).sqrt();
+            assert!(
+                (cmp.p_value - exact).abs() < 4.0 * se + 1e-4,
+                "{} vs {exact}",
+                cmp.p_value
+            );
+        }
+    }
+}
+
+#[test]
+fn paired_map_properties_and_errors() {
+    let b = Bootstrap::default();
+    let a = [0.2, 0.9, f64::NAN, 0.5];
+    // a method against itself: no difference, p = 1
+    let same = paired_map(&a, &a, &b).unwrap();
+    assert_eq!(
+        (same.diff, same.lower, same.upper, same.p_value),
+        (0.0, 0.0, 0.0, 1.0)
+    );
+    assert_eq!(same.n_queries, 3);
+    // swapping the methods negates the difference and keeps the p-value
+    let c = [0.4, 0.7, f64::NAN, 0.9];
+    let (ab, ba) = (
+        paired_map(&a, &c, &b).unwrap(),
+        paired_map(&c, &a, &b).unwrap(),
+    );
+    assert!((ab.diff + ba.diff).abs() < 1e-12 && ab.p_value == ba.p_value);
+    assert!(matches!(
+        paired_map(&a, &c[..3], &b),
+        Err(EvalError::SizeMismatch { .. })
+    ));
+    assert!(matches!(
+        paired_map(&a, &[0.4, 0.7, 0.1, 0.9], &b),
+        Err(EvalError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        bootstrap_map(&[1.5], &b),
+        Err(EvalError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        bootstrap_map(&[f64::NAN], &b),
+        Err(EvalError::Empty { .. })
+    ));
+    assert!(bootstrap_map(&[0.5], &Bootstrap::new(0, 0)).is_err());
 }
