@@ -768,6 +768,42 @@ pub fn image_grid(rows: &[Tensor<4>], path: impl AsRef<Path>) -> Result<()> {
     Ok(())
 }
 
+/// `[B, 3, H, W]` images of `paths` at the first image's size: the others are resized
+/// (bilinear) to it where they differ. The translators' preview grids use it, so that they show
+/// the frames at the scale the translators are used and scored at (a generator trained at one
+/// scale can fail at another; docs/TRAINING.md).
+///
+/// # Errors
+/// Image decoding errors naming the file.
+///
+/// ```no_run
+/// # use burn::tensor::Device;
+/// let x = nightvision::pipeline::load_frames(&["a.jpg".into(), "b.jpg".into()], &Device::default())?;
+/// assert_eq!(x.dims()[0], 2);
+/// # Ok::<(), nightvision::pipeline::PipelineError>(())
+/// ```
+pub fn load_frames(paths: &[PathBuf], device: &Device) -> Result<Tensor<4>> {
+    let mut xs: Vec<Tensor<4>> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let img = crate::core::image::load_rgb(p)?;
+        let x = to_tensor(std::slice::from_ref(&img), device)?;
+        let x = match xs.first().map(|f| f.dims()) {
+            Some([_, _, h, w]) if x.dims()[2..] != [h, w] => {
+                crate::core::image::resize_bilinear(x, [h, w])
+            }
+            _ => x,
+        };
+        xs.push(x);
+    }
+    if xs.is_empty() {
+        return Ok(Tensor::from_data(
+            TensorData::new(Vec::<f32>::new(), [0, 3, 0, 0]),
+            device,
+        ));
+    }
+    Ok(Tensor::cat(xs, 0))
+}
+
 /// `[B, 3, H, W]` images of `paths` resized (bilinear) to `size × size`.
 ///
 /// # Errors

@@ -659,12 +659,13 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         None => Translator::new(train_translator(cfg, &data, device)?, device),
     };
 
-    // translation grid: day crops | translated | CLAHE(translated)
+    // translation grid of training frames at their size (where the translator is used and
+    // scored): day | translated | CLAHE(translated)
     let sample_paths: Vec<PathBuf> = image_files(data.join("gan/trainA"))?
         .into_iter()
         .take(6)
         .collect();
-    let sample = pipeline::load_square(&sample_paths, 128, device)?;
+    let sample = pipeline::load_frames(&sample_paths, device)?;
     let fake = translator.translate(sample.clone())?;
     let clahe = Clahe::dsa().augment(fake.clone(), &mut crate::core::rng::seeded(0))?;
     pipeline::image_grid(&[sample, fake, clahe], out.join("translations.png"))?;

@@ -377,7 +377,8 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         .step_by(train_paths.len().div_ceil(6).max(1))
         .cloned()
         .collect();
-    let day_sample = pipeline::load_square(&sample, 128, device)?;
+    // at the frames' size, as the training set was translated
+    let day_sample = pipeline::load_frames(&sample, device)?;
     pipeline::image_grid(
         &[day_sample.clone(), translator.translate(day_sample)?],
         out.join("translations.png"),
