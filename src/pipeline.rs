@@ -172,13 +172,18 @@ pub fn describe<N: DescriptorNet + ?Sized>(
     cfg: &ExtractConfig,
     device: &Device,
 ) -> Result<Descriptors> {
-    let d = extract_files(net, paths, cfg, device)?;
-    let [n, dim] = d.dims();
-    let v = d
+    host_descriptors(extract_files(net, paths, cfg, device)?, "descriptors")
+}
+
+/// Descriptor rows `[N, dim]` read back from the device as host [`Descriptors`] (`what` names
+/// them in errors).
+pub(crate) fn host_descriptors(x: Tensor<2>, what: &'static str) -> Result<Descriptors> {
+    let [n, dim] = x.dims();
+    let v = x
         .into_data()
         .try_into_vec_as::<f32>()
         .map_err(|e| PipelineError::Readback {
-            what: "descriptors",
+            what,
             message: format!("{e:?}"),
         })?;
     Ok(Descriptors::new(v, n, dim)?)
@@ -429,10 +434,11 @@ impl Evaluator {
     }
 
     /// Evaluates `net` as `label` and logs (`log::info!`) its Recall@N with intervals per
-    /// condition.
+    /// condition, and its mAP under the papers' protocol when the evaluator has it
+    /// ([`Evaluator::with_paper_protocol`]).
     ///
     /// # Errors
-    /// As [`evaluate_tokyo`].
+    /// As [`evaluate_tokyo`] and [`crate::protocol::PaperProtocol::evaluate`].
     pub fn evaluate<N: DescriptorNet + ?Sized>(
         &mut self,
         net: &N,
@@ -440,19 +446,10 @@ impl Evaluator {
         cfg: &ExtractConfig,
         device: &Device,
     ) -> Result<&Evaluation> {
-        let e = evaluate_tokyo(
-            net,
-            &self.world,
-            label,
-            &self.ns,
-            cfg,
-            device,
-            self.export.as_deref(),
-        )?;
         if let Some(p) = self.protocol.as_mut() {
             p.evaluate(net, label, cfg, device)?;
         }
-        self.push(e)
+        self.evaluate_recall(net, label, cfg, device)
     }
 
     /// [`Evaluator::evaluate`] without the papers' protocol, for a network whose mAP is not

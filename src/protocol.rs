@@ -31,7 +31,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 use serde::Serialize;
 
 use crate::eval::{
@@ -303,16 +303,8 @@ impl PaperProtocol {
         let dims = self.lw_dims.min(train.dims()[1]);
         let lw = Whitening::learn_lw_pca(train, &self.qidxs, &self.pidxs, dims)?;
         let whiten = |paths: &[PathBuf]| -> Result<Descriptors> {
-            let x: Tensor<2> = lw.apply(extract_files(net, paths, &ms, device)?, Some(dims))?;
-            let [n, d] = x.dims();
-            let v =
-                x.into_data()
-                    .try_into_vec_as::<f32>()
-                    .map_err(|e| PipelineError::Readback {
-                        what: "whitened descriptors",
-                        message: format!("{e:?}"),
-                    })?;
-            Ok(Descriptors::new(v, n, d)?)
+            let x = lw.apply(extract_files(net, paths, &ms, device)?, Some(dims))?;
+            crate::pipeline::host_descriptors(x, "whitened descriptors")
         };
         let db = whiten(&self.database)?;
         let q = whiten(&self.queries)?;

@@ -46,7 +46,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::Device;
 
-use super::{PipelineReport, files, finetune_on_world, invalid, parse_norm, prepare};
+use super::{PipelineReport, finetune_on_world, invalid, parse_norm, prepare};
 use crate::anchors::{AnchorStrategy, DiverseConfig, TranslationSubset};
 use crate::core::clahe::ClaheConfig;
 use crate::gan::Trained;
@@ -64,7 +64,6 @@ use crate::metric::train::TupleLoss;
 use crate::metric::train::TupleTrainerConfig;
 use crate::metric::{BackboneKind, CirNet, ContrastiveLossConfig};
 use crate::pipeline::{self, Clahe, Translator};
-use crate::protocol::{DEFAULT_LW_DIMS, PaperProtocol};
 use crate::quality::TranslationBench;
 
 /// The baseline's label: fine-tuned the same way, without the translator.
@@ -698,14 +697,7 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
         ..eval_cfg.clone()
     };
     let base = pipeline::mobilenet_v2_gem(device)?;
-    let mut eval = pipeline::Evaluator::new(&data, &[1, 5, 10], Some(&out.join("descriptors")));
-    if cfg.paper_protocol {
-        eval = eval.with_paper_protocol(PaperProtocol::new(
-            &data,
-            DEFAULT_LW_DIMS,
-            Some(&out.join("descriptors")),
-        )?);
-    }
+    let mut eval = super::evaluator(&data, out, cfg.paper_protocol)?;
     // the papers' protocol for the networks DSA's claims rest on (its models take CLAHE input):
     // off-the-shelf + CLAHE, the baseline and DSA; Recall@N for all
     eval.evaluate_recall(&base, "off-the-shelf", &eval_cfg, device)?;
@@ -752,23 +744,12 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     }
 
     // 3. report
-    report.recall = Some(eval.report(
+    report.set_evaluation(
+        &eval,
         "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
-        Some(BASELINE),
-    )?);
-    report.map = eval.map_report(Some(BASELINE))?;
-    if report.map.is_some() {
-        report
-            .files
-            .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
-    }
-    report.files.extend(files(&[
-        "report.json",
-        "report.md",
-        "recall.png",
-        "descriptors/",
-        "finetune-dsa/",
-    ]));
+        BASELINE,
+    )?;
+    report.files.push("finetune-dsa/".into());
     if cfg.baseline {
         report.files.push("finetune-baseline/".into());
     }

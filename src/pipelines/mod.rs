@@ -251,6 +251,47 @@ fn finetune_on_world(
     )
 }
 
+/// The evaluator of DSA's and SMM's networks on the world `data`: Recall@1/5/10 with the
+/// descriptors exported to `OUT/descriptors`, and the papers' protocol too when `paper_protocol`.
+fn evaluator(data: &Path, out: &Path, paper_protocol: bool) -> Result<crate::pipeline::Evaluator> {
+    let export = out.join("descriptors");
+    let eval = crate::pipeline::Evaluator::new(data, &[1, 5, 10], Some(&export));
+    Ok(if paper_protocol {
+        eval.with_paper_protocol(crate::protocol::PaperProtocol::new(
+            data,
+            crate::protocol::DEFAULT_LW_DIMS,
+            Some(&export),
+        )?)
+    } else {
+        eval
+    })
+}
+
+impl PipelineReport {
+    /// Sets the recall report of `eval` (titled `dataset`, compared with `baseline`) and its
+    /// papers'-protocol report, with the files they write.
+    fn set_evaluation(
+        &mut self,
+        eval: &crate::pipeline::Evaluator,
+        dataset: &str,
+        baseline: &str,
+    ) -> Result<()> {
+        self.recall = Some(eval.report(dataset, Some(baseline))?);
+        self.map = eval.map_report(Some(baseline))?;
+        self.files.extend(files(&[
+            "report.json",
+            "report.md",
+            "recall.png",
+            "descriptors/",
+        ]));
+        if self.map.is_some() {
+            self.files
+                .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
+        }
+        Ok(())
+    }
+}
+
 /// An invalid setting of a pipeline's configuration.
 fn invalid(field: &'static str, reason: String) -> PipelineError {
     PipelineError::InvalidConfig { field, reason }

@@ -31,7 +31,7 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 
-use super::{PipelineReport, files, finetune_on_world, invalid, prepare};
+use super::{PipelineReport, finetune_on_world, invalid, prepare};
 use crate::backbones::{MobileNetV2, MobileNetV2Config};
 use crate::core::checkpoint::save_json;
 use crate::core::rng::derived;
@@ -43,7 +43,6 @@ use crate::metric::multiscale::ExtractConfig;
 use crate::metric::train::{TupleLoss, TupleTrainerConfig};
 use crate::metric::{CirNet, ContrastiveLossConfig};
 use crate::pipeline::{self, Darkening};
-use crate::protocol::{DEFAULT_LW_DIMS, PaperProtocol};
 use crate::quality::TranslationBench;
 
 /// The baseline's label: fine-tuned the same way, without the darkened query copy.
@@ -374,14 +373,7 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
         ..ExtractConfig::default()
     };
     let base = pipeline::mobilenet_v2_gem(device)?;
-    let mut eval = pipeline::Evaluator::new(&data, &[1, 5, 10], Some(&out.join("descriptors")));
-    if cfg.paper_protocol {
-        eval = eval.with_paper_protocol(PaperProtocol::new(
-            &data,
-            DEFAULT_LW_DIMS,
-            Some(&out.join("descriptors")),
-        )?);
-    }
+    let mut eval = super::evaluator(&data, out, cfg.paper_protocol)?;
     eval.evaluate(&base, "off-the-shelf", &eval_cfg, device)?;
     if cfg.baseline {
         let net = finetune(
@@ -410,23 +402,12 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     )?;
 
     // 3. report
-    report.recall = Some(eval.report(
+    report.set_evaluation(
+        &eval,
         "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
-        Some(BASELINE),
-    )?);
-    report.map = eval.map_report(Some(BASELINE))?;
-    if report.map.is_some() {
-        report
-            .files
-            .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
-    }
-    report.files.extend(files(&[
-        "report.json",
-        "report.md",
-        "recall.png",
-        "descriptors/",
-        "finetune-smm/",
-    ]));
+        BASELINE,
+    )?;
+    report.files.push("finetune-smm/".into());
     if cfg.baseline {
         report.files.push("finetune-baseline/".into());
     }
