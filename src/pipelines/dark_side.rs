@@ -660,9 +660,12 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
 
     // translation grid of training frames at their size (where the translator is used and
     // scored): day | translated | CLAHE(translated)
-    let sample_paths: Vec<PathBuf> = image_files(data.join("gan/trainA"))?
-        .into_iter()
-        .take(6)
+    // six frames spread over the folder (its first files are views of one place)
+    let day_files = image_files(data.join("gan/trainA"))?;
+    let sample_paths: Vec<PathBuf> = day_files
+        .iter()
+        .step_by(day_files.len().div_ceil(6).max(1))
+        .cloned()
         .collect();
     let sample = pipeline::load_frames(&sample_paths, device)?;
     let fake = translator.translate(sample.clone())?;
