@@ -141,6 +141,18 @@ fn impossible_settings_fail_before_any_work() {
         .with_out(dir.path().join("o"));
     let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
     assert!(e.contains("g_ema") && e.contains("cyclegan"), "{e}");
+    // so is the identity term, which must be a finite non-negative weight
+    let cfg = DarkSideConfig::new()
+        .with_identity(0.5)
+        .with_out(dir.path().join("o"));
+    let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
+    assert!(e.contains("identity") && e.contains("cyclegan"), "{e}");
+    let cfg = DarkSideConfig::new()
+        .with_translator(dark_side::DsaTranslator::Cyclegan)
+        .with_identity(-1.0)
+        .with_out(dir.path().join("o"));
+    let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
+    assert!(e.contains("lambda_identity"), "{e}");
     assert!(
         !dir.path().join("o").exists(),
         "nothing is written before the refusal"

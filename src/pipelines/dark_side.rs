@@ -226,6 +226,11 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 0.0)]
     #[config(default = 0.0)]
     pub g_ema: f64,
+    /// CycleGAN only: weight of the identity term relative to the cycle weight (0, gandtr's
+    /// recipe; CycleGAN's own default is 0.5).
+    #[arg(long, default_value_t = 0.0)]
+    #[config(default = 0.0)]
+    pub identity: f64,
     /// Initialisation of generator and discriminator.
     #[arg(long, value_enum, default_value_t = GanInit::Normal)]
     #[config(default = "GanInit::Normal")]
@@ -329,6 +334,11 @@ fn check_translator_settings(cfg: &DarkSideConfig) -> pipeline::Result<()> {
             "the generator's moving average is kept by the CycleGAN trainer only (--translator cyclegan)"
                 .into(),
         ));
+    } else if cfg.identity != 0.0 {
+        return Err(invalid(
+            "identity",
+            "the identity term belongs to the CycleGAN trainer only (--translator cyclegan)".into(),
+        ));
     }
     Ok(())
 }
@@ -380,7 +390,7 @@ pub fn train_translator(
         ResnetGeneratorConfig::gandtr_hedngan(),
         NLayerDiscriminatorConfig::gandtr_hedngan(),
         None,
-        Some(("hed", "weights/hed_bsds500.safetensors")),
+        &[("hed", "weights/hed_bsds500.safetensors")],
     )?;
     let nets = HedNGan {
         generator: generator.try_init(&train_device)?,
@@ -415,7 +425,7 @@ pub fn train_translator(
 /// The translator's generator and discriminator as `cfg` sets them (norm, init, widths, blocks,
 /// upsampling) from the method's presets, and its stage folder `OUT/gan`, whose `config.json`
 /// records both with the stage's settings (`part`: the generator's checkpoint part when it is
-/// not `generator.bpk`; `extra`: one more stage field), so a resume with other settings is
+/// not `generator.bpk`; `extra`: more stage fields), so a resume with other settings is
 /// refused.
 fn gan_stage(
     cfg: &DarkSideConfig,
@@ -423,7 +433,7 @@ fn gan_stage(
     generator: ResnetGeneratorConfig,
     discriminator: NLayerDiscriminatorConfig,
     part: Option<&str>,
-    extra: Option<(&str, &str)>,
+    extra: &[(&str, &str)],
 ) -> pipeline::Result<(
     ResnetGeneratorConfig,
     NLayerDiscriminatorConfig,
@@ -463,8 +473,8 @@ fn gan_stage(
     if let Some(part) = part {
         stage[GENERATOR_PART_FIELD] = part.into();
     }
-    if let Some((key, value)) = extra {
-        stage["stage"][key] = value.into();
+    for (key, value) in extra {
+        stage["stage"][*key] = (*value).into();
     }
     let dir = pipeline::stage_dir(&cfg.out.join("gan"), &stage, cfg.restart)?;
     Ok((generator, discriminator, dir))
@@ -479,8 +489,15 @@ fn train_cyclegan(
     train_device: &Device,
 ) -> pipeline::Result<ResnetGenerator> {
     let gan_cfg = cyclegan_config(cfg);
-    // Recorded only when set, so that folders trained before the option existed still resume.
-    let ema = cfg.g_ema.to_string();
+    // Recorded only when set, so that folders trained before the options existed still resume.
+    let (ema, identity) = (cfg.g_ema.to_string(), cfg.identity.to_string());
+    let mut extra = Vec::new();
+    if cfg.g_ema > 0.0 {
+        extra.push(("g_ema", ema.as_str()));
+    }
+    if cfg.identity > 0.0 {
+        extra.push(("identity", identity.as_str()));
+    }
     let (generator, discriminator, gan_dir) = gan_stage(
         cfg,
         "CycleGAN (gandtr: cycle 10, no identity, pools of 50)",
@@ -491,7 +508,7 @@ fn train_cyclegan(
         } else {
             "day_to_night.bpk"
         }),
-        (cfg.g_ema > 0.0).then_some(("g_ema", ema.as_str())),
+        &extra,
     )?;
     let nets = CycleGan::with_configs(generator.clone(), discriminator, train_device);
     let t = Instant::now();
@@ -516,12 +533,13 @@ fn train_cyclegan(
 }
 
 /// The CycleGAN trainer's settings of a run (gandtr's, with the run's learning rate, instance
-/// noise, generator average and two epochs).
+/// noise, generator average, identity weight and two epochs).
 fn cyclegan_config(cfg: &DarkSideConfig) -> CycleGanConfig {
     CycleGanConfig {
         lr: cfg.gan_lr,
         d_input_noise: cfg.d_noise,
         g_ema_decay: cfg.g_ema,
+        lambda_identity: cfg.identity,
         schedule: LinearDecay::new(1, 1),
         iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
         checkpoint_every: 50,
