@@ -32,6 +32,16 @@ fn evaluate_example() -> PathBuf {
     path
 }
 
+/// The JSON an `evaluate` run printed, after checking that it succeeded.
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "evaluate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// The tiny world exported into `root/world`.
 fn tiny_world(root: &std::path::Path) -> (World, PathBuf) {
     let world_dir = root.join("world");
@@ -84,12 +94,7 @@ fn exported_descriptors_recompute_the_report_through_evaluate() {
         .args(["--metric", "ip", "--n", "1,2,3", "--tokyo-splits"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "evaluate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(&out);
     assert_eq!(report.methods.len(), 3, "day, sunset, night");
     for m in &report.methods {
         let split = ["day", "sunset", "night"]
@@ -109,15 +114,29 @@ fn exported_descriptors_recompute_the_report_through_evaluate() {
     assert_eq!(names.lines().count(), world.test_places().len() * 3);
 }
 
+/// A ResNet-18 GeM network at base width 2 (16-d descriptors) with weights drawn from `seed`.
+fn tiny_net(device: &Device, seed: u64) -> nightvision::metric::CirNet {
+    device.seed(seed);
+    CirNetConfig::new(BackboneConfig::ResNet(
+        ResNetConfig::resnet18().with_base_width(2),
+    ))
+    .init(device)
+    .unwrap()
+}
+
+/// Extraction at a longer side of 48 pixels.
+fn small_frames() -> ExtractConfig {
+    ExtractConfig {
+        max_side: 48,
+        ..ExtractConfig::default()
+    }
+}
+
 #[test]
 fn compare_adds_the_named_reference_to_a_method_only() {
     let dir = tempfile::tempdir().unwrap();
     let (_, world_dir) = tiny_world(dir.path());
-    let device = Device::default();
-    let cfg = ExtractConfig {
-        max_side: 48,
-        ..ExtractConfig::default()
-    };
+    let (device, cfg) = (Device::default(), small_frames());
     let mut eval = Evaluator::new(&world_dir, &[1], None);
     for (seed, label) in [
         (1, "first"),
@@ -125,13 +144,8 @@ fn compare_adds_the_named_reference_to_a_method_only() {
         (3, "ablation"),
         (4, "method"),
     ] {
-        device.seed(seed);
-        let net = CirNetConfig::new(BackboneConfig::ResNet(
-            ResNetConfig::resnet18().with_base_width(2),
-        ))
-        .init(&device)
-        .unwrap();
-        eval.evaluate(&net, label, &cfg, &device).unwrap();
+        eval.evaluate(&tiny_net(&device, seed), label, &cfg, &device)
+            .unwrap();
     }
     eval.compare("method", "ablation");
     eval.compare("method", "not evaluated");
@@ -162,23 +176,14 @@ fn paper_protocol_exports_recompute_its_map_through_evaluate() {
     // every query's AP
     let dir = tempfile::tempdir().unwrap();
     let (world, world_dir) = tiny_world(dir.path());
-    let device = Device::default();
-    let cfg = ExtractConfig {
-        max_side: 48,
-        ..ExtractConfig::default()
-    };
+    let (device, cfg) = (Device::default(), small_frames());
     let exports = dir.path().join("descriptors");
     let protocol = PaperProtocol::new(&world_dir, 8, Some(&exports)).unwrap();
     assert!(protocol.describe().contains("top 8 principal directions"));
     let mut eval = Evaluator::new(&world_dir, &[1], None).with_paper_protocol(protocol);
     for (seed, label) in [(1, "first"), (2, "baseline"), (3, "method")] {
-        device.seed(seed);
-        let net = CirNetConfig::new(BackboneConfig::ResNet(
-            ResNetConfig::resnet18().with_base_width(2),
-        ))
-        .init(&device)
-        .unwrap();
-        eval.evaluate(&net, label, &cfg, &device).unwrap();
+        eval.evaluate(&tiny_net(&device, seed), label, &cfg, &device)
+            .unwrap();
     }
     let map = eval.map_report(Some("baseline")).unwrap().unwrap();
     assert_eq!(map.rows.len(), 9, "3 networks × 3 conditions");
@@ -220,12 +225,7 @@ fn paper_protocol_exports_recompute_its_map_through_evaluate() {
         .arg(d.join("queries.npy"))
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "evaluate failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(&out);
     let aps: Vec<f64> = v["aps"]
         .as_array()
         .unwrap()
