@@ -133,7 +133,7 @@ fn calibration_report(out: &std::path::Path) -> Result<()> {
     let mut eval = pipeline::Evaluator::new(out, &[1, 5, 10], Some(&out.join("descriptors")));
     eval.evaluate(&net, "MobileNetV2-GeM", &cfg, &device)?;
     let report = eval.report("synthetic-places, Tokyo-style set (day database)", None)?;
-    println!("{}", pipeline::write_report(&report, None, out)?);
+    println!("{}", pipeline::write_report(&report, None, None, out)?);
     println!(
         "calibration in {:.1} s → {}/report.{{json,md}}, recall.png",
         t.elapsed().as_secs_f64(),

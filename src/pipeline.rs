@@ -541,13 +541,15 @@ impl Evaluator {
 
 /// Writes `report.json`, `report.md` and `recall.png` into `out` and returns the Markdown of
 /// `report.md`. With a translation-quality report, also writes `translation-quality.{json,md}`
-/// and appends its section to `report.md`.
+/// and appends its section to `report.md`; with a papers'-protocol report, likewise
+/// `paper-protocol.{json,md}` and its section.
 ///
 /// # Errors
 /// I/O and plotting errors naming the file.
 pub fn write_report(
     report: &Report,
     quality: Option<&crate::quality::QualityReport>,
+    map: Option<&crate::protocol::MapReport>,
     out: &Path,
 ) -> Result<String> {
     report.write_json(out.join("report.json"))?;
@@ -556,6 +558,11 @@ pub fn write_report(
         q.write(out)?;
         md.push('\n');
         md.push_str(&q.to_markdown());
+    }
+    if let Some(m) = map {
+        m.write(out)?;
+        md.push('\n');
+        md.push_str(&m.to_markdown());
     }
     std::fs::write(out.join("report.md"), &md)
         .map_err(|e| crate::core::CoreError::io(out.join("report.md"), e))?;

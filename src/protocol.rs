@@ -35,8 +35,8 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use crate::eval::{
-    Bootstrap, Descriptors, Gnd, GroundTruth, KnnConfig, MapCi, Metric, PairedMap, TokyoSplit,
-    VprDataset, bootstrap_map, compute_map, paired_map, rank_all,
+    Bootstrap, Descriptors, Gnd, GroundTruth, KnnConfig, MapCi, Metric, PairedMap, QueryGnd,
+    TokyoSplit, VprDataset, bootstrap_map, compute_map, paired_map, rank_all,
 };
 use crate::metric::multiscale::{DEFAULT_SCALES, DescriptorNet, ExtractConfig, extract_files};
 use crate::metric::whitening::Whitening;
@@ -59,8 +59,20 @@ const RADIUS_M: f64 = 25.0;
 /// # Errors
 /// A folder that is not in the VPR format, names without UTM coordinates.
 pub fn tokyo_gnd(world: &Path) -> Result<Gnd> {
-    let ds = VprDataset::open(world.join("tokyo/images/test"), "queries")?;
-    let positives = GroundTruth::from_dataset(&ds)?.positives(RADIUS_M)?;
+    gnd_of(&tokyo_set(world)?)
+}
+
+/// A world's Tokyo-style test set.
+fn tokyo_set(world: &Path) -> Result<VprDataset> {
+    Ok(VprDataset::open(
+        world.join("tokyo/images/test"),
+        "queries",
+    )?)
+}
+
+/// [`tokyo_gnd`] of the opened set.
+fn gnd_of(ds: &VprDataset) -> Result<Gnd> {
+    let positives = GroundTruth::from_dataset(ds)?.positives(RADIUS_M)?;
     let stem = |names: Vec<String>| -> Vec<String> {
         names
             .into_iter()
@@ -173,17 +185,11 @@ impl MapReport {
     /// # Errors
     /// I/O errors naming the file.
     pub fn write(&self, out: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| PipelineError::InvalidConfig {
-            field: "paper protocol report",
-            reason: format!("not serialisable: {e}"),
-        })?;
-        for (name, bytes) in [
-            ("paper-protocol.json", json),
-            ("paper-protocol.md", self.to_markdown().into_bytes()),
-        ] {
-            let path = out.join(name);
-            crate::core::checkpoint::write_bytes_atomic(&path, &bytes)?;
-        }
+        crate::core::checkpoint::save_json(out.join("paper-protocol.json"), self)?;
+        crate::core::checkpoint::write_bytes_atomic(
+            out.join("paper-protocol.md"),
+            self.to_markdown().as_bytes(),
+        )?;
         Ok(())
     }
 }
@@ -191,7 +197,8 @@ impl MapReport {
 /// Evaluates networks with the protocol on one world; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct PaperProtocol {
-    gnd: Gnd,
+    /// Per query: the database images within 25 m (`ok`), no junk.
+    truth: Vec<QueryGnd>,
     database: Vec<PathBuf>,
     queries: Vec<PathBuf>,
     train: Vec<PathBuf>,
@@ -220,8 +227,8 @@ impl PaperProtocol {
                 reason: "must be at least 1".into(),
             });
         }
-        let gnd = tokyo_gnd(world)?;
-        let ds = VprDataset::open(world.join("tokyo/images/test"), "queries")?;
+        let ds = tokyo_set(world)?;
+        let gnd = gnd_of(&ds)?;
         let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
             f.images.iter().map(|i| i.path.clone()).collect()
         };
@@ -254,7 +261,7 @@ impl PaperProtocol {
             gnd.write(dir.join(GND_FILE))?;
         }
         Ok(Self {
-            gnd,
+            truth: gnd.old_protocol()?,
             database: paths(&ds.database),
             queries: paths(&ds.queries),
             train,
@@ -316,7 +323,7 @@ impl PaperProtocol {
             lw.save(dir.join("lw.safetensors"))?;
         }
         let ranks = rank_all(&db, &q, &KnnConfig::new(Metric::InnerProduct), device)?;
-        let map = compute_map(&ranks, &self.gnd.old_protocol()?, &[1])?;
+        let map = compute_map(&ranks, &self.truth, &[1])?;
         self.evaluations.push(MapEvaluation {
             label: label.to_string(),
             aps: map.aps,

@@ -111,6 +111,29 @@ impl PipelineReport {
         md
     }
 
+    /// Sets the recall report of `eval` (titled `dataset`, compared with `baseline`) and its
+    /// papers'-protocol report, with the files they write.
+    fn set_evaluation(
+        &mut self,
+        eval: &crate::pipeline::Evaluator,
+        dataset: &str,
+        baseline: &str,
+    ) -> Result<()> {
+        self.recall = Some(eval.report(dataset, Some(baseline))?);
+        self.map = eval.map_report(Some(baseline))?;
+        self.files.extend(files(&[
+            "report.json",
+            "report.md",
+            "recall.png",
+            "descriptors/",
+        ]));
+        if self.map.is_some() {
+            self.files
+                .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
+        }
+        Ok(())
+    }
+
     /// Writes the report into `out`: `report.{json,md}` and `recall.png` with the quality section
     /// appended (see [`write_report`]) when there is a recall report, and
     /// `paper-protocol.{json,md}` (also appended to `report.md`) when the protocol ran; else only
@@ -118,14 +141,7 @@ impl PipelineReport {
     fn write(&self) -> Result<()> {
         match &self.recall {
             Some(r) => {
-                let md = write_report(r, Some(&self.quality), &self.out)?;
-                if let Some(m) = &self.map {
-                    m.write(&self.out)?;
-                    let path = self.out.join("report.md");
-                    let md = format!("{md}\n{}", m.to_markdown());
-                    crate::core::checkpoint::write_bytes_atomic(&path, md.as_bytes())?;
-                }
-                Ok(())
+                write_report(r, Some(&self.quality), self.map.as_ref(), &self.out).map(|_| ())
             }
             None => self.quality.write(&self.out),
         }
@@ -265,31 +281,6 @@ fn evaluator(data: &Path, out: &Path, paper_protocol: bool) -> Result<crate::pip
     } else {
         eval
     })
-}
-
-impl PipelineReport {
-    /// Sets the recall report of `eval` (titled `dataset`, compared with `baseline`) and its
-    /// papers'-protocol report, with the files they write.
-    fn set_evaluation(
-        &mut self,
-        eval: &crate::pipeline::Evaluator,
-        dataset: &str,
-        baseline: &str,
-    ) -> Result<()> {
-        self.recall = Some(eval.report(dataset, Some(baseline))?);
-        self.map = eval.map_report(Some(baseline))?;
-        self.files.extend(files(&[
-            "report.json",
-            "report.md",
-            "recall.png",
-            "descriptors/",
-        ]));
-        if self.map.is_some() {
-            self.files
-                .extend(files(&["paper-protocol.json", "paper-protocol.md"]));
-        }
-        Ok(())
-    }
 }
 
 /// An invalid setting of a pipeline's configuration.

@@ -618,6 +618,27 @@ fn finite_aps(aps: &[f64], what: &str) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// The mean of `v` in percent.
+fn mean_percent(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64 * 100.0
+}
+
+/// The 95 % percentile bootstrap interval of the mean of `v` (percent): `resamples` resamples
+/// of `v.len()` indices each, drawn one after the other from one generator seeded with `seed`
+/// (as [`bootstrap_recall`] draws its queries).
+fn bootstrap_mean_interval(v: &[f64], bootstrap: &Bootstrap) -> (f64, f64) {
+    let n = v.len();
+    let mut rng = SplitMix64::new(bootstrap.seed);
+    let bound = NonZeroU64::new(n as u64).unwrap_or(NonZeroU64::MIN);
+    let mut column: Vec<f64> = (0..bootstrap.resamples)
+        .map(|_| (0..n).map(|_| v[rng.below(bound) as usize]).sum::<f64>() / n as f64 * 100.0)
+        .collect();
+    (
+        percentile_linear(&mut column, QUANTILES.0),
+        percentile_linear(&mut column, QUANTILES.1),
+    )
+}
+
 /// mAP (percent) of per-query APs (fractions; NaN for a query without positives, excluded as
 /// [`crate::compute_map`] does) with its 95 % percentile bootstrap interval over queries, drawn
 /// as [`bootstrap_recall`] draws.
@@ -634,17 +655,12 @@ fn finite_aps(aps: &[f64], what: &str) -> Result<Vec<f64>> {
 pub fn bootstrap_map(aps: &[f64], bootstrap: &Bootstrap) -> Result<MapCi> {
     bootstrap.validate()?;
     let v = finite_aps(aps, "the mAP bootstrap")?;
-    let n = v.len();
-    let mut rng = SplitMix64::new(bootstrap.seed);
-    let bound = NonZeroU64::new(n as u64).unwrap_or(NonZeroU64::MIN);
-    let mut column: Vec<f64> = (0..bootstrap.resamples)
-        .map(|_| (0..n).map(|_| v[rng.below(bound) as usize]).sum::<f64>() / n as f64 * 100.0)
-        .collect();
+    let (lower, upper) = bootstrap_mean_interval(&v, bootstrap);
     Ok(MapCi {
-        map: v.iter().sum::<f64>() / n as f64 * 100.0,
-        lower: percentile_linear(&mut column, QUANTILES.0),
-        upper: percentile_linear(&mut column, QUANTILES.1),
-        n_queries: n,
+        map: mean_percent(&v),
+        lower,
+        upper,
+        n_queries: v.len(),
         resamples: bootstrap.resamples,
         seed: bootstrap.seed,
     })
@@ -687,13 +703,8 @@ pub fn paired_map(a: &[f64], b: &[f64], bootstrap: &Bootstrap) -> Result<PairedM
     let (va, vb) = (finite_aps(a, "method A")?, finite_aps(b, "method B")?);
     let n = va.len();
     let d: Vec<f64> = vb.iter().zip(&va).map(|(b, a)| b - a).collect();
-    let mean = |x: &[f64]| x.iter().sum::<f64>() / n as f64 * 100.0;
-    let observed = mean(&d);
-    let bound = NonZeroU64::new(n as u64).unwrap_or(NonZeroU64::MIN);
-    let mut rng = SplitMix64::new(bootstrap.seed);
-    let mut column: Vec<f64> = (0..bootstrap.resamples)
-        .map(|_| (0..n).map(|_| d[rng.below(bound) as usize]).sum::<f64>() / n as f64 * 100.0)
-        .collect();
+    let observed = mean_percent(&d);
+    let (lower, upper) = bootstrap_mean_interval(&d, bootstrap);
     let mut flips = SplitMix64::new(bootstrap.seed.wrapping_add(1));
     // a relative tolerance, so that a sign vector giving the observed sum in another order counts
     let tol = 1e-9 * observed.abs().max(1e-12);
@@ -709,11 +720,11 @@ pub fn paired_map(a: &[f64], b: &[f64], bootstrap: &Bootstrap) -> Result<PairedM
         })
         .count();
     Ok(PairedMap {
-        map_a: mean(&va),
-        map_b: mean(&vb),
+        map_a: mean_percent(&va),
+        map_b: mean_percent(&vb),
         diff: observed,
-        lower: percentile_linear(&mut column, QUANTILES.0),
-        upper: percentile_linear(&mut column, QUANTILES.1),
+        lower,
+        upper,
         p_value: (1 + extreme) as f64 / (1 + bootstrap.resamples) as f64,
         n_queries: n,
         resamples: bootstrap.resamples,
