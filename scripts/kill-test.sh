@@ -65,7 +65,7 @@ args_for() {
   case "$1" in
     dark_side) echo "--gan-iterations 6 --gan-batch 1 --crop 32 --ngf 4 --blocks 1 --epochs 2 --tuples 2 --image-size 64" ;;
     nocplace) echo "--gan-iterations 6 --crop 32 --ngf 4 --blocks 1 --patches 16 --day-iterations 4 --night-iterations 4 --batch 2 --image-size 64" ;;
-    similarity_minmax) echo "--d-iterations 6 --d-batch 1 --crop 32 --epochs 2 --tuples 2 --image-size 64" ;;
+    similarity_minmax) echo "--train-darkening --d-iterations 6 --d-batch 1 --crop 32 --epochs 2 --tuples 2 --image-size 64" ;;
     *) echo "kill-test: no tiny schedule for example $1" >&2; exit 2 ;;
   esac
 }

@@ -41,8 +41,9 @@ cargo run --example dark_side -- --data "$PIPE_WORLD" --out "$ROOT/dark_side" \
   --gan-iterations 100 --tuples 30 --epochs 1 "${ABLATION[@]}"
 cargo run --example nocplace -- --data "$PIPE_WORLD" --out "$ROOT/nocplace" \
   --gan-iterations 100 --day-iterations 20 --night-iterations 20
+# (D comes from models/: the shipped darkening network)
 cargo run --example similarity_minmax -- --data "$PIPE_WORLD" --out "$ROOT/similarity_minmax" \
-  --d-iterations 60 --tuples 30 --epochs 1
+  --tuples 30 --epochs 1
 {
   echo "# nightvision main job"
   [[ "$PIPE_WORLD" != "$WORLD" ]] && echo && echo "(quick mode: the pipelines ran on the small world $PIPE_WORLD)"

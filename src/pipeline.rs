@@ -150,6 +150,77 @@ pub fn real_weights(what: &'static str, file: &'static str) -> Result<PathBuf> {
     })
 }
 
+/// The folder of the weights shipped with the repository (issue 13), each listed in its
+/// `manifest.json` ([`ShippedModel`]).
+pub const MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models");
+
+/// One entry of `models/manifest.json`: a shipped weights file, its sha256 and what it holds
+/// (`"translator"`, `"darkening"`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShippedModel {
+    /// File name inside [`MODELS_DIR`].
+    pub file: String,
+    /// Lower-case hex sha256 of the file.
+    pub sha256: String,
+    /// What the file holds.
+    pub kind: String,
+}
+
+/// The entries of `models_dir/manifest.json`.
+///
+/// ```
+/// let shipped = nightvision::pipeline::shipped_models(nightvision::pipeline::MODELS_DIR)?;
+/// assert!(shipped.iter().all(|m| !m.sha256.is_empty()));
+/// # Ok::<(), nightvision::pipeline::PipelineError>(())
+/// ```
+///
+/// # Errors
+/// An unreadable or malformed manifest, naming it.
+pub fn shipped_models(models_dir: impl AsRef<Path>) -> Result<Vec<ShippedModel>> {
+    let path = models_dir.as_ref().join("manifest.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
+    serde_json::from_str(&text).map_err(|e| PipelineError::InvalidConfig {
+        field: "models/manifest.json",
+        reason: format!("{}: {e}", path.display()),
+    })
+}
+
+/// The shipped weights file of `kind` in `models_dir` (the first listed), after checking its
+/// sha256 against the manifest; `None` when none of that kind is listed.
+///
+/// # Errors
+/// A malformed manifest, a listed file that is missing or whose bytes do not match its sha256.
+pub fn shipped_model(models_dir: impl AsRef<Path>, kind: &str) -> Result<Option<PathBuf>> {
+    let dir = models_dir.as_ref();
+    let Some(entry) = shipped_models(dir)?.into_iter().find(|m| m.kind == kind) else {
+        return Ok(None);
+    };
+    let path = dir.join(&entry.file);
+    let bytes = std::fs::read(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
+    let hex = sha256_hex(&bytes);
+    if hex != entry.sha256 {
+        return Err(PipelineError::InvalidConfig {
+            field: "models/manifest.json",
+            reason: format!(
+                "{} has sha256 {hex}, the manifest records {}: the file is damaged or was replaced",
+                path.display(),
+                entry.sha256
+            ),
+        });
+    }
+    Ok(Some(path))
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// cirtorch's GeM network on a MobileNetV2 trunk with the real torchvision ImageNet weights of the
 /// real-data cache: MobileNetV2 → GeM (p = 3) → L2N, 1280-d (the CPU stand-in for the papers'
 /// VGG16 / ResNet-101 GeM; same head, same losses).

@@ -150,12 +150,87 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
     let z = bits(dnet.forward(x.clone(), exposure.clone()).image);
     drop(dnet);
     let dnet = DarkeningNet::load(smm.out.join("darkening"), &device).unwrap();
-    assert_eq!(bits(dnet.forward(x.clone(), exposure).image), z);
+    assert_eq!(bits(dnet.forward(x.clone(), exposure.clone()).image), z);
     let e = similarity_minmax::train_darkening(&smm.clone().with_d_lr(1e-3), &world, &device)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("stage.lr"), "{e}");
+
+    // D alone as safetensors (what --darkening-weights and models/ take), and the source the
+    // pipelines record for it
+    let file = smm.out.join("darkening").join(similarity_minmax::DARKENING_FILE);
+    let dnet = DarkeningNet::load(&file, &device).unwrap();
+    assert_eq!(bits(dnet.forward(x.clone(), exposure.clone()).image), z);
+    let sha = nightvision::pipeline::sha256_hex(&std::fs::read(&file).unwrap());
+    let no_models = dir.path().join("no-models");
+    std::fs::create_dir_all(&no_models).unwrap();
+    std::fs::write(no_models.join("manifest.json"), "[]").unwrap();
+    let given = smm.clone().with_darkening_weights(Some(file.clone()));
+    let (dnet, source) =
+        similarity_minmax::darkening_network(&given, &world, &no_models, &device).unwrap();
+    assert_eq!(bits(dnet.forward(x.clone(), exposure.clone()).image), z);
+    assert_eq!(
+        source,
+        serde_json::json!({"file": similarity_minmax::DARKENING_FILE, "sha256": sha})
+    );
+    // without a file and with nothing shipped, D is trained (here: resumed, the same settings)
+    let (_, source) =
+        similarity_minmax::darkening_network(&smm, &world, &no_models, &device).unwrap();
+    assert_eq!(source["trained"]["iterations"], 2);
+    // a shipped file is used unless --train-darkening, after its hash is checked
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).unwrap();
+    std::fs::copy(&file, models.join("d.safetensors")).unwrap();
+    let manifest = |sha: &str| {
+        let m = serde_json::json!([{"file": "d.safetensors", "sha256": sha, "kind": "darkening"}]);
+        std::fs::write(models.join("manifest.json"), m.to_string()).unwrap();
+    };
+    manifest(&sha);
+    let (dnet, source) =
+        similarity_minmax::darkening_network(&smm, &world, &models, &device).unwrap();
+    assert_eq!(bits(dnet.forward(x.clone(), exposure.clone()).image), z);
+    assert_eq!(source["file"], "d.safetensors");
+    let (_, source) = similarity_minmax::darkening_network(
+        &smm.clone().with_train_darkening(true),
+        &world,
+        &models,
+        &device,
+    )
+    .unwrap();
+    assert!(source.get("trained").is_some(), "{source}");
+    manifest(&"0".repeat(64));
+    let e = similarity_minmax::darkening_network(&smm, &world, &models, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("sha256") && e.contains("d.safetensors"), "{e}");
+    // both a file and --train-darkening, or a missing file, are refused
+    let both = given.clone().with_train_darkening(true);
+    let e = similarity_minmax::darkening_network(&both, &world, &models, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("train_darkening"), "{e}");
+    let missing = smm
+        .clone()
+        .with_darkening_weights(Some(dir.path().join("absent.safetensors")));
+    let e = similarity_minmax::darkening_network(&missing, &world, &models, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("absent.safetensors"), "{e}");
+    // a safetensors file without D's configuration in its header is refused, naming the key
+    let bare = dir.path().join("bare.safetensors");
+    nightvision::core::weights::save_pytorch_safetensors(&dnet, &bare, [("a", "b")]).unwrap();
+    let e = DarkeningNet::load_safetensors(&bare, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("bare.safetensors") && e.contains(nightvision::darkening::DARKENING_METADATA),
+        "{e}"
+    );
 
     // a folder with nothing to load says so
     let e = CirNet::load(dir.path().join("nothing"), &device)

@@ -75,6 +75,16 @@ pub struct SimilarityMinMaxConfig {
     #[arg(long, default_value_t = 1e-4)]
     #[config(default = 1e-4)]
     pub d_lr: f64,
+    /// A trained darkening network to use instead of training one: a `.safetensors` file
+    /// written by a run of this pipeline (`OUT/darkening/darkening.safetensors`) or shipped in
+    /// `models/`, or a darkening checkpoint folder. Without it, the network shipped in `models/`
+    /// is used where there is one (the run logs that it is), else D is trained.
+    #[arg(long)]
+    pub darkening_weights: Option<PathBuf>,
+    /// Train D with the `--d-*` settings even where `models/` ships one.
+    #[arg(long)]
+    #[config(default = false)]
+    pub train_darkening: bool,
     /// Stop after D, its exposure response and its translation quality.
     #[arg(long)]
     #[config(default = false)]
@@ -233,6 +243,14 @@ pub fn train_darkening(
         return Err(e.into());
     }
     save_json(ckpt.root().join("log.json"), &logs)?;
+    let net = trained.net.valid();
+    // the network alone, with its configuration and the stage's settings in the header: what
+    // `--darkening-weights` and `models/` take
+    net.save_safetensors(
+        &network,
+        ckpt.root().join(DARKENING_FILE),
+        &[("stage", &stage.to_string())],
+    )?;
     if let (Some(a), Some(b)) = (logs.first(), logs.last()) {
         log::info!(
             "darkening D: {} steps in {:.0} s; L_sim {:.3} → {:.3}, total {:.3} → {:.3}",
@@ -244,13 +262,98 @@ pub fn train_darkening(
             b.losses.total
         );
     }
-    Ok(trained.net.valid())
+    Ok(net)
+}
+
+/// The file a darkening stage writes its network to (`OUT/darkening/darkening.safetensors`):
+/// the reference's `state_dict` keys, the [`DarkeningNetConfig`] and the stage's settings in
+/// the header ([`DarkeningNet::save_safetensors`]).
+pub const DARKENING_FILE: &str = "darkening.safetensors";
+
+/// The `kind` of a shipped darkening network in `models/manifest.json`.
+pub const SHIPPED_DARKENING: &str = "darkening";
+
+/// The darkening settings no run can use, refused before any work: both a weights file and
+/// `train_darkening`, a weights file that does not exist, a zero step count or batch.
+pub(crate) fn check_darkening_settings(cfg: &SimilarityMinMaxConfig) -> pipeline::Result<()> {
+    if cfg.d_iterations == 0 || cfg.d_batch == 0 {
+        return Err(invalid("d_iterations / d_batch", "must be positive".into()));
+    }
+    if cfg.darkening_weights.is_some() && cfg.train_darkening {
+        return Err(invalid(
+            "darkening_weights / train_darkening",
+            "give one: a trained network to use, or training from scratch".into(),
+        ));
+    }
+    match &cfg.darkening_weights {
+        Some(path) if !path.exists() => Err(invalid(
+            "darkening_weights",
+            format!("{} does not exist", path.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The pipeline's darkening network D and where it came from: `--darkening-weights`, else the
+/// network shipped in `models_dir` (unless `--train-darkening`), else trained by
+/// [`train_darkening`]. The second value records the source for the configuration of every
+/// stage that uses D (`{"file", "sha256"}` or `{"trained": settings}`), so that a stage
+/// trained with another D is not resumed.
+///
+/// # Errors
+/// Both `darkening_weights` and `train_darkening` set; a weights file that does not exist, does
+/// not load strictly, or (shipped) does not match its recorded sha256; training errors.
+pub fn darkening_network(
+    cfg: &SimilarityMinMaxConfig,
+    data: &Path,
+    models_dir: &Path,
+    device: &Device,
+) -> pipeline::Result<(DarkeningNet, serde_json::Value)> {
+    check_darkening_settings(cfg)?;
+    let file = match &cfg.darkening_weights {
+        Some(path) => Some(path.clone()),
+        None if cfg.train_darkening => None,
+        None => {
+            let shipped = pipeline::shipped_model(models_dir, SHIPPED_DARKENING)?;
+            if let Some(path) = &shipped {
+                log::info!(
+                    "darkening network D: the shipped weights {} (models/README.md says how they were trained; --train-darkening trains D instead)",
+                    path.display()
+                );
+            }
+            shipped
+        }
+    };
+    let Some(path) = file else {
+        let net = train_darkening(cfg, data, device)?;
+        let source = serde_json::json!({"trained": {
+            "iterations": cfg.d_iterations,
+            "batch": cfg.d_batch,
+            "crop": cfg.crop,
+            "lr": cfg.d_lr,
+            "seed": cfg.seed,
+        }});
+        return Ok((net, source));
+    };
+    let net = DarkeningNet::load(&path, device)?;
+    let sha256 = if path.is_file() {
+        let bytes = std::fs::read(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
+        pipeline::sha256_hex(&bytes)
+    } else {
+        // a checkpoint folder: the hash of the weights it holds
+        pipeline::sha256_hex(&crate::core::checkpoint::module_to_bytes(&net)?)
+    };
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    Ok((net, serde_json::json!({"file": name, "sha256": sha256})))
 }
 
 /// Stage 2 (maximise): fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data`
 /// (contrastive, margin 0.85) into `OUT/<dir>` with the augmentation `hooks` (named
-/// `augmentation` in the stage's `config.json`), and returns it in inference mode;
-/// [`CirNet::load`] rebuilds it from the folder.
+/// `augmentation` in the stage's `config.json`, with `darkening`, the source of the D the hooks
+/// use, from [`darkening_network`]), and returns it in inference mode; [`CirNet::load`] rebuilds
+/// it from the folder.
 ///
 /// # Errors
 /// Missing weights, a world without the tuple pickle, training and I/O errors.
@@ -259,6 +362,7 @@ pub fn finetune(
     data: &Path,
     hooks: AugmentHooks,
     augmentation: &str,
+    darkening: Option<&serde_json::Value>,
     dir: &str,
     device: &Device,
 ) -> pipeline::Result<CirNet> {
@@ -276,7 +380,7 @@ pub fn finetune(
         progress: true,
         ..TupleTrainerConfig::default()
     };
-    let stage = serde_json::json!({
+    let mut stage = serde_json::json!({
         "method": "contrastive tuples (margin 0.85), Adam",
         "augmentation": augmentation,
         "epochs": cfg.epochs,
@@ -285,6 +389,9 @@ pub fn finetune(
         "image_size": cfg.image_size,
         "seed": cfg.seed,
     });
+    if let Some(d) = darkening {
+        stage["darkening"] = d.clone();
+    }
     finetune_on_world(
         data,
         hooks,
@@ -306,14 +413,13 @@ pub fn finetune(
 /// training, checkpoint and I/O errors (an unreadable training image names its file).
 pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<PipelineReport> {
     let t0 = Instant::now();
-    if cfg.d_iterations == 0 || cfg.d_batch == 0 {
-        return Err(invalid("d_iterations / d_batch", "must be positive".into()));
-    }
+    check_darkening_settings(cfg)?;
     let out = cfg.out.as_path();
     let data = prepare(cfg.data.as_deref(), out)?;
 
     // 1. minimise: train D against a frozen MobileNetV2
-    let d_net = train_darkening(cfg, &data, device)?;
+    let (d_net, d_source) =
+        darkening_network(cfg, &data, Path::new(pipeline::MODELS_DIR), device)?;
     // exposure response on the held-out day queries: D's output luminance per requested exposure
     let probe = image_files(data.join("vpr/images/test/queries"))?;
     let probe = pipeline::load_square(&probe[..probe.len().min(16)], 128, device)?;
@@ -381,6 +487,7 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
             &data,
             AugmentHooks::default(),
             "none",
+            None,
             "finetune-baseline",
             device,
         )?;
@@ -391,6 +498,7 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
         &data,
         AugmentHooks::query_copy(darkening),
         "darkened query copy (D, exposure U(0, 0.2), patch and pixel noise)",
+        Some(&d_source),
         "finetune-smm",
         device,
     )?;

@@ -46,7 +46,9 @@ use burn::config::Config;
 use burn::tensor::{Device, Tensor};
 use serde::Serialize;
 
-use super::similarity_minmax::{SimilarityMinMaxConfig, train_darkening};
+use super::similarity_minmax::{
+    SimilarityMinMaxConfig, check_darkening_settings, darkening_network,
+};
 use super::{files, invalid, prepare};
 use crate::anchors::cosplace::{
     ClassId, CosPlaceConfig, build_classes_from_names, class_and_group, parse_utm_heading,
@@ -100,6 +102,14 @@ pub struct SmmClassificationConfig {
     #[arg(long, default_value_t = 128)]
     #[config(default = 128)]
     pub crop: usize,
+    /// A trained darkening network to use instead of training one (as `similarity_minmax
+    /// --darkening-weights`); without it, the one shipped in `models/` where there is one.
+    #[arg(long)]
+    pub darkening_weights: Option<PathBuf>,
+    /// Train D with the `--d-*` settings even where `models/` ships one.
+    #[arg(long)]
+    #[config(default = false)]
+    pub train_darkening: bool,
     /// Epochs of the day-trained classifier.
     #[arg(long, default_value_t = 4)]
     #[config(default = 4)]
@@ -524,6 +534,18 @@ pub fn run(
         .with_saturation(cfg.jitter)
         .with_hue(cfg.hue);
     let jitter = ColorJitter::new(jitter_cfg.clone())?;
+    // D as the VPR pipeline makes it
+    let smm = SimilarityMinMaxConfig::new()
+        .with_out(cfg.out.clone())
+        .with_d_iterations(cfg.d_iterations)
+        .with_d_batch(cfg.d_batch)
+        .with_d_lr(cfg.d_lr)
+        .with_crop(cfg.crop)
+        .with_darkening_weights(cfg.darkening_weights.clone())
+        .with_train_darkening(cfg.train_darkening)
+        .with_restart(cfg.restart)
+        .with_seed(cfg.seed);
+    check_darkening_settings(&smm)?;
     let out = cfg.out.as_path();
     let data = prepare(cfg.data.as_deref(), out)?;
     let task = PlaceTask::from_world(&data, cfg.test_every)?;
@@ -535,19 +557,10 @@ pub fn run(
         task.night_test.len()
     );
 
-    // 1. D, as the VPR pipeline trains it
-    let smm = SimilarityMinMaxConfig::new()
-        .with_out(cfg.out.clone())
-        .with_d_iterations(cfg.d_iterations)
-        .with_d_batch(cfg.d_batch)
-        .with_d_lr(cfg.d_lr)
-        .with_crop(cfg.crop)
-        .with_restart(cfg.restart)
-        .with_seed(cfg.seed);
-    let view = DarkView::new(
-        train_darkening(&smm, &data, device)?,
-        DarkViewConfig::classification(),
-    )?;
+    // 1. D: shipped, given or trained as the VPR pipeline trains it
+    let (d_net, d_source) =
+        darkening_network(&smm, &data, std::path::Path::new(pipeline::MODELS_DIR), device)?;
+    let view = DarkView::new(d_net, DarkViewConfig::classification())?;
 
     // 2-3. the classifiers
     let images = load_train(&task.train, cfg.image_size, device)?;
@@ -600,12 +613,7 @@ pub fn run(
         let mut config = stage_json(what, epochs, &trainer_cfg, from.map(|_| "classifier-day"));
         if dark {
             // the dark views come from D: another D is another SMM stage
-            config["darkening"] = serde_json::json!({
-                "iterations": cfg.d_iterations,
-                "batch": cfg.d_batch,
-                "lr": cfg.d_lr,
-                "crop": cfg.crop,
-            });
+            config["darkening"] = d_source.clone();
         }
         let dir = pipeline::stage_dir(&out.join(folder), &config, cfg.restart)?;
         let trainer = match from {

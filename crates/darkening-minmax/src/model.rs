@@ -269,19 +269,112 @@ pub fn exposure_map(exposures: &[f32], size: [usize; 2], device: &Device) -> Ten
         .expand([b, 1, size[0], size[1]])
 }
 
+/// The safetensors metadata key holding a saved network's [`DarkeningNetConfig`] (JSON;
+/// [`DarkeningNet::save_safetensors`]).
+pub const DARKENING_METADATA: &str = "nightvision.darkening";
+
 impl DarkeningNet {
     /// Rebuilds a trained darkening network from its checkpoint folder alone: the configuration
     /// in the folder's `config.json` (field `"network"`, a [`DarkeningNetConfig`]) and the
     /// weights of its newest checkpoint ([`crate::train::NET_PART`]), as the pipelines write them.
+    /// `dir` may also be a `.safetensors` file written by
+    /// [`save_safetensors`](Self::save_safetensors) (the shipped models in `models/`).
     ///
     /// # Errors
     /// [`DarkeningError::Core`] for a folder without configuration or checkpoint, or with weights
     /// of another shape; [`DarkeningError::Config`] for an invalid stored configuration.
     pub fn load(dir: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
-        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(dir.as_ref())?;
+        let path = dir.as_ref();
+        if path.is_file() && nightvision_core::weights::is_safetensors(path) {
+            return Self::load_safetensors(path, device);
+        }
+        let ckpt = nightvision_core::checkpoint::CheckpointDir::open(path)?;
         let cfg: DarkeningNetConfig = ckpt.config_field("network")?;
         cfg.validate()?;
         Ok(ckpt.load_latest(cfg.init(device), crate::train::NET_PART)?)
+    }
+
+    /// Writes the network as a safetensors file with the reference's `state_dict` keys
+    /// (`e_conv0.depth_conv.weight`, …) and `config` in the header ([`DARKENING_METADATA`]),
+    /// plus `metadata`; written atomically. [`load_safetensors`](Self::load_safetensors) rebuilds
+    /// it from the file alone. The keys and shapes are those [`load_pytorch`](Self::load_pytorch)
+    /// reads from the reference's `.pth` files, less the buffers [`CHECKPOINT_BUFFERS`] (which
+    /// the header's configuration carries).
+    ///
+    /// ```
+    /// use burn::tensor::{Device, Tensor};
+    /// use darkening_minmax::{DarkeningNet, DarkeningNetConfig};
+    ///
+    /// let device = Device::default();
+    /// let cfg = DarkeningNetConfig::new().with_channels(4);
+    /// let d = cfg.init(&device);
+    /// let dir = std::env::temp_dir().join(format!("nv-dark-doc-{}", std::process::id()));
+    /// let path = dir.join("d.safetensors");
+    /// d.save_safetensors(&cfg, &path, &[("trained_by", "doctest")])?;
+    /// let back = DarkeningNet::load(&path, &device)?;
+    /// let x = Tensor::<4>::ones([1, 3, 8, 8], &device).mul_scalar(0.5);
+    /// assert_eq!(back.darken(x.clone(), &[0.2])?.into_data(), d.darken(x, &[0.2])?.into_data());
+    /// # std::fs::remove_dir_all(dir).ok();
+    /// # Ok::<(), darkening_minmax::DarkeningError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`DarkeningError::Config`] when `config` does not describe this network (another width,
+    /// curve count or `down_scale`); [`DarkeningError::Core`] for the file.
+    pub fn save_safetensors(
+        &self,
+        config: &DarkeningNetConfig,
+        path: impl AsRef<Path>,
+        metadata: &[(&str, &str)],
+    ) -> crate::Result<()> {
+        config.validate()?;
+        let width = self.e_conv1.point_conv.weight.dims()[0];
+        if width != config.channels
+            || self.iterations != config.iterations
+            || (self.down_scale - config.down_scale).abs() > 1e-12
+        {
+            return Err(DarkeningError::config(
+                "config",
+                format!(
+                    "does not describe this network (channels {width}, iterations {}, down_scale {})",
+                    self.iterations, self.down_scale
+                ),
+            ));
+        }
+        let cfg = serde_json::to_string(config)
+            .map_err(|e| DarkeningError::config("config", format!("not serialisable: {e}")))?;
+        let mut all = vec![(DARKENING_METADATA.to_string(), cfg)];
+        all.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Ok(nightvision_core::weights::save_pytorch_safetensors(
+            self, path, all,
+        )?)
+    }
+
+    /// Rebuilds a network from a file written by [`save_safetensors`](Self::save_safetensors):
+    /// the configuration from its header, the weights loaded strictly.
+    ///
+    /// # Errors
+    /// [`DarkeningError::Core`] for an unreadable file or weights that do not match the stored
+    /// configuration; [`DarkeningError::Config`] when the header has no (valid) configuration.
+    pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
+        let path = path.as_ref();
+        let meta = nightvision_core::weights::read_safetensors_metadata(path)?;
+        let Some(json) = meta.get(DARKENING_METADATA) else {
+            return Err(DarkeningError::config(
+                DARKENING_METADATA,
+                format!(
+                    "{} has no darkening-network configuration in its header (not written by save_safetensors)",
+                    path.display()
+                ),
+            ));
+        };
+        let cfg: DarkeningNetConfig = serde_json::from_str(json).map_err(|e| {
+            DarkeningError::config(DARKENING_METADATA, format!("in {}: {e}", path.display()))
+        })?;
+        cfg.validate()?;
+        let mut d = cfg.init(device);
+        d.load_pytorch(path)?;
+        Ok(d)
     }
 
     /// Darkens `image` towards the exposure map `exposure` (docs/PAPERS.md C.1).

@@ -301,9 +301,40 @@ pub fn save_pytorch_safetensors<M: Module, K: Into<String>, V: Into<String>>(
         .save_into(&mut store)
         .map_err(|e| store_err(e.to_string()))?;
     let bytes = store.get_bytes().map_err(|e| store_err(e.to_string()))?;
+    let bytes = canonical_safetensors(bytes).map_err(store_err)?;
     crate::checkpoint::write_atomic(path, |f| {
         f.write_all(&bytes).map_err(|e| CoreError::io(path, e))
     })
+}
+
+/// `bytes` (a safetensors file) with its header's `__metadata__` in sorted key order, so that
+/// saving the same module with the same metadata gives the same bytes (burn-store keeps the
+/// metadata in a `HashMap`, whose order changes from process to process): a shipped file's
+/// sha256 is then reproducible. The tensors' entries keep their offsets; the header is padded
+/// with spaces to a multiple of 8 bytes, as the safetensors writer does.
+fn canonical_safetensors(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String> {
+    let prefix: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("the serialised file is shorter than its header length")?;
+    let n = usize::try_from(u64::from_le_bytes(prefix)).map_err(|e| e.to_string())?;
+    let header = bytes
+        .get(8..8 + n)
+        .ok_or("the serialised header length exceeds the file")?;
+    let mut value: serde_json::Value = serde_json::from_slice(header)
+        .map_err(|e| format!("the serialised header is not JSON: {e}"))?;
+    if let Some(serde_json::Value::Object(meta)) = value.get_mut("__metadata__") {
+        let mut entries: Vec<_> = std::mem::take(meta).into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        meta.extend(entries);
+    }
+    let mut header = serde_json::to_vec(&value).map_err(|e| e.to_string())?;
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// The `__metadata__` of a safetensors file's header (empty when it has none).
