@@ -148,6 +148,26 @@ fn impossible_settings_fail_before_any_work() {
     let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
     assert!(e.contains("identity") && e.contains("cyclegan"), "{e}");
     let cfg = DarkSideConfig::new()
+        .with_identity_until(Some(100))
+        .with_out(dir.path().join("o"));
+    let e = dark_side::run(&cfg, &device).unwrap_err().to_string();
+    assert!(e.contains("identity") && e.contains("cyclegan"), "{e}");
+    // a warm-up of an identity term that is off, or of no iteration, is refused
+    let cyclegan = DarkSideConfig::new()
+        .with_translator(dark_side::DsaTranslator::Cyclegan)
+        .with_out(dir.path().join("o"));
+    let e = dark_side::run(&cyclegan.clone().with_identity_until(Some(100)), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("identity_until") && e.contains("--identity"), "{e}");
+    let e = dark_side::run(
+        &cyclegan.with_identity(0.5).with_identity_until(Some(0)),
+        &device,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("identity_iterations"), "{e}");
+    let cfg = DarkSideConfig::new()
         .with_translator(dark_side::DsaTranslator::Cyclegan)
         .with_identity(-1.0)
         .with_out(dir.path().join("o"));
@@ -164,6 +184,26 @@ fn impossible_settings_fail_before_any_work() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("d_batch"), "{e}");
+    // a darkening network to load and training one are exclusive; a missing file is named
+    let cfg = SimilarityMinMaxConfig::new()
+        .with_darkening_weights(Some(dir.path().join("d.safetensors")))
+        .with_out(dir.path().join("o"));
+    let e = similarity_minmax::run(&cfg.clone().with_train_darkening(true), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("train_darkening"), "{e}");
+    let e = similarity_minmax::run(&cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("d.safetensors"), "{e}");
+    let cfg = SmmClassificationConfig::new()
+        .with_darkening_weights(Some(dir.path().join("d.safetensors")))
+        .with_train_darkening(true)
+        .with_out(dir.path().join("o"));
+    let e = smm_classification::run(&cfg, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("train_darkening"), "{e}");
     let cfg = NocPlaceConfig::new()
         .with_validations(0)
         .with_out(dir.path().join("o"));

@@ -231,6 +231,11 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 0.0)]
     #[config(default = 0.0)]
     pub identity: f64,
+    /// CycleGAN only: apply the identity term (`--identity`) to the first N iterations only,
+    /// a warm-up that holds the content early and leaves the palette free afterwards
+    /// (docs/TRAINING.md); without it the term applies throughout.
+    #[arg(long)]
+    pub identity_until: Option<usize>,
     /// Initialisation of generator and discriminator.
     #[arg(long, value_enum, default_value_t = GanInit::Normal)]
     #[config(default = "GanInit::Normal")]
@@ -334,10 +339,16 @@ fn check_translator_settings(cfg: &DarkSideConfig) -> pipeline::Result<()> {
             "the generator's moving average is kept by the CycleGAN trainer only (--translator cyclegan)"
                 .into(),
         ));
-    } else if cfg.identity != 0.0 {
+    } else if cfg.identity != 0.0 || cfg.identity_until.is_some() {
         return Err(invalid(
             "identity",
             "the identity term belongs to the CycleGAN trainer only (--translator cyclegan)".into(),
+        ));
+    }
+    if cfg.identity_until.is_some() && cfg.identity == 0.0 {
+        return Err(invalid(
+            "identity_until",
+            "limits the identity term, which is off: set --identity too".into(),
         ));
     }
     Ok(())
@@ -491,12 +502,16 @@ fn train_cyclegan(
     let gan_cfg = cyclegan_config(cfg);
     // Recorded only when set, so that folders trained before the options existed still resume.
     let (ema, identity) = (cfg.g_ema.to_string(), cfg.identity.to_string());
+    let until = cfg.identity_until.map(|n| n.to_string());
     let mut extra = Vec::new();
     if cfg.g_ema > 0.0 {
         extra.push(("g_ema", ema.as_str()));
     }
     if cfg.identity > 0.0 {
         extra.push(("identity", identity.as_str()));
+    }
+    if let Some(n) = &until {
+        extra.push(("identity_until", n.as_str()));
     }
     let (generator, discriminator, gan_dir) = gan_stage(
         cfg,
@@ -540,6 +555,7 @@ fn cyclegan_config(cfg: &DarkSideConfig) -> CycleGanConfig {
         d_input_noise: cfg.d_noise,
         g_ema_decay: cfg.g_ema,
         lambda_identity: cfg.identity,
+        identity_iterations: cfg.identity_until,
         schedule: LinearDecay::new(1, 1),
         iterations_per_epoch: cfg.gan_iterations.div_ceil(2),
         checkpoint_every: 50,

@@ -103,6 +103,11 @@ pub struct CycleGanConfig {
     pub lambda_cycle: f64,
     /// Identity weight λ_idt, relative to λ (CycleGAN 0.5; gandtr 0, no identity term).
     pub lambda_identity: f64,
+    /// The iterations the identity term applies to: the first `n` (a warm-up that holds the
+    /// content while the generator leaves the identity, then leaves the palette free;
+    /// docs/TRAINING.md), or all of them (`None`, the references).
+    #[serde(default)]
+    pub identity_iterations: Option<usize>,
     /// Images kept by each discriminator's [`ImagePool`] (50; 0 disables the pools).
     pub pool_size: usize,
     /// Instance noise of both discriminators' inputs ([`crate::instance_noise`]; 0, the
@@ -147,6 +152,7 @@ impl CycleGanConfig {
             gan_mode: GanMode::Lsgan,
             lambda_cycle: 10.0,
             lambda_identity: 0.0,
+            identity_iterations: None,
             pool_size: ImagePool::DEFAULT_SIZE,
             d_input_noise: 0.0,
             g_ema_decay: 0.0,
@@ -186,6 +192,12 @@ impl CycleGanConfig {
             return Err(GanError::config(
                 "g_ema_decay",
                 format!("{} is not in [0, 1)", self.g_ema_decay),
+            ));
+        }
+        if self.identity_iterations == Some(0) {
+            return Err(GanError::config(
+                "identity_iterations",
+                "0 would never apply the identity term: give at least 1, or none for all iterations",
             ));
         }
         check_linear_decay(&self.schedule)?;
@@ -431,7 +443,7 @@ impl<'a> CycleGanTrainer<'a> {
             let cyc_y = cycle_consistency_l1(rec_y, real_y.clone())?.mul_scalar(lambda);
             let mut loss_g = adv_xy.clone() + adv_yx.clone() + cyc_x.clone() + cyc_y.clone();
             let mut identity = 0.0;
-            if lambda_idt > 0.0 {
+            if lambda_idt > 0.0 && cfg.identity_iterations.is_none_or(|n| it < n) {
                 let idt = (identity_l1(g_xy.forward(real_y.clone()), real_y.clone())?
                     + identity_l1(g_yx.forward(real_x.clone()), real_x.clone())?)
                 .mul_scalar(lambda_idt);

@@ -114,6 +114,28 @@ fn resumed_run_equals_uninterrupted_run() {
     assert!(dir.path().join("step-000003").join(EMA_FILE).exists());
 }
 
+/// With `identity_iterations`, the identity term applies to the first iterations only.
+#[test]
+fn identity_warm_up_applies_to_the_first_iterations_only() {
+    let device = Device::default().autodiff();
+    let data = data(1);
+    let c = CycleGanConfig {
+        lambda_identity: 0.5,
+        identity_iterations: Some(2),
+        ..cfg(2, 3)
+    };
+    let Trained { log, .. } = CycleGanTrainer::new(c, &data, &device)
+        .unwrap()
+        .train(tiny_nets(&device), None)
+        .unwrap();
+    let idt: Vec<f32> = log.iterations.iter().map(|s| s.identity).collect();
+    assert_eq!(idt.len(), 6);
+    assert!(
+        idt[..2].iter().all(|&v| v > 0.0) && idt[2..].iter().all(|&v| v == 0.0),
+        "{idt:?}"
+    );
+}
+
 /// The generator's moving average after one iteration is `m·θ₀ + (1 − m)·θ₁` (θ₀ the initial,
 /// θ₁ the trained weights), and without a decay none is kept.
 #[test]
@@ -281,6 +303,13 @@ fn bad_settings_are_typed_errors() {
                 ..CycleGanConfig::cyclegan()
             },
             "lambda_identity",
+        ),
+        (
+            CycleGanConfig {
+                identity_iterations: Some(0),
+                ..CycleGanConfig::cyclegan()
+            },
+            "identity_iterations",
         ),
         (
             CycleGanConfig {
