@@ -178,8 +178,7 @@ pub struct ShippedModel {
 /// An unreadable or malformed manifest, naming it.
 pub fn shipped_models(models_dir: impl AsRef<Path>) -> Result<Vec<ShippedModel>> {
     let path = models_dir.as_ref().join("manifest.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| PipelineError::InvalidConfig {
         field: "models/manifest.json",
         reason: format!("{}: {e}", path.display()),

@@ -159,7 +159,10 @@ fn impossible_settings_fail_before_any_work() {
     let e = dark_side::run(&cyclegan.clone().with_identity_until(Some(100)), &device)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("identity_until") && e.contains("--identity"), "{e}");
+    assert!(
+        e.contains("identity_until") && e.contains("--identity"),
+        "{e}"
+    );
     let e = dark_side::run(
         &cyclegan.with_identity(0.5).with_identity_until(Some(0)),
         &device,

@@ -159,7 +159,10 @@ fn trained_parts_reload_from_their_folders_and_refuse_other_settings() {
 
     // D alone as safetensors (what --darkening-weights and models/ take), and the source the
     // pipelines record for it
-    let file = smm.out.join("darkening").join(similarity_minmax::DARKENING_FILE);
+    let file = smm
+        .out
+        .join("darkening")
+        .join(similarity_minmax::DARKENING_FILE);
     let dnet = DarkeningNet::load(&file, &device).unwrap();
     assert_eq!(bits(dnet.forward(x.clone(), exposure.clone()).image), z);
     let sha = nightvision::pipeline::sha256_hex(&std::fs::read(&file).unwrap());

@@ -80,7 +80,10 @@ fn exposure_is_followed(file: &str, d: &DarkeningNet) {
             let chw: Vec<f32> = (0..3)
                 .flat_map(|c| img.pixels().map(move |p| f32::from(p[c]) / 255.0))
                 .collect();
-            Tensor::from_data(TensorData::new(chw, [1, 3, h as usize, w as usize]), &device)
+            Tensor::from_data(
+                TensorData::new(chw, [1, 3, h as usize, w as usize]),
+                &device,
+            )
         })
         .collect();
     let x = Tensor::cat(images, 0);

@@ -418,8 +418,7 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     let data = prepare(cfg.data.as_deref(), out)?;
 
     // 1. minimise: train D against a frozen MobileNetV2
-    let (d_net, d_source) =
-        darkening_network(cfg, &data, Path::new(pipeline::MODELS_DIR), device)?;
+    let (d_net, d_source) = darkening_network(cfg, &data, Path::new(pipeline::MODELS_DIR), device)?;
     // exposure response on the held-out day queries: D's output luminance per requested exposure
     let probe = image_files(data.join("vpr/images/test/queries"))?;
     let probe = pipeline::load_square(&probe[..probe.len().min(16)], 128, device)?;

@@ -558,8 +558,12 @@ pub fn run(
     );
 
     // 1. D: shipped, given or trained as the VPR pipeline trains it
-    let (d_net, d_source) =
-        darkening_network(&smm, &data, std::path::Path::new(pipeline::MODELS_DIR), device)?;
+    let (d_net, d_source) = darkening_network(
+        &smm,
+        &data,
+        std::path::Path::new(pipeline::MODELS_DIR),
+        device,
+    )?;
     let view = DarkView::new(d_net, DarkViewConfig::classification())?;
 
     // 2-3. the classifiers

@@ -71,8 +71,8 @@ pub use loss::{
     DarkeningLossWeights, colour_loss, exposure_loss, flex_loss, loose_tv_loss, similarity_loss,
 };
 pub use model::{
-    CHECKPOINT_BUFFERS, CsdnTem, CsdnTemConfig, DARKENING_METADATA, DarkeningNet, DarkeningNetConfig, DarkeningOutput,
-    apply_curves, exposure_map,
+    CHECKPOINT_BUFFERS, CsdnTem, CsdnTemConfig, DARKENING_METADATA, DarkeningNet,
+    DarkeningNetConfig, DarkeningOutput, apply_curves, exposure_map,
 };
 /// Re-exported from [`nightvision_core::ema_update`], where it moved (the GAN trainers use it too).
 pub use nightvision_core::ema_update;

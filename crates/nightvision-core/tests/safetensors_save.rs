@@ -18,7 +18,10 @@ fn saving_is_byte_reproducible_and_loads_back() {
         .collect();
     let mut reversed = meta.clone();
     reversed.reverse();
-    let (a, b) = (dir.path().join("a.safetensors"), dir.path().join("b.safetensors"));
+    let (a, b) = (
+        dir.path().join("a.safetensors"),
+        dir.path().join("b.safetensors"),
+    );
     save_pytorch_safetensors(&fc, &a, meta.clone()).unwrap();
     save_pytorch_safetensors(&fc, &b, reversed).unwrap();
     let (ba, bb) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
