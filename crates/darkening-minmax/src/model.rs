@@ -341,12 +341,12 @@ impl DarkeningNet {
                 ),
             ));
         }
-        let cfg = serde_json::to_string(config)
-            .map_err(|e| DarkeningError::config("config", format!("not serialisable: {e}")))?;
-        let mut all = vec![(DARKENING_METADATA.to_string(), cfg)];
-        all.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Ok(nightvision_core::weights::save_pytorch_safetensors(
-            self, path, all,
+        Ok(nightvision_core::weights::save_with_config(
+            self,
+            path,
+            DARKENING_METADATA,
+            config,
+            metadata,
         )?)
     }
 
@@ -354,23 +354,13 @@ impl DarkeningNet {
     /// the configuration from its header, the weights loaded strictly.
     ///
     /// # Errors
-    /// [`DarkeningError::Core`] for an unreadable file or weights that do not match the stored
-    /// configuration; [`DarkeningError::Config`] when the header has no (valid) configuration.
+    /// [`DarkeningError::Core`] for an unreadable file, a header without a configuration under
+    /// [`DARKENING_METADATA`], or weights that do not match it; [`DarkeningError::Config`] for an
+    /// invalid stored configuration.
     pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
         let path = path.as_ref();
-        let meta = nightvision_core::weights::read_safetensors_metadata(path)?;
-        let Some(json) = meta.get(DARKENING_METADATA) else {
-            return Err(DarkeningError::config(
-                DARKENING_METADATA,
-                format!(
-                    "{} has no darkening-network configuration in its header (not written by save_safetensors)",
-                    path.display()
-                ),
-            ));
-        };
-        let cfg: DarkeningNetConfig = serde_json::from_str(json).map_err(|e| {
-            DarkeningError::config(DARKENING_METADATA, format!("in {}: {e}", path.display()))
-        })?;
+        let cfg: DarkeningNetConfig =
+            nightvision_core::weights::read_safetensors_config(path, DARKENING_METADATA)?;
         cfg.validate()?;
         let mut d = cfg.init(device);
         d.load_pytorch(path)?;

@@ -808,12 +808,12 @@ impl ResnetGenerator {
                 "does not describe this generator (layers or channels differ)",
             ));
         }
-        let cfg = serde_json::to_string(config)
-            .map_err(|e| GanError::config("config", format!("not serialisable: {e}")))?;
-        let mut all = vec![(GENERATOR_METADATA.to_string(), cfg)];
-        all.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Ok(nightvision_core::weights::save_pytorch_safetensors(
-            self, path, all,
+        Ok(nightvision_core::weights::save_with_config(
+            self,
+            path,
+            GENERATOR_METADATA,
+            config,
+            metadata,
         )?)
     }
 
@@ -821,23 +821,13 @@ impl ResnetGenerator {
     /// the configuration from its header, the weights loaded strictly.
     ///
     /// # Errors
-    /// [`GanError::Core`] for an unreadable file or weights that do not match the stored
-    /// configuration; [`GanError::Config`] when the header has no (valid) configuration.
+    /// [`GanError::Core`] for an unreadable file, a header without a configuration under
+    /// [`GENERATOR_METADATA`], or weights that do not match it; [`GanError::Config`] for an
+    /// invalid stored configuration.
     pub fn load_safetensors(path: impl AsRef<Path>, device: &Device) -> crate::Result<Self> {
         let path = path.as_ref();
-        let meta = nightvision_core::weights::read_safetensors_metadata(path)?;
-        let Some(json) = meta.get(GENERATOR_METADATA) else {
-            return Err(GanError::config(
-                GENERATOR_METADATA,
-                format!(
-                    "{} has no generator configuration in its header (not written by save_safetensors)",
-                    path.display()
-                ),
-            ));
-        };
-        let cfg: ResnetGeneratorConfig = serde_json::from_str(json).map_err(|e| {
-            GanError::config(GENERATOR_METADATA, format!("in {}: {e}", path.display()))
-        })?;
+        let cfg: ResnetGeneratorConfig =
+            nightvision_core::weights::read_safetensors_config(path, GENERATOR_METADATA)?;
         let mut g = cfg.try_init(device)?;
         g.load_pytorch(path)?;
         Ok(g)

@@ -337,6 +337,73 @@ fn canonical_safetensors(bytes: Vec<u8>) -> std::result::Result<Vec<u8>, String>
     Ok(out)
 }
 
+/// [`save_pytorch_safetensors`] with `config` serialised as JSON under the header key `key`
+/// (then `metadata`): the file of a network that [`read_safetensors_config`] and its
+/// configuration rebuild from the file alone.
+///
+/// ```
+/// use burn::nn::{LinearConfig, Linear};
+/// use burn::tensor::Device;
+/// use nightvision_core::weights::{WeightsLoader, read_safetensors_config, save_with_config};
+///
+/// let device = Device::default();
+/// let cfg = LinearConfig::new(3, 2);
+/// let fc = cfg.init(&device);
+/// let dir = std::env::temp_dir().join(format!("nv-cfg-doc-{}", std::process::id()));
+/// let path = dir.join("fc.safetensors");
+/// save_with_config(&fc, &path, "linear", &(3, 2), &[("trained_by", "doctest")])?;
+/// let (i, o): (usize, usize) = read_safetensors_config(&path, "linear")?;
+/// let mut back: Linear = LinearConfig::new(i, o).init(&device);
+/// WeightsLoader::new().load(&mut back, &path)?;
+/// assert_eq!(back.weight.val().into_data(), fc.weight.val().into_data());
+/// assert!(read_safetensors_config::<(usize, usize)>(&path, "other").is_err());
+/// # std::fs::remove_dir_all(dir).ok();
+/// # Ok::<(), nightvision_core::CoreError>(())
+/// ```
+///
+/// # Errors
+/// [`CoreError::WeightsRead`] when `config` does not serialise or burn-store cannot serialise
+/// the module, [`CoreError::Io`] for the file.
+pub fn save_with_config<M: Module, C: serde::Serialize + ?Sized>(
+    module: &M,
+    path: impl AsRef<Path>,
+    key: &str,
+    config: &C,
+    metadata: &[(&str, &str)],
+) -> Result<()> {
+    let path = path.as_ref();
+    let json = serde_json::to_string(config).map_err(|e| CoreError::WeightsRead {
+        path: path.to_path_buf(),
+        message: format!("the configuration {key} does not serialise: {e}"),
+    })?;
+    let mut all = vec![(key.to_string(), json)];
+    all.extend(metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    save_pytorch_safetensors(module, path, all)
+}
+
+/// The configuration a [`save_with_config`] file holds under the header key `key`.
+///
+/// # Errors
+/// [`CoreError::Io`] for the file, [`CoreError::WeightsRead`] when the header has no `key` (the
+/// file was not written by `save_with_config`) or its value does not parse as a `C`.
+pub fn read_safetensors_config<C: serde::de::DeserializeOwned>(
+    path: impl AsRef<Path>,
+    key: &str,
+) -> Result<C> {
+    let path = path.as_ref();
+    let bad = |message: String| CoreError::WeightsRead {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = read_safetensors_metadata(path)?;
+    let json = meta.get(key).ok_or_else(|| {
+        bad(format!(
+            "no {key} configuration in the header (not written by save_safetensors)"
+        ))
+    })?;
+    serde_json::from_str(json).map_err(|e| bad(format!("the configuration {key}: {e}")))
+}
+
 /// The `__metadata__` of a safetensors file's header (empty when it has none).
 ///
 /// # Errors
