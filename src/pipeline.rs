@@ -185,12 +185,23 @@ pub fn shipped_models(models_dir: impl AsRef<Path>) -> Result<Vec<ShippedModel>>
     })
 }
 
-/// The shipped weights file of `kind` in `models_dir` (the first listed), after checking its
-/// sha256 against the manifest; `None` when none of that kind is listed.
+/// The shipped weights file of `kind` in `models_dir` (the first listed) and its sha256, after
+/// checking the file's bytes against the manifest; `None` when none of that kind is listed.
+///
+/// ```
+/// use nightvision::pipeline::{shipped_model, MODELS_DIR};
+/// let (path, sha256) = shipped_model(MODELS_DIR, "darkening")?.expect("a shipped D");
+/// assert!(path.is_file());
+/// assert_eq!(sha256.len(), 64);
+/// # Ok::<(), nightvision::pipeline::PipelineError>(())
+/// ```
 ///
 /// # Errors
 /// A malformed manifest, a listed file that is missing or whose bytes do not match its sha256.
-pub fn shipped_model(models_dir: impl AsRef<Path>, kind: &str) -> Result<Option<PathBuf>> {
+pub fn shipped_model(
+    models_dir: impl AsRef<Path>,
+    kind: &str,
+) -> Result<Option<(PathBuf, String)>> {
     let dir = models_dir.as_ref();
     let Some(entry) = shipped_models(dir)?.into_iter().find(|m| m.kind == kind) else {
         return Ok(None);
@@ -208,7 +219,7 @@ pub fn shipped_model(models_dir: impl AsRef<Path>, kind: &str) -> Result<Option<
             ),
         });
     }
-    Ok(Some(path))
+    Ok(Some((path, hex)))
 }
 
 /// Lower-case hex sha256 of `bytes`.

@@ -310,43 +310,52 @@ pub fn darkening_network(
     device: &Device,
 ) -> pipeline::Result<(DarkeningNet, serde_json::Value)> {
     check_darkening_settings(cfg)?;
-    let file = match &cfg.darkening_weights {
-        Some(path) => Some(path.clone()),
-        None if cfg.train_darkening => None,
-        None => {
-            let shipped = pipeline::shipped_model(models_dir, SHIPPED_DARKENING)?;
-            if let Some(path) = &shipped {
+    // the weights file and, for the shipped one, its sha256 already checked against the manifest
+    let (path, known_sha256) = match &cfg.darkening_weights {
+        Some(path) => (path.clone(), None),
+        None if cfg.train_darkening => return trained_darkening(cfg, data, device),
+        None => match pipeline::shipped_model(models_dir, SHIPPED_DARKENING)? {
+            Some((path, sha256)) => {
                 log::info!(
                     "darkening network D: the shipped weights {} (models/README.md says how they were trained; --train-darkening trains D instead)",
                     path.display()
                 );
+                (path, Some(sha256))
             }
-            shipped
-        }
-    };
-    let Some(path) = file else {
-        let net = train_darkening(cfg, data, device)?;
-        let source = serde_json::json!({"trained": {
-            "iterations": cfg.d_iterations,
-            "batch": cfg.d_batch,
-            "crop": cfg.crop,
-            "lr": cfg.d_lr,
-            "seed": cfg.seed,
-        }});
-        return Ok((net, source));
+            None => return trained_darkening(cfg, data, device),
+        },
     };
     let net = DarkeningNet::load(&path, device)?;
-    let sha256 = if path.is_file() {
-        let bytes = std::fs::read(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
-        pipeline::sha256_hex(&bytes)
-    } else {
+    let sha256 = match known_sha256 {
+        Some(sha256) => sha256,
+        None if path.is_file() => {
+            let bytes = std::fs::read(&path).map_err(|e| crate::core::CoreError::io(&path, e))?;
+            pipeline::sha256_hex(&bytes)
+        }
         // a checkpoint folder: the hash of the weights it holds
-        pipeline::sha256_hex(&crate::core::checkpoint::module_to_bytes(&net)?)
+        None => pipeline::sha256_hex(&crate::core::checkpoint::module_to_bytes(&net)?),
     };
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
     Ok((net, serde_json::json!({"file": name, "sha256": sha256})))
+}
+
+/// D trained by [`train_darkening`], with its settings as the source record.
+fn trained_darkening(
+    cfg: &SimilarityMinMaxConfig,
+    data: &Path,
+    device: &Device,
+) -> pipeline::Result<(DarkeningNet, serde_json::Value)> {
+    let net = train_darkening(cfg, data, device)?;
+    let source = serde_json::json!({"trained": {
+        "iterations": cfg.d_iterations,
+        "batch": cfg.d_batch,
+        "crop": cfg.crop,
+        "lr": cfg.d_lr,
+        "seed": cfg.seed,
+    }});
+    Ok((net, source))
 }
 
 /// Stage 2 (maximise): fine-tunes MobileNetV2-GeM with cirtorch tuples of the world `data`
