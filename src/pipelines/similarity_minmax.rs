@@ -5,8 +5,9 @@
 //!    places (`gan/trainA`) as dissimilar as possible, under a frozen feature extractor F
 //!    (MobileNetV2 with the real ImageNet weights, last feature map; the paper uses ResNet-101
 //!    `layer4`), from their darkened versions, kept realistic by the exposure, colour, loose-TV
-//!    and flexibility regularisers (`OUT/darkening`, losses in `OUT/darkening/log.json`, the
-//!    output mean per requested exposure on held-out queries in
+//!    and flexibility regularisers (`OUT/darkening`, losses in `OUT/darkening/log.json`, every
+//!    term for the initial and the trained D on a fixed probe of training crops in
+//!    `OUT/darkening/probe.json`, the output mean per requested exposure on held-out queries in
 //!    `OUT/darkening/exposure-response.json`).
 //! 2. **Maximise** (C.3, `train_night.py`): D is frozen; MobileNetV2-GeM is fine-tuned with the
 //!    cirtorch contrastive loss (margin 0.85) on tuples whose darkened query copy is an extra
@@ -198,8 +199,9 @@ pub fn train_darkening(
         .iter()
         .map(|d| extractor_of(trunk.clone().fork(d)))
         .collect::<Vec<_>>();
+    let probe_extractor = extractor_of(trunk.clone());
     let extractor = extractor_of(trunk);
-    let trainer = DarkeningTrainer::new(d_cfg, init, extractor, device)?
+    let trainer = DarkeningTrainer::new(d_cfg.clone(), init.clone(), extractor, device)?
         .with_data_parallel(parallel, replicas)?;
     // day images of the training places only (the GAN's domain A): no test place is seen
     let day = image_files(data.join("gan/trainA"))?;
@@ -207,6 +209,8 @@ pub fn train_darkening(
         size: cfg.crop,
         min_scale: 0.8,
     };
+    let probe = DarkeningProbe::new(&day, &crop, &d_cfg, cfg.seed, &train_device)?;
+    let start = probe.loss(&d_cfg, &init, &probe_extractor)?;
     let mut batch_error = None;
     let t = Instant::now();
     let trained = trainer.train(
@@ -243,6 +247,30 @@ pub fn train_darkening(
         return Err(e.into());
     }
     save_json(ckpt.root().join("log.json"), &logs)?;
+    let end = probe.loss(&d_cfg, &trained.net, &probe_extractor)?;
+    log::info!(
+        "darkening D, fixed probe of {} training crops: L_sim {:.3} → {:.3} (ratio {:.3}), L_exp {:.4} → {:.4}, L_col {:.4} → {:.4}",
+        probe.exposures.len(),
+        start.sim,
+        end.sim,
+        end.sim / start.sim,
+        start.exposure,
+        end.exposure,
+        start.colour,
+        end.colour
+    );
+    save_json(
+        ckpt.root().join(PROBE_FILE),
+        &serde_json::json!({
+            "what": "L_D of the initial and the trained D on a fixed probe: training-place day crops at exposures evenly spaced over the training range",
+            "images": probe.exposures.len(),
+            "crop": cfg.crop,
+            "exposures": probe.exposures,
+            "start": start,
+            "end": end,
+            "sim_ratio": end.sim / start.sim,
+        }),
+    )?;
     let net = trained.net.valid();
     // the network alone, with its configuration and the stage's settings in the header: what
     // `--darkening-weights` and `models/` take
@@ -263,6 +291,68 @@ pub fn train_darkening(
         );
     }
     Ok(net)
+}
+
+/// The file a darkening stage writes its fixed-probe losses to (`OUT/darkening/probe.json`):
+/// every term of `L_D` for the initial and the trained D on the same [`PROBE_IMAGES`]
+/// training-place crops at exposures evenly spaced over the training range, and the ratio of
+/// `L_sim` end / start.
+pub const PROBE_FILE: &str = "probe.json";
+
+/// The number of crops of D's fixed probe ([`PROBE_FILE`]).
+pub const PROBE_IMAGES: usize = 32;
+
+/// D's fixed probe: crops of training-place day images, one per [`PROBE_IMAGES`]-th of the list
+/// (seeded crops), and exposures `min + (max − min)(i + ½)/n` over the trainer's range.
+struct DarkeningProbe {
+    images: Tensor<4>,
+    exposures: Vec<f32>,
+}
+
+impl DarkeningProbe {
+    fn new(
+        day: &[PathBuf],
+        crop: &ScaleCrop,
+        d_cfg: &DarkeningTrainerConfig,
+        seed: u64,
+        device: &Device,
+    ) -> pipeline::Result<Self> {
+        let n = PROBE_IMAGES.min(day.len());
+        let mut rng = derived(seed ^ 0x9e0b_e5, 0);
+        let mut xs = Vec::with_capacity(n);
+        for i in 0..n {
+            let img = crate::core::image::load_rgb(&day[i * day.len() / n])?;
+            xs.push(crop.apply(&img, &mut rng, device).map_err(|e| {
+                crate::core::CoreError::InvalidArgument {
+                    name: "crop",
+                    reason: e.to_string(),
+                }
+            })?);
+        }
+        let (lo, hi) = (d_cfg.min_exposure, d_cfg.max_exposure);
+        let exposures = (0..n)
+            .map(|i| (lo + (hi - lo) * (i as f64 + 0.5) / n as f64) as f32)
+            .collect();
+        Ok(Self {
+            images: Tensor::cat(xs, 0),
+            exposures,
+        })
+    }
+
+    fn loss<F: crate::darkening::train::FeatureExtractor>(
+        &self,
+        d_cfg: &DarkeningTrainerConfig,
+        net: &DarkeningNet,
+        extractor: &F,
+    ) -> pipeline::Result<crate::darkening::DarkeningLossValues> {
+        Ok(crate::darkening::train::evaluate_loss(
+            d_cfg,
+            net,
+            extractor,
+            self.images.clone(),
+            &self.exposures,
+        )?)
+    }
 }
 
 /// The file a darkening stage writes its network to (`OUT/darkening/darkening.safetensors`):

@@ -76,4 +76,6 @@ pub use model::{
 };
 /// Re-exported from [`nightvision_core::ema_update`], where it moved (the GAN trainers use it too).
 pub use nightvision_core::ema_update;
-pub use train::{DarkeningTrainer, DarkeningTrainerConfig, FeatureExtractor, StepLog, frozen};
+pub use train::{
+    DarkeningTrainer, DarkeningTrainerConfig, FeatureExtractor, StepLog, evaluate_loss, frozen,
+};

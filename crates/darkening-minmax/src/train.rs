@@ -360,7 +360,6 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
         let step = self.step;
         let lr = self.config.lr_at(step);
         let exposures = self.exposures(step, b);
-        let norm = self.config.normalization;
         let (mut grads, parts) = self.parallel.gradients(&self.net, b, |shard| {
             let n = shard.items.len();
             let x = if n == b {
@@ -377,10 +376,7 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
                 0 => &self.extractor,
                 k => &self.replicas[k - 1],
             };
-            let out = shard.model.try_forward(x.clone(), e.clone())?;
-            let feat_day = extractor.features(norm.apply(x)).detach();
-            let feat_dark = extractor.features(norm.apply(out.image.clone()));
-            let loss = self.config.loss.forward(&out, e, feat_day, feat_dark)?;
+            let loss = batch_loss(&self.config, shard.model, extractor, x, e)?;
             let values = loss.values();
             self.check_finite("loss", values.total)?;
             // Every term is a mean over images: a shard's loss counts by its share.
@@ -524,6 +520,82 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
             .to_owned();
         name.strip_prefix("step-")?.parse().ok()
     }
+}
+
+/// `L_D` of `net` on day images `x` at exposures `e` (`[batch, 1, 1, 1]`): the darkened images,
+/// the extractor's features of both (the day ones without gradient) and the weighted terms.
+fn batch_loss<F: FeatureExtractor>(
+    config: &DarkeningTrainerConfig,
+    net: &DarkeningNet,
+    extractor: &F,
+    x: Tensor<4>,
+    e: Tensor<4>,
+) -> crate::Result<crate::DarkeningLoss> {
+    let norm = config.normalization;
+    let out = net.try_forward(x.clone(), e.clone())?;
+    let feat_day = extractor.features(norm.apply(x)).detach();
+    let feat_dark = extractor.features(norm.apply(out.image.clone()));
+    config.loss.forward(&out, e, feat_day, feat_dark)
+}
+
+/// The loss `L_D` (every term) of `net` on `images` at `exposures` (one per image), with
+/// `config`'s loss and normalisation and the frozen `extractor`, and no optimisation step: what
+/// [`DarkeningTrainer::step`] logs for the same inputs. A fixed probe batch scored before and
+/// after training measures how far a term fell, free of the batch-to-batch noise of the
+/// training log (whose images and exposures change every step).
+///
+/// `net` is moved to the device of `images`, which must be the extractor's.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use darkening_minmax::{evaluate_loss, DarkeningNetConfig, DarkeningTrainerConfig};
+/// let device = Device::default().autodiff();
+/// let net = DarkeningNetConfig::new().with_channels(4).init(&device);
+/// let images = Tensor::<4>::ones([2, 3, 8, 8], &device).mul_scalar(0.5);
+/// // the images themselves as the "features"
+/// let values = evaluate_loss(
+///     &DarkeningTrainerConfig::new(),
+///     &net,
+///     &|x: Tensor<4>| x,
+///     images,
+///     &[0.1, 0.3],
+/// )?;
+/// assert!(values.sim.is_finite() && values.total.is_finite());
+/// # Ok::<(), darkening_minmax::DarkeningError>(())
+/// ```
+///
+/// # Shapes
+/// - `images`: `[batch, 3, height, width]`, RGB in `[0, 1]`
+/// - `exposures`: `batch` values
+///
+/// # Errors
+/// [`DarkeningError::Shape`] for other shapes or a wrong number of exposures; the loss's errors.
+pub fn evaluate_loss<F: FeatureExtractor>(
+    config: &DarkeningTrainerConfig,
+    net: &DarkeningNet,
+    extractor: &F,
+    images: Tensor<4>,
+    exposures: &[f32],
+) -> crate::Result<DarkeningLossValues> {
+    let [b, c, _, _] = images.dims();
+    if c != 3 || b == 0 {
+        return Err(DarkeningError::shape(
+            "images",
+            "[B, 3, H, W] with B ≥ 1",
+            &images.dims(),
+        ));
+    }
+    if exposures.len() != b {
+        return Err(DarkeningError::shape(
+            "exposures",
+            format!("[{b}]: one per image"),
+            &[exposures.len()],
+        ));
+    }
+    let device = images.device();
+    let e = Tensor::<4>::from_data(TensorData::new(exposures.to_vec(), [b, 1, 1, 1]), &device);
+    let net = net.clone().fork(&device);
+    Ok(batch_loss(config, &net, extractor, images.detach(), e)?.values())
 }
 
 /// The loss values of a batch from its shards' values and shares: `Σ share · value`.

@@ -496,3 +496,40 @@ fn two_devices_train_as_one_and_resume_exactly() {
         .unwrap();
     assert!(matches!(err, DarkeningError::Config { .. }), "{err}");
 }
+
+#[test]
+fn evaluate_loss_is_what_a_step_logs_and_refuses_bad_inputs() {
+    let device = Device::default().autodiff();
+    let cfg = DarkeningTrainerConfig::new().with_seed(3);
+    let init = net(4, &device);
+    let x = batch_of(3, 7, &device);
+    let extractor = Extractor::new(&device).closure();
+    let mut t = DarkeningTrainer::new(cfg.clone(), init.clone(), extractor, &device).unwrap();
+    let e = t.exposures(0, 3);
+    let extractor = Extractor::new(&device).closure();
+    let before = darkening_minmax::evaluate_loss(&cfg, &init, &extractor, x.clone(), &e).unwrap();
+    let logged = t.step(x.clone()).unwrap().losses;
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-6 * a.abs().max(1.0);
+    for (a, b) in [
+        (before.sim, logged.sim),
+        (before.exposure, logged.exposure),
+        (before.colour, logged.colour),
+        (before.tv, logged.tv),
+        (before.flex, logged.flex),
+        (before.total, logged.total),
+    ] {
+        assert!(close(a, b), "{before:?} vs the step's {logged:?}");
+    }
+    // the stepped network scores differently on the same probe
+    let after = darkening_minmax::evaluate_loss(&cfg, t.net(), &extractor, x.clone(), &e).unwrap();
+    assert_ne!(after.total, before.total);
+    // a wrong number of exposures or channels is an error, not a panic
+    assert!(matches!(
+        darkening_minmax::evaluate_loss(&cfg, &init, &extractor, x.clone(), &e[..2]),
+        Err(DarkeningError::Shape { .. })
+    ));
+    assert!(matches!(
+        darkening_minmax::evaluate_loss(&cfg, &init, &extractor, x.narrow(1, 0, 2), &e[..2]),
+        Err(DarkeningError::Shape { .. })
+    ));
+}
