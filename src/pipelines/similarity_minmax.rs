@@ -318,7 +318,7 @@ impl DarkeningProbe {
         device: &Device,
     ) -> pipeline::Result<Self> {
         let n = PROBE_IMAGES.min(day.len());
-        let mut rng = derived(seed ^ 0x9e0b_e5, 0);
+        let mut rng = derived(seed ^ 0x009e_0be5, 0);
         let mut xs = Vec::with_capacity(n);
         for i in 0..n {
             let img = crate::core::image::load_rgb(&day[i * day.len() / n])?;
