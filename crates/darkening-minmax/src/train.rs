@@ -349,14 +349,7 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
     /// [`DarkeningError::NonFinite`] when the loss or the gradient norm is NaN or infinite (the
     /// network is left as it was before the step).
     pub fn step(&mut self, images: Tensor<4>) -> crate::Result<StepLog> {
-        let [b, c, _, _] = images.dims();
-        if c != 3 || b == 0 {
-            return Err(DarkeningError::shape(
-                "images",
-                "[B, 3, H, W] with B ≥ 1",
-                &images.dims(),
-            ));
-        }
+        let b = image_batch(&images)?;
         let step = self.step;
         let lr = self.config.lr_at(step);
         let exposures = self.exposures(step, b);
@@ -522,6 +515,18 @@ impl<F: FeatureExtractor + Sync> DarkeningTrainer<F> {
     }
 }
 
+/// The batch size of day images `[B, 3, H, W]` with `B ≥ 1`, or a shape error.
+fn image_batch(images: &Tensor<4>) -> crate::Result<usize> {
+    match images.dims() {
+        [b, 3, _, _] if b > 0 => Ok(b),
+        dims => Err(DarkeningError::shape(
+            "images",
+            "[B, 3, H, W] with B ≥ 1",
+            &dims,
+        )),
+    }
+}
+
 /// `L_D` of `net` on day images `x` at exposures `e` (`[batch, 1, 1, 1]`): the darkened images,
 /// the extractor's features of both (the day ones without gradient) and the weighted terms.
 fn batch_loss<F: FeatureExtractor>(
@@ -577,14 +582,7 @@ pub fn evaluate_loss<F: FeatureExtractor>(
     images: Tensor<4>,
     exposures: &[f32],
 ) -> crate::Result<DarkeningLossValues> {
-    let [b, c, _, _] = images.dims();
-    if c != 3 || b == 0 {
-        return Err(DarkeningError::shape(
-            "images",
-            "[B, 3, H, W] with B ≥ 1",
-            &images.dims(),
-        ));
-    }
+    let b = image_batch(&images)?;
     if exposures.len() != b {
         return Err(DarkeningError::shape(
             "exposures",
