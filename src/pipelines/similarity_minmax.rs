@@ -219,20 +219,10 @@ pub fn train_darkening(
             let mut xs = Vec::with_capacity(cfg.d_batch);
             for _ in 0..cfg.d_batch {
                 let i = rand::Rng::random_range(&mut rng, 0..day.len());
-                let img = match crate::core::image::load_rgb(&day[i]) {
-                    Ok(img) => img,
-                    Err(e) => {
-                        batch_error = Some(e);
-                        return None;
-                    }
-                };
-                match crop.apply(&img, &mut rng, device) {
+                match day_crop(&day[i], &crop, &mut rng, device) {
                     Ok(x) => xs.push(x),
                     Err(e) => {
-                        batch_error = Some(crate::core::CoreError::InvalidArgument {
-                            name: "crop",
-                            reason: e.to_string(),
-                        });
+                        batch_error = Some(e);
                         return None;
                     }
                 }
@@ -293,6 +283,22 @@ pub fn train_darkening(
     Ok(net)
 }
 
+/// A `crop` of the day image at `path`, drawn with `rng`, for D's training batches and its
+/// probe.
+fn day_crop<R: rand::Rng + ?Sized>(
+    path: &Path,
+    crop: &ScaleCrop,
+    rng: &mut R,
+    device: &Device,
+) -> Result<Tensor<4>, crate::core::CoreError> {
+    let img = crate::core::image::load_rgb(path)?;
+    crop.apply(&img, rng, device)
+        .map_err(|e| crate::core::CoreError::InvalidArgument {
+            name: "crop",
+            reason: e.to_string(),
+        })
+}
+
 /// The file a darkening stage writes its fixed-probe losses to (`OUT/darkening/probe.json`):
 /// every term of `L_D` for the initial and the trained D on the same [`PROBE_IMAGES`]
 /// training-place crops at exposures evenly spaced over the training range, and the ratio of
@@ -321,13 +327,7 @@ impl DarkeningProbe {
         let mut rng = derived(seed ^ 0x009e_0be5, 0);
         let mut xs = Vec::with_capacity(n);
         for i in 0..n {
-            let img = crate::core::image::load_rgb(&day[i * day.len() / n])?;
-            xs.push(crop.apply(&img, &mut rng, device).map_err(|e| {
-                crate::core::CoreError::InvalidArgument {
-                    name: "crop",
-                    reason: e.to_string(),
-                }
-            })?);
+            xs.push(day_crop(&day[i * day.len() / n], crop, &mut rng, device)?);
         }
         let (lo, hi) = (d_cfg.min_exposure, d_cfg.max_exposure);
         let exposures = (0..n)
