@@ -174,6 +174,37 @@ fn dense_gradients_span_several_gemm_tiles() {
     assert!(fwd < 1e-4 && dx < 1e-4 && dw < 1e-3, "{fwd} {dx} {dw}");
 }
 
+/// The weight gradient over many tiles is summed in a fixed partition of the tiles: the same
+/// bits with 1, 2 or 3 worker threads, and so on every call whatever the threads' timing (a rayon
+/// `fold` split the tiles by the workers available, so seeded trainings drifted apart in the
+/// last bits and then further).
+#[test]
+fn dense_weight_gradient_is_the_same_bits_with_any_thread_count() {
+    let device = Device::default().autodiff();
+    device.seed(8);
+    let conv = Conv2dConfig::new([8, 16], [3, 3])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .init(&device);
+    // 4 images of 64×64: 4,096 positions each, dozens of tiles
+    let x = Tensor::<4>::random([4, 8, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+    let up = Tensor::<4>::random([4, 16, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+    assert!(runs_on_kernels(&conv, &x));
+    let grad = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let g = (conv2d(&conv, x.clone()) * up.clone()).sum().backward();
+            conv.weight.val().grad(&g).unwrap().into_data()
+        })
+    };
+    let one = grad(1);
+    for threads in [2, 3, 1, 2] {
+        assert_eq!(grad(threads), one, "{threads} threads");
+    }
+}
+
 #[test]
 fn untracked_and_plain_devices_give_the_same_forward() {
     let device = Device::default();

@@ -719,10 +719,18 @@ mod ext {
         /// L2 cache): the worker's `gemm` reads it while it is still in the cache.
         const PAR_TILE_VALUES: usize = 1 << 18;
 
+        /// Parts of [`par_tiles`] when the states are sums: a fixed number, so that which tiles
+        /// each part adds up, and in which order, does not depend on the threads' timing.
+        const SUM_PARTS: usize = 16;
+
         /// Like [`for_each_tile`], but the tiles run in parallel, each worker filling its own
         /// (thread-local, reused) im2col tile of at most [`PAR_TILE_VALUES`] values and calling
         /// `f(state, b, l0, lt, cols, column stride)` on it, which must not itself go parallel.
-        /// Each rayon fold starts from `init()`; their final states are returned.
+        /// The tiles are split into `parts` runs of consecutive tiles (at most; one per tile when
+        /// `parts` is at least the tile count); each run starts from `init()` and visits its
+        /// tiles in order, and the runs' final states are returned in order. A fixed `parts`
+        /// makes sums over the states the same from run to run (a rayon `fold` would split the
+        /// tiles by the threads' timing, and float sums would change with it).
         #[allow(clippy::too_many_arguments)]
         fn par_tiles<T: Send>(
             xs: &[f32],
@@ -731,6 +739,7 @@ mod ext {
             [kh, kw]: [usize; 2],
             stride: [usize; 2],
             padding: [usize; 2],
+            parts: usize,
             init: impl Fn() -> T + Sync + Send,
             f: impl Fn(&mut T, usize, usize, usize, *const f32, isize) + Sync + Send,
         ) -> Vec<T> {
@@ -740,24 +749,28 @@ mod ext {
             let tiles: Vec<(usize, usize)> = (0..n)
                 .flat_map(|b| (0..l).step_by(lt_max).map(move |l0| (b, l0)))
                 .collect();
+            let run = tiles.len().div_ceil(parts.max(1)).max(1);
             tiles
-                .par_iter()
-                .fold(&init, |mut state, &(b, l0)| {
-                    let lt = lt_max.min(l - l0);
-                    let xb = &xs[b * cin * h * w..(b + 1) * cin * h * w];
-                    if direct {
-                        f(&mut state, b, l0, lt, xb[l0..].as_ptr(), l as isize);
-                        return state;
+                .par_chunks(run)
+                .map(|run| {
+                    let mut state = init();
+                    for &(b, l0) in run {
+                        let lt = lt_max.min(l - l0);
+                        let xb = &xs[b * cin * h * w..(b + 1) * cin * h * w];
+                        if direct {
+                            f(&mut state, b, l0, lt, xb[l0..].as_ptr(), l as isize);
+                            continue;
+                        }
+                        let mut cols = COLS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
+                        if cols.len() < ck * lt {
+                            cols.resize(ck * lt, 0.0);
+                        }
+                        for (r, row) in cols[..ck * lt].chunks_mut(lt).enumerate() {
+                            tile_row(row, r, xb, [h, w], [ho, wo], [kh, kw], l0, stride, padding);
+                        }
+                        f(&mut state, b, l0, lt, cols.as_ptr(), lt as isize);
+                        COLS.with(|cell| *cell.borrow_mut() = cols);
                     }
-                    let mut cols = COLS.with(|cell| std::mem::take(&mut *cell.borrow_mut()));
-                    if cols.len() < ck * lt {
-                        cols.resize(ck * lt, 0.0);
-                    }
-                    for (r, row) in cols[..ck * lt].chunks_mut(lt).enumerate() {
-                        tile_row(row, r, xb, [h, w], [ho, wo], [kh, kw], l0, stride, padding);
-                    }
-                    f(&mut state, b, l0, lt, cols.as_ptr(), lt as isize);
-                    COLS.with(|cell| *cell.borrow_mut() = cols);
                     state
                 })
                 .collect()
@@ -787,6 +800,8 @@ mod ext {
                 [kh, kw],
                 stride,
                 padding,
+                // each tile writes its own columns: one part per tile, for the balance
+                usize::MAX,
                 || (),
                 |_, b, l0, lt, rhs, rs| {
                     // SAFETY: the output tile starts at (b·cout)·l + l0 with rows l apart and lt
@@ -1000,6 +1015,7 @@ mod ext {
                         kernel,
                         stride,
                         padding,
+                        SUM_PARTS,
                         || (vec![0.0f32; cout * ck], true),
                         |(dw, first), b, l0, lt, rhs, rs| {
                             let g = &gs[b * cout * l + l0..];
