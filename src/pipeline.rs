@@ -117,28 +117,67 @@ impl From<crate::quality::QualityError> for PipelineError {
 pub type Result<T> = std::result::Result<T, PipelineError>;
 
 /// The exported world to run on: `data` if given, else the default world rendered (once) into
-/// `out/world` (28 s on two cores).
+/// `out/world` (about 100 s on two cores).
 ///
 /// # Errors
 /// Rendering and I/O errors.
 pub fn ensure_world(data: Option<&Path>, out: &Path) -> Result<PathBuf> {
+    render_once(
+        data,
+        &out.join("world"),
+        &crate::places::WorldConfig::default(),
+    )
+}
+
+/// [`ensure_world`] of the pipelines' `--quick` mode: `data` if given, else the small world of
+/// [`quick_world_config`] rendered (once) into `out/world-quick` (about 20 s on two cores).
+///
+/// # Errors
+/// Rendering and I/O errors.
+pub fn ensure_quick_world(data: Option<&Path>, out: &Path) -> Result<PathBuf> {
+    render_once(data, &out.join("world-quick"), &quick_world_config())
+}
+
+/// The small world of the pipelines' `--quick` mode, a check of the mechanism end to end (CI):
+/// the default world's renderer, looks and image size with 40 test places, 24 training places
+/// and 80 + 80 GAN images (660 renders, about 20 s on two cores).
+///
+/// ```
+/// let quick = nightvision::pipeline::quick_world_config();
+/// assert_eq!((quick.places, quick.train_places, quick.gan_images), (40, 24, 80));
+/// assert_eq!((quick.width, quick.height), (320, 240));
+/// ```
+pub fn quick_world_config() -> crate::places::WorldConfig {
+    crate::places::WorldConfig {
+        places: 40,
+        train_places: 24,
+        gan_images: 80,
+        ..crate::places::WorldConfig::default()
+    }
+}
+
+/// `data` if given, else `world` rendered into `dir` unless a finished export is there.
+fn render_once(
+    data: Option<&Path>,
+    dir: &Path,
+    world: &crate::places::WorldConfig,
+) -> Result<PathBuf> {
     if let Some(d) = data {
         return Ok(d.to_path_buf());
     }
-    let dir = out.join("world");
     if dir.join("manifest.json").is_file() {
-        return Ok(dir);
+        return Ok(dir.to_path_buf());
     }
-    let world = crate::places::World::new(&crate::places::WorldConfig::default())?;
+    let world = crate::places::World::new(world)?;
     crate::places::export(
         &world,
         &crate::places::ExportOptions {
-            out_dir: dir.clone(),
+            out_dir: dir.to_path_buf(),
             overwrite: true,
             progress: false,
         },
     )?;
-    Ok(dir)
+    Ok(dir.to_path_buf())
 }
 
 /// The real-data cache file `file`, or [`PipelineError::MissingWeights`].
@@ -379,15 +418,25 @@ pub fn evaluate_tokyo<N: DescriptorNet + ?Sized>(
     device: &Device,
     export: Option<&Path>,
 ) -> Result<Evaluation> {
+    let ds = VprDataset::open(world.join("tokyo/images/test"), "queries")?;
+    let db = describe(net, &folder_paths(&ds.database), cfg, device)?;
+    let q = describe(net, &folder_paths(&ds.queries), cfg, device)?;
+    tokyo_evaluation(ds, db, q, label, ns, device, export)
+}
+
+/// [`evaluate_tokyo`] from descriptors already made (database and queries in the order of the
+/// opened set's folders).
+fn tokyo_evaluation(
+    ds: VprDataset,
+    db: Descriptors,
+    q: Descriptors,
+    label: &str,
+    ns: &[usize],
+    device: &Device,
+    export: Option<&Path>,
+) -> Result<Evaluation> {
     let k = ns.iter().copied().max().unwrap_or(1);
-    let (ds, db, q, hits) = first_hits(
-        net,
-        &world.join("tokyo/images/test"),
-        "queries",
-        k,
-        cfg,
-        device,
-    )?;
+    let hits = hits_of(&ds, &db, &q, k, device)?;
     if let Some(dir) = export {
         let dir = dir.join(slug(label));
         std::fs::create_dir_all(&dir).map_err(|e| crate::core::CoreError::io(&dir, e))?;
@@ -437,15 +486,29 @@ fn first_hits<N: DescriptorNet + ?Sized>(
     device: &Device,
 ) -> Result<(VprDataset, Descriptors, Descriptors, FirstHits)> {
     let ds = VprDataset::open(folder, queries)?;
-    let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
-    let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
-        f.images.iter().map(|i| i.path.clone()).collect()
-    };
-    let db = describe(net, &paths(&ds.database), cfg, device)?;
-    let q = describe(net, &paths(&ds.queries), cfg, device)?;
-    let nn = exact_knn(&db, &q, k, &KnnConfig::new(Metric::InnerProduct), device)?;
-    let hits = FirstHits::from_neighbours(&nn, &positives)?;
+    let db = describe(net, &folder_paths(&ds.database), cfg, device)?;
+    let q = describe(net, &folder_paths(&ds.queries), cfg, device)?;
+    let hits = hits_of(&ds, &db, &q, k, device)?;
     Ok((ds, db, q, hits))
+}
+
+/// The image paths of a VPR folder, in its order.
+fn folder_paths(f: &crate::eval::VprFolder) -> Vec<PathBuf> {
+    f.images.iter().map(|i| i.path.clone()).collect()
+}
+
+/// The first-hit ranks of `ds`'s queries (descriptors `q`) among their `k` inner-product
+/// nearest neighbours in the database (descriptors `db`), positives within 25 m.
+fn hits_of(
+    ds: &VprDataset,
+    db: &Descriptors,
+    q: &Descriptors,
+    k: usize,
+    device: &Device,
+) -> Result<FirstHits> {
+    let positives = GroundTruth::from_dataset(ds)?.positives(25.0)?;
+    let nn = exact_knn(db, q, k, &KnnConfig::new(Metric::InnerProduct), device)?;
+    Ok(FirstHits::from_neighbours(&nn, &positives)?)
 }
 
 /// Collects the [`Evaluation`]s of a pipeline's networks on one world and turns them into a
@@ -527,10 +590,32 @@ impl Evaluator {
         cfg: &ExtractConfig,
         device: &Device,
     ) -> Result<&Evaluation> {
-        if let Some(p) = self.protocol.as_mut() {
+        let Some(p) = self.protocol.as_mut() else {
+            return self.evaluate_recall(net, label, cfg, device);
+        };
+        if cfg.scales != [1.0] {
             p.evaluate(net, label, cfg, device)?;
+            return self.evaluate_recall(net, label, cfg, device);
         }
-        self.evaluate_recall(net, label, cfg, device)
+        // the protocol's pass at scale 1 is the single-scale pass Recall@N needs
+        let (_, [db, q]) = p.evaluate_keeping_scale_one(net, label, cfg, device)?;
+        let ds = VprDataset::open(self.world.join("tokyo/images/test"), "queries")?;
+        for (what, folder, d) in [
+            ("database", &ds.database, &db),
+            ("queries", &ds.queries, &q),
+        ] {
+            if folder.images.len() != d.rows() {
+                return Err(crate::eval::EvalError::SizeMismatch {
+                    what: format!("{what} of the papers' protocol vs the Tokyo-style set"),
+                    expected: folder.images.len(),
+                    got: d.rows(),
+                    path: None,
+                }
+                .into());
+            }
+        }
+        let e = tokyo_evaluation(ds, db, q, label, &self.ns, device, self.export.as_deref())?;
+        self.push(e)
     }
 
     /// [`Evaluator::evaluate`] without the papers' protocol, for a network whose mAP is not

@@ -38,7 +38,10 @@ use crate::eval::{
     Bootstrap, Descriptors, Gnd, GroundTruth, KnnConfig, MapCi, Metric, PairedMap, QueryGnd,
     TokyoSplit, VprDataset, bootstrap_map, compute_map, paired_map, rank_all,
 };
-use crate::metric::multiscale::{DEFAULT_SCALES, DescriptorNet, ExtractConfig, extract_files};
+use crate::metric::multiscale::{
+    DEFAULT_SCALES, DescriptorNet, ExtractConfig, combine_scales, extract_files,
+    extract_files_per_scale,
+};
 use crate::metric::whitening::Whitening;
 use crate::pipeline::{PipelineError, Result, slug};
 
@@ -302,6 +305,25 @@ impl PaperProtocol {
         cfg: &ExtractConfig,
         device: &Device,
     ) -> Result<&MapEvaluation> {
+        Ok(self.evaluate_keeping_scale_one(net, label, cfg, device)?.0)
+    }
+
+    /// [`PaperProtocol::evaluate`], also returning the test set's descriptors at scale 1
+    /// (database, queries; rows in the order of the Tokyo-style folders as
+    /// [`crate::eval::VprDataset`] lists them). They come from the same pass as the multi-scale
+    /// ones and are exactly what `extract_files` gives with `cfg` at scales `[1.0]`, so
+    /// [`crate::pipeline::Evaluator::evaluate`] scores Recall@N from them instead of describing
+    /// the test set a second time.
+    ///
+    /// # Errors
+    /// As [`PaperProtocol::evaluate`].
+    pub fn evaluate_keeping_scale_one<N: DescriptorNet + ?Sized>(
+        &mut self,
+        net: &N,
+        label: &str,
+        cfg: &ExtractConfig,
+        device: &Device,
+    ) -> Result<(&MapEvaluation, [Descriptors; 2])> {
         let ms = ExtractConfig {
             scales: DEFAULT_SCALES.to_vec(),
             ..cfg.clone()
@@ -309,12 +331,20 @@ impl PaperProtocol {
         let train = extract_files(net, &self.train, &ms, device)?;
         let dims = self.lw_dims.min(train.dims()[1]);
         let lw = Whitening::learn_lw_pca(train, &self.qidxs, &self.pidxs, dims)?;
-        let whiten = |paths: &[PathBuf]| -> Result<Descriptors> {
-            let x = lw.apply(extract_files(net, paths, &ms, device)?, Some(dims))?;
-            crate::pipeline::host_descriptors(x, "whitened descriptors")
+        // whitened multi-scale descriptors, and the scale-1 ones of the same pass
+        // (DEFAULT_SCALES[0] is 1)
+        let whiten = |paths: &[PathBuf]| -> Result<(Descriptors, Descriptors)> {
+            let per_scale = extract_files_per_scale(net, paths, &ms, device)?;
+            let one = crate::pipeline::host_descriptors(per_scale[0].clone(), "descriptors")?;
+            let multi = combine_scales(per_scale, net.multiscale_power())?;
+            let x = lw.apply(multi, Some(dims))?;
+            Ok((
+                crate::pipeline::host_descriptors(x, "whitened descriptors")?,
+                one,
+            ))
         };
-        let db = whiten(&self.database)?;
-        let q = whiten(&self.queries)?;
+        let (db, db_one) = whiten(&self.database)?;
+        let (q, q_one) = whiten(&self.queries)?;
         if let Some(dir) = &self.export {
             let dir = dir.join(slug(label)).join("paper-protocol");
             std::fs::create_dir_all(&dir).map_err(|e| crate::core::CoreError::io(&dir, e))?;
@@ -342,7 +372,7 @@ impl PaperProtocol {
                 ci.upper
             );
         }
-        Ok(e)
+        Ok((e, [db_one, q_one]))
     }
 
     /// The evaluations so far.

@@ -797,6 +797,11 @@ impl TranslationBench {
     /// is stable to ~0.02.
     pub const EDGE_PAIRS: usize = 32;
 
+    /// The edge-consistency pairs of [`TranslationBench::quick`]: HED is most of the bench's
+    /// time, and the pipelines' `--quick` mode checks the mechanism, not the value (the mean of
+    /// 8 pairs moves by ~0.04).
+    pub const QUICK_EDGE_PAIRS: usize = 8;
+
     /// The benchmark of the exported world in `world` ([`world_sets`]), with MobileNetV2
     /// ([`mobilenet_v2_imagenet`]) and HED (`weights/hed_bsds500.safetensors`) from the real-data
     /// cache.
@@ -804,6 +809,20 @@ impl TranslationBench {
     /// # Errors
     /// [`PipelineError::MissingWeights`], and those of [`TranslationBench::with_networks`].
     pub fn new(world: &Path, device: &Device) -> Result<Self> {
+        Self::with_pairs(world, Self::EDGE_PAIRS, device)
+    }
+
+    /// [`TranslationBench::new`] with [`TranslationBench::QUICK_EDGE_PAIRS`] edge-consistency
+    /// pairs instead of [`TranslationBench::EDGE_PAIRS`]: the pipelines' `--quick` mode.
+    ///
+    /// # Errors
+    /// As [`TranslationBench::new`].
+    pub fn quick(world: &Path, device: &Device) -> Result<Self> {
+        Self::with_pairs(world, Self::QUICK_EDGE_PAIRS, device)
+    }
+
+    /// [`TranslationBench::new`] with at most `pairs` edge-consistency pairs.
+    fn with_pairs(world: &Path, pairs: usize, device: &Device) -> Result<Self> {
         let mobilenet = mobilenet_v2_imagenet(device)?;
         let weights = crate::pipeline::real_weights(
             "translation quality (HED edges)",
@@ -811,7 +830,7 @@ impl TranslationBench {
         )?;
         let mut hed = crate::hed::HedConfig::new().init(device);
         hed.load_weights(&weights).map_err(PipelineError::from)?;
-        Self::with_networks(world, mobilenet, hed, device)
+        Self::build(world, mobilenet, hed, pairs, device)
     }
 
     /// The benchmark of `world` with the given networks (tests use small random ones). The floor
@@ -826,6 +845,17 @@ impl TranslationBench {
         world: &Path,
         mobilenet: MobileNetV2,
         hed: Hed,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(world, mobilenet, hed, Self::EDGE_PAIRS, device)
+    }
+
+    /// [`TranslationBench::with_networks`] with at most `pairs` edge-consistency pairs.
+    fn build(
+        world: &Path,
+        mobilenet: MobileNetV2,
+        hed: Hed,
+        pairs: usize,
         device: &Device,
     ) -> Result<Self> {
         let day_files = image_files(world.join(world_sets::DAY))?;
@@ -843,7 +873,7 @@ impl TranslationBench {
         let other_night = load_files(&other)?;
         let reference = reference_stats(&mobilenet_features(&mobilenet, &night, device)?)?;
         let night_luminance = mean_luminance(&night)?;
-        let step = day.len().div_ceil(Self::EDGE_PAIRS).max(1);
+        let step = day.len().div_ceil(pairs.max(1)).max(1);
         let edge_pairs: Vec<usize> = (0..day.len()).step_by(step).collect();
         let subset: Vec<Rgb32FImage> = edge_pairs.iter().map(|&i| day[i].clone()).collect();
         check_same_size("held-out day queries", &subset)?;

@@ -238,3 +238,29 @@ fn paper_protocol_exports_recompute_its_map_through_evaluate() {
     assert_eq!((lw.dim, e.lw_dims), (16, 8));
     assert!(lw.projection[8 * 16..].iter().all(|&p| p == 0.0));
 }
+
+/// With the papers' protocol, `Evaluator::evaluate` scores Recall@N from the protocol's scale-1
+/// pass instead of describing the test set again: the same first hits and the same exported
+/// descriptors and names as an evaluator without the protocol.
+#[test]
+fn recall_from_the_protocols_pass_equals_a_pass_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, world_dir) = tiny_world(dir.path());
+    let (device, cfg) = (Device::default(), small_frames());
+    let (shared, own) = (dir.path().join("shared"), dir.path().join("own"));
+    let protocol = PaperProtocol::new(&world_dir, 8, None).unwrap();
+    let mut with = Evaluator::new(&world_dir, &[1, 2], Some(&shared)).with_paper_protocol(protocol);
+    let mut without = Evaluator::new(&world_dir, &[1, 2], Some(&own));
+    let net = tiny_net(&device, 5);
+    let a = with.evaluate(&net, "net", &cfg, &device).unwrap().clone();
+    let b = without
+        .evaluate(&net, "net", &cfg, &device)
+        .unwrap()
+        .clone();
+    assert_eq!(a.hits.ranks, b.hits.ranks);
+    assert_eq!(with.paper_protocol().unwrap().evaluations().len(), 1);
+    for file in ["database.npy", "queries.npy", "database.txt", "queries.txt"] {
+        let read = |root: &std::path::Path| std::fs::read(root.join("net").join(file)).unwrap();
+        assert_eq!(read(&shared), read(&own), "{file}");
+    }
+}

@@ -231,3 +231,95 @@ fn impossible_settings_fail_before_any_work() {
     // nothing was rendered or written
     assert!(!dir.path().join("o").exists());
 }
+
+/// `--quick` is the short schedule CI runs: it sets its fields (and only those), and a flag it
+/// sets cannot be given beside it.
+#[test]
+fn quick_sets_its_schedule_and_refuses_the_flags_it_sets() {
+    let c = Cli::<DarkSideConfig>::try_parse_from(["x", "--quick", "--seed", "3"])
+        .unwrap()
+        .config;
+    assert!(c.quick);
+    let e = c.effective();
+    assert_eq!(
+        (
+            e.gan_iterations,
+            e.tuples,
+            e.epochs,
+            e.anchor_ablation,
+            e.seed
+        ),
+        (30, 20, 1, false, 3)
+    );
+    // everything else stays
+    let (a, b) = (
+        serde_json::to_value(DarkSideConfig::new().with_quick(true).with_seed(3)).unwrap(),
+        serde_json::to_value(&e).unwrap(),
+    );
+    let differing: Vec<&String> = a
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| a[*k] != b[*k])
+        .collect();
+    assert_eq!(
+        differing,
+        ["anchor_ablation", "epochs", "gan_iterations", "tuples"]
+    );
+    // without --quick the configuration is followed as given
+    let plain = DarkSideConfig::new().with_tuples(7);
+    assert_eq!(plain.effective().tuples, 7);
+
+    let n = Cli::<NocPlaceConfig>::try_parse_from(["x", "--quick"])
+        .unwrap()
+        .config
+        .effective();
+    assert_eq!(
+        (n.gan_iterations, n.day_iterations, n.night_iterations),
+        (100, 20, 20)
+    );
+    let s = Cli::<SimilarityMinMaxConfig>::try_parse_from(["x", "--quick"])
+        .unwrap()
+        .config
+        .effective();
+    assert_eq!((s.tuples, s.epochs), (20, 1));
+
+    for args in [
+        &["x", "--quick", "--tuples", "5"][..],
+        &["x", "--quick", "--no-anchor-ablation"][..],
+        &["x", "--quick", "--gan-iterations", "5"][..],
+    ] {
+        let e = Cli::<DarkSideConfig>::try_parse_from(args)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cannot be used with"), "{e}");
+    }
+    assert!(
+        Cli::<NocPlaceConfig>::try_parse_from(["x", "--quick", "--day-iterations", "5"]).is_err()
+    );
+    assert!(
+        Cli::<SimilarityMinMaxConfig>::try_parse_from(["x", "--quick", "--epochs", "5"]).is_err()
+    );
+}
+
+/// The main job's quick world (CI renders it once for the three pipelines) is the world the
+/// pipelines' `--quick` renders on its own.
+#[test]
+fn main_jobs_quick_world_is_the_pipelines_quick_world() {
+    let script = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/main-job.sh"),
+    )
+    .unwrap();
+    let line = script
+        .lines()
+        .find(|l| l.contains("quick-world.json") && l.contains("echo '{"))
+        .unwrap();
+    let json = &line[line.find('{').unwrap()..=line.rfind('}').unwrap()];
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    let quick = nightvision::pipeline::quick_world_config();
+    assert_eq!(v.as_object().unwrap().len(), 3, "{json}");
+    assert_eq!(v["places"], quick.places);
+    assert_eq!(v["train_places"], quick.train_places);
+    assert_eq!(v["gan_images"], quick.gan_images);
+}

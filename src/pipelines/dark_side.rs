@@ -297,6 +297,13 @@ pub struct DarkSideConfig {
     #[arg(long)]
     #[config(default = false)]
     pub restart: bool,
+    /// The mechanism check of CI, in about three minutes: translator 30 iterations, 20 tuples, one epoch, no random-anchor ablation, on the small world of
+    /// [`crate::pipeline::quick_world_config`] (rendered into OUT/world-quick unless `--data` is
+    /// given). The schedule is too short to learn from: its numbers are not results. It cannot be
+    /// combined with the flags it sets.
+    #[arg(long, conflicts_with_all = ["gan_iterations", "tuples", "epochs", "anchor_ablation"])]
+    #[config(default = false)]
+    pub quick: bool,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     #[config(default = 0)]
@@ -307,6 +314,30 @@ pub struct DarkSideConfig {
     #[arg(long, default_value_t = 1)]
     #[config(default = 1)]
     pub devices: usize,
+}
+
+impl DarkSideConfig {
+    /// The configuration [`run`] follows: this one, or with [`DarkSideConfig::quick`] its quick
+    /// schedule.
+    ///
+    /// ```
+    /// use nightvision::pipelines::dark_side::DarkSideConfig;
+    ///
+    /// let cfg = DarkSideConfig::new().with_quick(true).effective();
+    /// assert_eq!((cfg.gan_iterations, cfg.tuples, cfg.epochs, cfg.anchor_ablation), (30, 20, 1, false));
+    /// ```
+    pub fn effective(&self) -> Self {
+        if !self.quick {
+            return self.clone();
+        }
+        Self {
+            gan_iterations: 30,
+            tuples: 20,
+            epochs: 1,
+            anchor_ablation: false,
+            ..self.clone()
+        }
+    }
 }
 
 fn hed(weights: &Path, device: &Device) -> pipeline::Result<Hed> {
@@ -676,9 +707,10 @@ fn translator_label(cfg: &DarkSideConfig) -> String {
 /// setting, a world that is not in the exported format, training, checkpoint and I/O errors.
 pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineReport> {
     let t0 = Instant::now();
+    let cfg = &cfg.effective();
     check_translator_settings(cfg)?;
     let out = cfg.out.as_path();
-    let data = prepare(cfg.data.as_deref(), out)?;
+    let data = prepare(cfg.data.as_deref(), out, cfg.quick)?;
 
     // 1. the translator (HEDN-GAN or CycleGAN), trained here or given
     let translator = match &cfg.translator_weights {
@@ -707,7 +739,11 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     pipeline::image_grid(&[sample, fake, clahe], out.join("translations.png"))?;
 
     // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
-    let bench = TranslationBench::new(&data, device)?;
+    let bench = if cfg.quick {
+        TranslationBench::quick(&data, device)?
+    } else {
+        TranslationBench::new(&data, device)?
+    };
     let mut rows = bench.reference_rows(cfg.seed)?;
     let label = translator_label(cfg);
     rows.push(bench.run_generator(label.as_str(), out, |_, x| Ok(translator.translate(x)?))?);
@@ -783,7 +819,10 @@ pub fn run(cfg: &DarkSideConfig, device: &Device) -> pipeline::Result<PipelineRe
     // 3. report
     report.set_evaluation(
         &eval,
-        "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
+        &super::title(
+            "Dark Side Augmentation on synthetic-places (MobileNetV2-GeM)",
+            cfg.quick,
+        ),
         BASELINE,
     )?;
     report.files.push("finetune-dsa/".into());

@@ -175,11 +175,15 @@ pub fn parse_cut_mode(s: &str) -> std::result::Result<crate::gan::train_cut::Cut
 
 /// Creates `out`, removes the temporary files a killed run left in it (see
 /// [`remove_stale_parts`]) and returns the world to run on (`data`, or the default world
-/// rendered into `out/world`).
-fn prepare(data: Option<&Path>, out: &Path) -> Result<PathBuf> {
+/// rendered into `out/world`; with `quick`, the quick world rendered into `out/world-quick`).
+fn prepare(data: Option<&Path>, out: &Path, quick: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(out).map_err(|e| crate::core::CoreError::io(out, e))?;
     remove_stale_parts(out)?;
-    crate::pipeline::ensure_world(data, out)
+    if quick {
+        crate::pipeline::ensure_quick_world(data, out)
+    } else {
+        crate::pipeline::ensure_world(data, out)
+    }
 }
 
 /// Removes, below `dir`, the temporary `.NAME.PID.part` files and folders of atomic writes
@@ -281,6 +285,15 @@ fn evaluator(data: &Path, out: &Path, paper_protocol: bool) -> Result<crate::pip
     } else {
         eval
     })
+}
+
+/// A report's title: `base`, marked as a mechanism check in `--quick` mode.
+fn title(base: &str, quick: bool) -> String {
+    if quick {
+        format!("{base} — quick mode: a check of the mechanism, not results")
+    } else {
+        base.to_string()
+    }
 }
 
 /// An invalid setting of a pipeline's configuration.

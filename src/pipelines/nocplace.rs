@@ -168,6 +168,13 @@ pub struct NocPlaceConfig {
     #[arg(long)]
     #[config(default = false)]
     pub restart: bool,
+    /// The mechanism check of CI, in about three minutes: translator 100 iterations, 20 daytime and 20 NocPlace iterations, on the small world of
+    /// [`crate::pipeline::quick_world_config`] (rendered into OUT/world-quick unless `--data` is
+    /// given). The schedule is too short to learn from: its numbers are not results. It cannot be
+    /// combined with the flags it sets.
+    #[arg(long, conflicts_with_all = ["gan_iterations", "day_iterations", "night_iterations"])]
+    #[config(default = false)]
+    pub quick: bool,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     #[config(default = 0)]
@@ -178,6 +185,29 @@ pub struct NocPlaceConfig {
     #[arg(long, default_value_t = 1)]
     #[config(default = 1)]
     pub devices: usize,
+}
+
+impl NocPlaceConfig {
+    /// The configuration [`run`] follows: this one, or with [`NocPlaceConfig::quick`] its quick
+    /// schedule.
+    ///
+    /// ```
+    /// use nightvision::pipelines::nocplace::NocPlaceConfig;
+    ///
+    /// let cfg = NocPlaceConfig::new().with_quick(true).effective();
+    /// assert_eq!((cfg.gan_iterations, cfg.day_iterations, cfg.night_iterations), (100, 20, 20));
+    /// ```
+    pub fn effective(&self) -> Self {
+        if !self.quick {
+            return self.clone();
+        }
+        Self {
+            gan_iterations: 100,
+            day_iterations: 20,
+            night_iterations: 20,
+            ..self.clone()
+        }
+    }
 }
 
 /// The CosPlace network's configuration: MobileNetV2 trunk, GeM, FC 512, all layers trainable.
@@ -328,6 +358,7 @@ fn cosplace_stage(
 /// format, training, checkpoint and I/O errors.
 pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineReport> {
     let t0 = Instant::now();
+    let cfg = &cfg.effective();
     // impossible settings fail before any work
     if cfg.validations == 0 {
         return Err(invalid(
@@ -336,12 +367,16 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
         ));
     }
     let out = cfg.out.as_path();
-    let data = prepare(cfg.data.as_deref(), out)?;
+    let data = prepare(cfg.data.as_deref(), out, cfg.quick)?;
 
     // 1. the translator (CUT or NEG-CUT)
     let translator = Translator::new(train_translator(cfg, &data, device)?, device);
     // translation quality on the held-out test places (OUT/translated/, OUT/held-out.png)
-    let bench = TranslationBench::new(&data, device)?;
+    let bench = if cfg.quick {
+        TranslationBench::quick(&data, device)?
+    } else {
+        TranslationBench::new(&data, device)?
+    };
     let mut rows = bench.reference_rows(cfg.seed)?;
     let name = match cfg.translator {
         CutMode::Cut => "CUT",
@@ -632,7 +667,10 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     }
     let report = PipelineReport {
         recall: Some(eval.report(
-            "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
+            &super::title(
+                "NocPlace on synthetic-places (MobileNetV2 CosPlace, 512-d)",
+                cfg.quick,
+            ),
             Some(BASELINE),
         )?),
         // NocPlace evaluates with Recall@N only (docs/PAPERS.md B.5)

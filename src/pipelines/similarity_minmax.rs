@@ -132,6 +132,13 @@ pub struct SimilarityMinMaxConfig {
     #[arg(long)]
     #[config(default = false)]
     pub restart: bool,
+    /// The mechanism check of CI, in about three minutes: 20 tuples, one epoch (D: the shipped one, as by default), on the small world of
+    /// [`crate::pipeline::quick_world_config`] (rendered into OUT/world-quick unless `--data` is
+    /// given). The schedule is too short to learn from: its numbers are not results. It cannot be
+    /// combined with the flags it sets.
+    #[arg(long, conflicts_with_all = ["tuples", "epochs"])]
+    #[config(default = false)]
+    pub quick: bool,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 0)]
     #[config(default = 0)]
@@ -142,6 +149,28 @@ pub struct SimilarityMinMaxConfig {
     #[arg(long, default_value_t = 1)]
     #[config(default = 1)]
     pub devices: usize,
+}
+
+impl SimilarityMinMaxConfig {
+    /// The configuration [`run`] follows: this one, or with [`SimilarityMinMaxConfig::quick`] its quick
+    /// schedule.
+    ///
+    /// ```
+    /// use nightvision::pipelines::similarity_minmax::SimilarityMinMaxConfig;
+    ///
+    /// let cfg = SimilarityMinMaxConfig::new().with_quick(true).effective();
+    /// assert_eq!((cfg.tuples, cfg.epochs), (20, 1));
+    /// ```
+    pub fn effective(&self) -> Self {
+        if !self.quick {
+            return self.clone();
+        }
+        Self {
+            tuples: 20,
+            epochs: 1,
+            ..self.clone()
+        }
+    }
 }
 
 /// Stage 1 (minimise): trains (or resumes) the darkening network D into `OUT/darkening` on the
@@ -512,9 +541,10 @@ pub fn finetune(
 /// training, checkpoint and I/O errors (an unreadable training image names its file).
 pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<PipelineReport> {
     let t0 = Instant::now();
+    let cfg = &cfg.effective();
     check_darkening_settings(cfg)?;
     let out = cfg.out.as_path();
-    let data = prepare(cfg.data.as_deref(), out)?;
+    let data = prepare(cfg.data.as_deref(), out, cfg.quick)?;
 
     // 1. minimise: train D against a frozen MobileNetV2
     let (d_net, d_source) = darkening_network(cfg, &data, Path::new(pipeline::MODELS_DIR), device)?;
@@ -556,7 +586,11 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     pipeline::image_grid(&rows, out.join("darkened.png"))?;
 
     // quality of one seeded dark view per held-out day query (OUT/translated/, OUT/held-out.png)
-    let bench = TranslationBench::new(&data, device)?;
+    let bench = if cfg.quick {
+        TranslationBench::quick(&data, device)?
+    } else {
+        TranslationBench::new(&data, device)?
+    };
     let mut quality_rows = bench.reference_rows(cfg.seed)?;
     quality_rows.push(
         bench.run_generator("darkening network D (dark view)", out, |i, x| {
@@ -610,7 +644,10 @@ pub fn run(cfg: &SimilarityMinMaxConfig, device: &Device) -> pipeline::Result<Pi
     // 3. report
     report.set_evaluation(
         &eval,
-        "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
+        &super::title(
+            "Similarity Min-Max on synthetic-places (MobileNetV2-GeM)",
+            cfg.quick,
+        ),
         BASELINE,
     )?;
     report.files.push("finetune-smm/".into());

@@ -547,7 +547,7 @@ pub fn run(
         .with_seed(cfg.seed);
     check_darkening_settings(&smm)?;
     let out = cfg.out.as_path();
-    let data = prepare(cfg.data.as_deref(), out)?;
+    let data = prepare(cfg.data.as_deref(), out, false)?;
     let task = PlaceTask::from_world(&data, cfg.test_every)?;
     log::info!(
         "place classification: {} classes, {} training, {} day-test and {} night-test images",

@@ -57,7 +57,8 @@ pub use losses::{
     TupleLayout, cross_entropy, ikt_loss,
 };
 pub use multiscale::{
-    DEFAULT_SCALES, DescriptorNet, ExtractConfig, multiscale, resize_scale_factor,
+    DEFAULT_BATCH_PIXELS, DEFAULT_SCALES, DescriptorNet, ExtractConfig, combine_scales,
+    extract_files_per_scale, multiscale, resize_scale_factor,
 };
 pub use nets::{CirNet, CirNetConfig, CosPlaceAggregation, CosPlaceNet, CosPlaceNetConfig};
 pub use pooling::{Gem, GemConfig, Pooling};

@@ -376,3 +376,102 @@ fn extraction_with_clahe_equals_clahe_then_extraction() {
     let diff: f32 = (a - c).abs().max().into_scalar();
     assert!(diff > 1e-4, "{diff}");
 }
+
+/// Batched extraction (same-size images together, `batch_pixels`) gives every image the
+/// descriptor it gets alone through [`multiscale`]; the per-scale pass combined is the
+/// multi-scale result, and its scale-1 entry the single-scale one. Sizes change mid-list, so a
+/// batch is cut at a size change as well as at the pixel budget.
+#[test]
+fn batched_and_per_scale_extraction_equal_one_image_at_a_time() {
+    use metric_learning::multiscale::{
+        DEFAULT_SCALES, ExtractConfig, combine_scales, extract_files, extract_files_per_scale,
+        prepare_image,
+    };
+    use nightvision_core::Normalization;
+    use nightvision_core::image::load_rgb;
+    let device = Device::default();
+    let net = CirNetConfig::new(BackboneConfig::ResNet(
+        ResNetConfig::resnet18().with_base_width(4),
+    ))
+    .init(&device)
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // five 40×30 frames, two 36×36, three 40×30 again
+    let sizes = [(40, 30); 5]
+        .into_iter()
+        .chain([(36, 36); 2])
+        .chain([(40, 30); 3]);
+    let paths: Vec<PathBuf> = sizes
+        .enumerate()
+        .map(|(i, (w, h))| {
+            let path = dir.path().join(format!("{i}.png"));
+            image::RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    (x * 6 + i as u32 * 20) as u8,
+                    (y * 7) as u8,
+                    (90 + i * 10) as u8,
+                ])
+            })
+            .save(&path)
+            .unwrap();
+            path
+        })
+        .collect();
+    let p = net.multiscale_power();
+    let alone: Vec<Tensor<2>> = paths
+        .iter()
+        .map(|f| {
+            let x = prepare_image(
+                &load_rgb(f).unwrap(),
+                1024,
+                Normalization::ImageNet,
+                &device,
+            )
+            .unwrap();
+            multiscale(&net, x, &DEFAULT_SCALES, p).unwrap()
+        })
+        .collect();
+    let alone = Tensor::cat(alone, 0);
+    let ms = ExtractConfig {
+        scales: DEFAULT_SCALES.to_vec(),
+        // three 40×30 frames per batch
+        batch_pixels: 3 * 40 * 30,
+        ..ExtractConfig::default()
+    };
+    let batched = extract_files(&net, &paths, &ms, &device).unwrap();
+    let max_diff = |a: Tensor<2>, b: Tensor<2>| -> f32 { (a - b).abs().max().into_scalar() };
+    assert_eq!(batched.dims(), [10, net.dim()]);
+    assert!(max_diff(batched.clone(), alone) < 1e-6);
+    let one_at_a_time = ExtractConfig {
+        batch_pixels: 0,
+        ..ms.clone()
+    };
+    let single = extract_files(&net, &paths, &one_at_a_time, &device).unwrap();
+    assert!(max_diff(batched.clone(), single) < 1e-6);
+
+    let per_scale = extract_files_per_scale(&net, &paths, &ms, &device).unwrap();
+    assert_eq!(per_scale.len(), 3);
+    let scale_one = ExtractConfig {
+        scales: vec![1.0],
+        ..ms.clone()
+    };
+    let plain = extract_files(&net, &paths, &scale_one, &device).unwrap();
+    assert_eq!(per_scale[0].to_data(), plain.to_data());
+    let combined = combine_scales(per_scale, p).unwrap();
+    assert_eq!(combined.to_data(), batched.to_data());
+
+    // bad inputs of the combination
+    let a = Tensor::<2>::ones([2, 4], &device);
+    assert!(matches!(
+        combine_scales(vec![a.clone(), Tensor::ones([3, 4], &device)], 1.0),
+        Err(MetricError::Config { .. })
+    ));
+    assert!(matches!(
+        combine_scales(vec![a], 0.0),
+        Err(MetricError::Config { .. })
+    ));
+    assert!(matches!(
+        combine_scales(Vec::new(), 1.0),
+        Err(MetricError::Empty { .. })
+    ));
+}
