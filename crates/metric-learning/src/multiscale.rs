@@ -425,7 +425,6 @@ fn extract_iter<N: DescriptorNet + ?Sized>(
         }
         flush(&mut pending)
     })?;
-    drop(flush);
     bar.finish_and_clear();
     Ok(out.into_iter().map(|rows| Tensor::cat(rows, 0)).collect())
 }
