@@ -291,8 +291,8 @@ pub fn extract_files<N: DescriptorNet + ?Sized, P: AsRef<Path> + Sync>(
 /// use burn::tensor::Device;
 /// use metric_learning::multiscale::{ExtractConfig, combine_scales, extract_files_per_scale};
 /// use metric_learning::multiscale::DescriptorNet;
-/// use metric_learning::{CirNet, CirNetConfig};
-/// use backbones::{BackboneConfig, ResNetConfig};
+/// use metric_learning::{BackboneConfig, CirNet, CirNetConfig};
+/// use backbones::ResNetConfig;
 /// # let dir = tempfile::tempdir().unwrap();
 /// # let path = dir.path().join("a.png");
 /// # image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, 90])).save(&path).unwrap();
