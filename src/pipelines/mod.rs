@@ -290,7 +290,7 @@ fn evaluator(data: &Path, out: &Path, paper_protocol: bool) -> Result<crate::pip
 /// A report's title: `base`, marked as a mechanism check in `--quick` mode.
 fn title(base: &str, quick: bool) -> String {
     if quick {
-        format!("{base} — quick mode: a check of the mechanism, not results")
+        format!("{base} [quick: not results]")
     } else {
         base.to_string()
     }
