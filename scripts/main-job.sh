@@ -24,7 +24,14 @@ WORLD="$ROOT/synthetic-places"
 cargo run --example synthetic_places -- --out "$WORLD" --overwrite --no-progress \
   --contact-sheet "$WORLD/contact-sheet.png" --report
 PIPE_WORLD="$WORLD"
+# the CPU-sized schedules of the full job (quick mode replaces them below)
+DSA=(--gan-iterations 100 --tuples 30 --epochs 1)
+NOC=(--gan-iterations 100 --day-iterations 20 --night-iterations 20)
+SMM=(--tuples 30 --epochs 1)
 if [[ "${NIGHTVISION_QUICK:-0}" == 1 ]]; then
+  # each pipeline's --quick mode: its mechanism check (short schedules: `--help` lists them),
+  # on the quick world
+  DSA=(--quick); NOC=(--quick); SMM=(--quick)
   PIPE_WORLD="$ROOT/synthetic-places-quick"
   mkdir -p "$ROOT"
   # nightvision::pipeline::quick_world_config, which the pipelines' --quick renders without --data
@@ -35,15 +42,6 @@ if [[ "${NIGHTVISION_QUICK:-0}" == 1 ]]; then
 fi
 # pipelines restart from scratch (their checkpoints would otherwise resume a finished run)
 rm -rf "$ROOT/dark_side" "$ROOT/nocplace" "$ROOT/similarity_minmax"
-if [[ "${NIGHTVISION_QUICK:-0}" == 1 ]]; then
-  # each pipeline's --quick mode: its mechanism check (short schedules: `--help` lists them),
-  # on the quick world
-  DSA=(--quick); NOC=(--quick); SMM=(--quick)
-else
-  DSA=(--gan-iterations 100 --tuples 30 --epochs 1)
-  NOC=(--gan-iterations 100 --day-iterations 20 --night-iterations 20)
-  SMM=(--tuples 30 --epochs 1)
-fi
 cargo run --example dark_side -- --data "$PIPE_WORLD" --out "$ROOT/dark_side" "${DSA[@]}"
 cargo run --example nocplace -- --data "$PIPE_WORLD" --out "$ROOT/nocplace" "${NOC[@]}"
 # (D comes from models/: the shipped darkening network)

@@ -418,9 +418,8 @@ pub fn evaluate_tokyo<N: DescriptorNet + ?Sized>(
     device: &Device,
     export: Option<&Path>,
 ) -> Result<Evaluation> {
-    let ds = VprDataset::open(world.join("tokyo/images/test"), "queries")?;
-    let db = describe(net, &folder_paths(&ds.database), cfg, device)?;
-    let q = describe(net, &folder_paths(&ds.queries), cfg, device)?;
+    let ds = crate::protocol::tokyo_set(world)?;
+    let (db, q) = describe_set(net, &ds, cfg, device)?;
     tokyo_evaluation(ds, db, q, label, ns, device, export)
 }
 
@@ -486,14 +485,26 @@ fn first_hits<N: DescriptorNet + ?Sized>(
     device: &Device,
 ) -> Result<(VprDataset, Descriptors, Descriptors, FirstHits)> {
     let ds = VprDataset::open(folder, queries)?;
-    let db = describe(net, &folder_paths(&ds.database), cfg, device)?;
-    let q = describe(net, &folder_paths(&ds.queries), cfg, device)?;
+    let (db, q) = describe_set(net, &ds, cfg, device)?;
     let hits = hits_of(&ds, &db, &q, k, device)?;
     Ok((ds, db, q, hits))
 }
 
+/// `net`'s descriptors of a VPR set's database and queries, in the folders' order.
+fn describe_set<N: DescriptorNet + ?Sized>(
+    net: &N,
+    ds: &VprDataset,
+    cfg: &ExtractConfig,
+    device: &Device,
+) -> Result<(Descriptors, Descriptors)> {
+    Ok((
+        describe(net, &folder_paths(&ds.database), cfg, device)?,
+        describe(net, &folder_paths(&ds.queries), cfg, device)?,
+    ))
+}
+
 /// The image paths of a VPR folder, in its order.
-fn folder_paths(f: &crate::eval::VprFolder) -> Vec<PathBuf> {
+pub(crate) fn folder_paths(f: &crate::eval::VprFolder) -> Vec<PathBuf> {
     f.images.iter().map(|i| i.path.clone()).collect()
 }
 
@@ -599,7 +610,7 @@ impl Evaluator {
         }
         // the protocol's pass at scale 1 is the single-scale pass Recall@N needs
         let (_, [db, q]) = p.evaluate_keeping_scale_one(net, label, cfg, device)?;
-        let ds = VprDataset::open(self.world.join("tokyo/images/test"), "queries")?;
+        let ds = crate::protocol::tokyo_set(&self.world)?;
         for (what, folder, d) in [
             ("database", &ds.database, &db),
             ("queries", &ds.queries, &q),

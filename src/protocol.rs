@@ -65,8 +65,8 @@ pub fn tokyo_gnd(world: &Path) -> Result<Gnd> {
     gnd_of(&tokyo_set(world)?)
 }
 
-/// A world's Tokyo-style test set.
-fn tokyo_set(world: &Path) -> Result<VprDataset> {
+/// A world's Tokyo-style test set (`world/tokyo/images/test`, queries in `queries`).
+pub(crate) fn tokyo_set(world: &Path) -> Result<VprDataset> {
     Ok(VprDataset::open(
         world.join("tokyo/images/test"),
         "queries",
@@ -232,9 +232,6 @@ impl PaperProtocol {
         }
         let ds = tokyo_set(world)?;
         let gnd = gnd_of(&ds)?;
-        let paths = |f: &crate::eval::VprFolder| -> Vec<PathBuf> {
-            f.images.iter().map(|i| i.path.clone()).collect()
-        };
         let pkl = world.join("cirtorch/train/synthetic-places/synthetic-places.pkl");
         let ims = world.join("cirtorch/train/synthetic-places/ims");
         let (mut train, mut clusters) = (Vec::new(), Vec::new());
@@ -265,8 +262,8 @@ impl PaperProtocol {
         }
         Ok(Self {
             truth: gnd.old_protocol()?,
-            database: paths(&ds.database),
-            queries: paths(&ds.queries),
+            database: crate::pipeline::folder_paths(&ds.database),
+            queries: crate::pipeline::folder_paths(&ds.queries),
             train,
             qidxs,
             pidxs,

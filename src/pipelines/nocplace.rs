@@ -50,8 +50,7 @@ use crate::core::image::save_rgb;
 use crate::core::jitter::{ColorJitter, ColorJitterConfig};
 use crate::eval::{
     DescriptorCache, FirstHits, FnEncoder, GroundTruth, KnnConfig, Metric, PdcOptions, TokyoSplit,
-    VprDataset, exact_knn, partial_divide_and_conquer, partial_divide_and_conquer_routed,
-    weights_model_id,
+    exact_knn, partial_divide_and_conquer, partial_divide_and_conquer_routed, weights_model_id,
 };
 use crate::gan::Trained;
 use crate::gan::data::{ScaleCrop, UnpairedBatches, image_files};
@@ -599,10 +598,10 @@ pub fn run(cfg: &NocPlaceConfig, device: &Device) -> pipeline::Result<PipelineRe
     eval.evaluate(&noc_net, "NocPlace", &eval_cfg, device)?;
     // partial divide-and-conquer: day database by the daytime model (cached), queries by NocPlace
     let cache = DescriptorCache::new(out.join("pdc-cache"));
-    let ds = VprDataset::open(data.join("tokyo/images/test"), "queries")?;
+    let ds = crate::protocol::tokyo_set(&data)?;
     let positives = GroundTruth::from_dataset(&ds)?.positives(25.0)?;
-    let db_paths: Vec<PathBuf> = ds.database.images.iter().map(|i| i.path.clone()).collect();
-    let q_paths: Vec<PathBuf> = ds.queries.images.iter().map(|i| i.path.clone()).collect();
+    let db_paths = pipeline::folder_paths(&ds.database);
+    let q_paths = pipeline::folder_paths(&ds.queries);
     let encoder = |net: &CosPlaceNet| {
         let net = net.clone();
         let device = device.clone();
