@@ -214,7 +214,8 @@ impl Report {
 
     /// Draws the Recall@N curves of every method with recall (thick, with the 95 % interval as
     /// a vertical bar at each N where the method has one) and of its query splits (thin) into a
-    /// `width × height` PNG.
+    /// PNG `width` wide: the chart is `height` tall, and the legend takes a band of 18 pixels per
+    /// curve (plus 18) below it, so that it never covers a curve.
     pub fn plot_recall(&self, path: impl AsRef<Path>, width: u32, height: u32) -> Result<()> {
         let path = path.as_ref();
         let plot_err = |e: &dyn std::fmt::Display| EvalError::Plot {
@@ -247,9 +248,11 @@ impl Report {
             .flat_map(|c| c.1.n.iter().copied())
             .max()
             .unwrap_or(1);
-        let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+        let band = LEGEND_ROW * (curves.len() as u32 + 1);
+        let root = BitMapBackend::new(path, (width, height + band)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+        let (upper, legend) = root.split_vertically(height);
+        let mut chart = ChartBuilder::on(&upper)
             .caption(format!("Recall@N — {}", self.dataset), ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(40)
@@ -260,6 +263,8 @@ impl Report {
             .configure_mesh()
             .x_desc("N")
             .y_desc("Recall@N (%)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()
             .map_err(|e| plot_err(&e))?;
         let n_curves = curves.len().max(1) as f64;
@@ -285,24 +290,30 @@ impl Report {
             let style = ShapeStyle::from(&color).stroke_width(if *dashed { 1 } else { 2 });
             chart
                 .draw_series(LineSeries::new(pts.clone(), style))
-                .map_err(|e| plot_err(&e))?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+                .map_err(|e| plot_err(&e))?;
             chart
                 .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(|e| plot_err(&e))?;
+            // the legend entry: a line of the curve's colour and width, then its name
+            let y = (LEGEND_ROW * i as u32 + LEGEND_ROW / 2) as i32;
+            legend
+                .draw(&PathElement::new(vec![(60, y), (90, y)], style))
+                .map_err(|e| plot_err(&e))?;
+            legend
+                .draw(&Text::new(
+                    name.clone(),
+                    (98, y - 7),
+                    ("sans-serif", 14).into_font(),
+                ))
+                .map_err(|e| plot_err(&e))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(|e| plot_err(&e))?;
         root.present().map_err(|e| plot_err(&e))?;
         Ok(())
     }
 }
+
+/// Height in pixels of one legend entry below the chart of [`Report::plot_recall`].
+const LEGEND_ROW: u32 = 18;
 
 /// The Markdown table of every method's paired comparisons: `ΔR@N [lower, upper]` in percentage
 /// points and McNemar's p-value on the R@1 hits.

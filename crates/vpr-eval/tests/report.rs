@@ -1,4 +1,4 @@
-//! Reports: JSON fields, Markdown rows, and a PNG that decodes to the requested size.
+//! Reports: JSON fields, Markdown rows, and a PNG of the requested width whose legend lies below the chart.
 
 use vpr_eval::{FirstHits, MethodResult, Positives, Report, TokyoSplit, tokyo_split_recall};
 
@@ -41,7 +41,19 @@ fn json_markdown_and_png() {
     let png = dir.path().join("recall.png");
     report.plot_recall(&png, 640, 400).unwrap();
     let img = image::open(&png).unwrap();
-    assert_eq!((img.width(), img.height()), (640, 400));
+    // the chart's 400 rows, then a legend band of 18 rows per curve (2 methods × (overall +
+    // 3 splits)) and one more
+    assert_eq!((img.width(), img.height()), (640, 400 + 18 * 9));
+    // the legend is below the chart: its band has the curves' colours
+    let rgb_band = img.to_rgb8();
+    let coloured = (400..400 + 18 * 8)
+        .flat_map(|y| (60..90).map(move |x| (x, y)))
+        .filter(|&(x, y)| {
+            let p = rgb_band.get_pixel(x, y).0;
+            p != [255, 255, 255] && !(p[0] == p[1] && p[1] == p[2])
+        })
+        .count();
+    assert!(coloured > 8 * 20, "{coloured}");
     // not a blank canvas: the curves and text put non-white pixels on it
     let rgb = img.to_rgb8();
     let non_white = rgb.pixels().filter(|p| p.0 != [255, 255, 255]).count();
