@@ -16,16 +16,21 @@
 use std::path::PathBuf;
 
 use burn::tensor::Device;
-use nightvision::core::clahe::ClaheConfig;
 use nightvision::anchors::TranslationSubset;
 use nightvision::core::augment::Augmentation;
+use nightvision::core::clahe::ClaheConfig;
 use nightvision::metric::data::{AnchorSelection, AugmentHooks};
 use nightvision::metric::multiscale::ExtractConfig;
 use nightvision::pipeline::{self, Clahe, Evaluator};
 use nightvision::pipelines::dark_side::{DarkSideConfig, finetune};
+use nightvision::quality::HandDarkening;
 
-/// The bench's luminance-matched hand darkening (gain fitted on the default world) as an
-/// augmentation, its noise drawn from the trainer's stream.
+/// The gain `fit_hand_darkening` finds on the default world (the bench's reference row there).
+const DEFAULT_WORLD_GAIN: f64 = 1.526;
+
+/// The bench's luminance-matched hand darkening ([`HandDarkening`]'s formula, gamma and sigma,
+/// with the default world's gain) as an augmentation of tensors: its noise is drawn from the
+/// trainer's stream instead of the bench's per-image ChaCha streams.
 struct HandDark;
 
 impl Augmentation for HandDark {
@@ -41,12 +46,15 @@ impl Augmentation for HandDark {
             .map(|_| {
                 // Box-Muller
                 let (u, v): (f32, f32) = (rng.random_range(1e-7..1.0), rng.random());
-                0.02 * (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+                HandDarkening::DEFAULT_SIGMA as f32
+                    * (-2.0 * u.ln()).sqrt()
+                    * (std::f32::consts::TAU * v).cos()
             })
             .collect();
-        let noise = burn::tensor::Tensor::<1>::from_floats(noise.as_slice(), &x.device())
-            .reshape(shape);
-        Ok((x.clamp(0.0, 1.0).powf_scalar(2.2) * 1.526 + noise).clamp(0.0, 1.0))
+        let noise =
+            burn::tensor::Tensor::<1>::from_floats(noise.as_slice(), &x.device()).reshape(shape);
+        let dark = x.clamp(0.0, 1.0).powf_scalar(HandDarkening::DEFAULT_GAMMA) * DEFAULT_WORLD_GAIN;
+        Ok((dark + noise).clamp(0.0, 1.0))
     }
 }
 
@@ -87,14 +95,35 @@ fn main() {
         query_copy: false,
         post: Some(std::sync::Arc::new(Clahe::dsa())),
     };
-    let hd = finetune(&cfg, &world, hand, "hand darkening + CLAHE", "hand", &device).unwrap();
-    eval.evaluate_recall(&hd, "fine-tuned, hand-darkened anchors", &clahe_cfg, &device)
-        .unwrap();
+    let hd = finetune(
+        &cfg,
+        &world,
+        hand,
+        "hand darkening + CLAHE",
+        "hand",
+        &device,
+    )
+    .unwrap();
+    eval.evaluate_recall(
+        &hd,
+        "fine-tuned, hand-darkened anchors",
+        &clahe_cfg,
+        &device,
+    )
+    .unwrap();
     let night = finetune(&cfg, &oracle, hooks(), "CLAHE", "oracle", &device).unwrap();
-    eval.evaluate_recall(&night, "fine-tuned, oracle night tuples", &clahe_cfg, &device)
-        .unwrap();
+    eval.evaluate_recall(
+        &night,
+        "fine-tuned, oracle night tuples",
+        &clahe_cfg,
+        &device,
+    )
+    .unwrap();
     eval.compare("fine-tuned, oracle night tuples", "fine-tuned, day tuples");
-    eval.compare("fine-tuned, hand-darkened anchors", "fine-tuned, day tuples");
+    eval.compare(
+        "fine-tuned, hand-darkened anchors",
+        "fine-tuned, day tuples",
+    );
     let md = eval
         .report("synthetic-places", Some("fine-tuned, day tuples"))
         .unwrap()
