@@ -44,18 +44,17 @@ fn json_markdown_and_png() {
     // the chart's 400 rows, then a legend band of 18 rows per curve (2 methods × (overall +
     // 3 splits)) and one more
     assert_eq!((img.width(), img.height()), (640, 400 + 18 * 9));
+    let rgb = img.to_rgb8();
     // the legend is below the chart: its band has the curves' colours
-    let rgb_band = img.to_rgb8();
     let coloured = (400..400 + 18 * 8)
         .flat_map(|y| (60..90).map(move |x| (x, y)))
         .filter(|&(x, y)| {
-            let p = rgb_band.get_pixel(x, y).0;
+            let p = rgb.get_pixel(x, y).0;
             p != [255, 255, 255] && !(p[0] == p[1] && p[1] == p[2])
         })
         .count();
     assert!(coloured > 8 * 20, "{coloured}");
     // not a blank canvas: the curves and text put non-white pixels on it
-    let rgb = img.to_rgb8();
     let non_white = rgb.pixels().filter(|p| p.0 != [255, 255, 255]).count();
     assert!(non_white > 2000, "{non_white}");
     let jpath = dir.path().join("r.json");
