@@ -65,6 +65,21 @@ OPTIONS:
 /// Parity bound of f32 networks against the float32/64 PyTorch fixtures (the CPU tests' bound).
 const PARITY_TOL: f32 = 1e-4;
 
+/// Parity bound on CUDA, where burn's matmuls and convolutions stage f32 operands as TF32 on
+/// tensor cores (10-bit mantissa; burn 0.22 has no switch to keep them in f32). PyTorch's own test
+/// suite checks its TF32 paths at this precision (`tf32_on_and_off(0.005)`). The measured error is
+/// reported next to both bounds, so a run shows how far from f32 it is.
+const TF32_PARITY_TOL: f32 = 5e-3;
+
+/// The parity bound for a device: TF32's on CUDA, f32's elsewhere.
+fn parity_tol(device: &str) -> f32 {
+    if device == "cuda" {
+        TF32_PARITY_TOL
+    } else {
+        PARITY_TOL
+    }
+}
+
 struct Args {
     device: String,
     root: PathBuf,
@@ -158,7 +173,7 @@ fn fixture(root: &Path, krate: &str, name: &str) -> PathBuf {
         .join(name)
 }
 
-fn parity(root: &Path, device: &Device) -> Vec<Value> {
+fn parity(root: &Path, device: &Device, tol: f32) -> Vec<Value> {
     let mut out = Vec::new();
     let resnets = [
         ("resnet18", ResNetConfig::resnet18()),
@@ -180,7 +195,7 @@ fn parity(root: &Path, device: &Device) -> Vec<Value> {
             let x = io["x"].tensor::<4>(device);
             let f = max_rel_err(net.forward(x.clone()), &io["features"]);
             let l = max_rel_err(net.classify(x).context("no classifier")?, &io["logits"]);
-            Ok(json!({"ok": f < PARITY_TOL && l < PARITY_TOL, "features": f, "logits": l}))
+            Ok(json!({"ok": f < tol && l < tol, "features": f, "logits": l}))
         }));
     }
     out.push(check("parity/mobilenet_v2", || {
@@ -193,7 +208,7 @@ fn parity(root: &Path, device: &Device) -> Vec<Value> {
         let x = io["x"].tensor::<4>(device);
         let f = max_rel_err(net.forward(x.clone()), &io["features"]);
         let l = max_rel_err(net.classify(x).context("no classifier")?, &io["logits"]);
-        Ok(json!({"ok": f < PARITY_TOL && l < PARITY_TOL, "features": f, "logits": l}))
+        Ok(json!({"ok": f < tol && l < tol, "features": f, "logits": l}))
     }));
     out.push(check("parity/vgg16", || {
         let io = read_safetensors(fixture(root, "backbones", "vgg16_io.safetensors"))?;
@@ -206,7 +221,7 @@ fn parity(root: &Path, device: &Device) -> Vec<Value> {
         let x = io["x"].tensor::<4>(device);
         let f = max_rel_err(net.forward(x.clone()), &io["features"]);
         let l = max_rel_err(net.classify(x).context("no classifier")?, &io["logits"]);
-        Ok(json!({"ok": f < PARITY_TOL && l < PARITY_TOL, "features": f, "logits": l}))
+        Ok(json!({"ok": f < tol && l < tol, "features": f, "logits": l}))
     }));
     out.push(check("parity/cirtorch_gem_whitening", || {
         let io = read_safetensors(fixture(root, "metric-learning", "networks_io.safetensors"))?;
@@ -219,7 +234,7 @@ fn parity(root: &Path, device: &Device) -> Vec<Value> {
             Some("state_dict"),
         )?;
         let e = max_rel_err(net.forward(io["cir_x"].tensor::<4>(device)), &io["cir_out"]);
-        Ok(json!({"ok": e < PARITY_TOL, "descriptor": e}))
+        Ok(json!({"ok": e < tol, "descriptor": e}))
     }));
     out.push(check("parity/cosplace_gem", || {
         let io = read_safetensors(fixture(root, "metric-learning", "networks_io.safetensors"))?;
@@ -230,7 +245,7 @@ fn parity(root: &Path, device: &Device) -> Vec<Value> {
         let mut net = cfg.init(device)?;
         net.load_cosplace(fixture(root, "metric-learning", "cosplace_vgg16.pth"), None)?;
         let e = max_rel_err(net.forward(io["cos_x"].tensor::<4>(device)), &io["cos_out"]);
-        Ok(json!({"ok": e < PARITY_TOL, "descriptor": e}))
+        Ok(json!({"ok": e < tol, "descriptor": e}))
     }));
     out.push(check("parity/hed", || {
         let io = read_safetensors(fixture(root, "hed-edges", "hed_io.safetensors"))?;
@@ -240,9 +255,24 @@ fn parity(root: &Path, device: &Device) -> Vec<Value> {
         hed.load_weights(fixture(root, "hed-edges", "hed_random.pth"))?;
         let out = hed.try_forward_output(io["x"].tensor::<4>(device))?;
         let e = max_rel_err(out.fused, &io["random.fused"]);
-        Ok(json!({"ok": e < PARITY_TOL, "fused": e}))
+        Ok(json!({"ok": e < tol, "fused": e}))
     }));
+    for entry in &mut out {
+        entry["bound"] = json!(tol);
+        entry["within_f32_bound"] = json!(max_error(entry).is_some_and(|e| e < PARITY_TOL));
+    }
     out
+}
+
+/// The largest relative error a parity entry reports.
+fn max_error(entry: &Value) -> Option<f32> {
+    let result = entry.get("result")?.as_object()?;
+    result
+        .iter()
+        .filter(|(k, _)| k.as_str() != "ok")
+        .filter_map(|(_, v)| v.as_f64())
+        .map(|v| v as f32)
+        .reduce(f32::max)
 }
 
 /// Procedural textures: bright, or dark and bluish (`night`).
@@ -699,7 +729,7 @@ fn main() -> Result<()> {
     let run = |section: &str| !args.skip.iter().any(|s| s == section);
     let mut checks = Vec::new();
     if run("parity") {
-        checks.extend(parity(&args.root, &device));
+        checks.extend(parity(&args.root, &device, parity_tol(&args.device)));
     }
     // cheapest and most informative first: a run cut short by a time limit keeps them
     if run("knn") {

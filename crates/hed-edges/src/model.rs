@@ -186,11 +186,22 @@ impl HedConfig {
 /// align_corners=False)` semantics: source coordinate `(i + 0.5) · in/out − 0.5`, clamped at 0, no
 /// antialiasing. This is how HED brings its side outputs to the input size.
 ///
+/// Always computed as two matrix products
+/// ([`resize_bilinear_separable`](nightvision_core::image::resize_bilinear_separable)): their
+/// backward exists on every backend (burn 0.22's GPU backends have no bilinear
+/// `interpolate_backward`, which HEDN-GAN's trained student needs), and a frozen teacher and a
+/// trained student with the same weights then compute the same bits (HEDN-GAN's distillation
+/// term is exactly 0 on day images).
+///
 /// # Shapes
 /// - `x`: `[batch, channels, h, w]`
 /// - output: `[batch, channels, size[0], size[1]]`
 pub fn upsample_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    nightvision_core::image::resize_bilinear(x, size)
+    let [_, _, h, w] = x.dims();
+    if [h, w] == size {
+        return x;
+    }
+    nightvision_core::image::resize_bilinear_separable(x, size)
 }
 
 fn block(convs: &[Conv2d], mut x: Tensor<4>) -> Tensor<4> {

@@ -171,13 +171,31 @@ pub fn save_rgb8(path: impl AsRef<Path>, img: &RgbImage) -> Result<()> {
 /// Bilinear resize with PyTorch's `F.interpolate(mode="bilinear", align_corners=False)`
 /// semantics (no antialiasing), on the tensor's device.
 ///
+/// A tensor that takes part in an autodiff graph ([`Tensor::is_tracked`], e.g. HED's side outputs
+/// while HEDN-GAN trains) is resized by [`resize_bilinear_separable`], whose backward every
+/// backend has: burn 0.22's GPU backends (burn-cubecl) have no bilinear `interpolate_backward`
+/// and fail at run time. Other tensors go through burn's interpolation kernel, which is cheaper
+/// for the large downsamplings of image loading.
+///
 /// # Shapes
 /// - `x`: `[batch, channels, height, width]`
 /// - output: `[batch, channels, size[0], size[1]]`
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use nightvision_core::image::resize_bilinear;
+///
+/// let x = Tensor::<1>::from_floats([0.0, 1.0], &Device::default()).reshape([1, 1, 1, 2]);
+/// let y: Vec<f32> = resize_bilinear(x, [1, 4]).into_data().to_vec().unwrap();
+/// assert_eq!(y, [0.0, 0.25, 0.75, 1.0]);
+/// ```
 pub fn resize_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
     if [h, w] == size {
         return x;
+    }
+    if x.is_tracked() {
+        return resize_bilinear_separable(x, size);
     }
     interpolate(
         x,
@@ -186,6 +204,85 @@ pub fn resize_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
             .with_align_corners(false)
             .with_output_size(size),
     )
+}
+
+/// PyTorch's bilinear weights (`align_corners=False`, no antialiasing) from `input` samples to
+/// `output` samples as a dense `[output, input]` matrix, row-major: output `o` reads source
+/// coordinate `(o + 0.5) · input / output − 0.5`, clamped at 0, from its two neighbours
+/// (`upsample_bilinear2d`'s `area_pixel_compute_source_index`, computed in `f32` as PyTorch does
+/// for `f32` tensors).
+///
+/// ```
+/// use nightvision_core::image::bilinear_weights;
+/// // 2 → 4: sources −0.25 (clamped to 0), 0.25, 0.75, 1.25 (its right neighbour clamped).
+/// assert_eq!(
+///     bilinear_weights(2, 4),
+///     [1.0, 0.0, 0.75, 0.25, 0.25, 0.75, 0.0, 1.0]
+/// );
+/// ```
+pub fn bilinear_weights(input: usize, output: usize) -> Vec<f32> {
+    let mut a = vec![0.0f32; output * input];
+    if input == 0 {
+        return a;
+    }
+    let scale = input as f32 / output as f32;
+    for o in 0..output {
+        let src = (scale * (o as f32 + 0.5) - 0.5).max(0.0);
+        let i0 = (src as usize).min(input - 1);
+        let i1 = if i0 + 1 < input { i0 + 1 } else { i0 };
+        let l1 = src - i0 as f32;
+        a[o * input + i0] += 1.0 - l1;
+        a[o * input + i1] += l1;
+    }
+    a
+}
+
+/// [`resize_bilinear`] as two matrix products with [`bilinear_weights`], along the width and then
+/// along the height: the same values (to `f32` rounding) through operations whose backward every
+/// burn backend implements. The cost is that of a dense product, `size · (h · w)`-ish per plane,
+/// which is small for HED's side outputs but not for a large downsampling.
+///
+/// # Shapes
+/// - `x`: `[batch, channels, height, width]`
+/// - output: `[batch, channels, size[0], size[1]]`
+///
+/// ```
+/// use burn::tensor::{Device, Tensor};
+/// use nightvision_core::image::resize_bilinear_separable;
+///
+/// let x = Tensor::<1>::from_floats([0.0, 1.0], &Device::default()).reshape([1, 1, 2, 1]);
+/// let y: Vec<f32> = resize_bilinear_separable(x, [4, 2]).into_data().to_vec().unwrap();
+/// assert_eq!(y, [0.0, 0.0, 0.25, 0.25, 0.75, 0.75, 1.0, 1.0]);
+/// ```
+pub fn resize_bilinear_separable(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    let [oh, ow] = size;
+    let device = x.device();
+    let weights = |input: usize, output: usize| {
+        Tensor::<2>::from_data(
+            TensorData::new(bilinear_weights(input, output), [output, input]),
+            &device,
+        )
+    };
+    // along the width: [b·c·h, w] · [w, ow]
+    let x = if w == ow {
+        x.reshape([b * c * h, w])
+    } else {
+        x.reshape([b * c * h, w]).matmul(weights(w, ow).transpose())
+    };
+    // along the height: [b·c, h, ow] → [b·c·ow, h] · [h, oh] → [b, c, oh, ow]
+    let x = x
+        .reshape([b * c, h, ow])
+        .swap_dims(1, 2)
+        .reshape([b * c * ow, h]);
+    let x = if h == oh {
+        x
+    } else {
+        x.matmul(weights(h, oh).transpose())
+    };
+    x.reshape([b * c, ow, oh])
+        .swap_dims(1, 2)
+        .reshape([b, c, oh, ow])
 }
 
 /// The size PIL's `img.thumbnail((max_side, max_side))` gives, as cirtorch resizes every image:
@@ -353,6 +450,102 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// Sizes up and down, integer and fractional ratios, one side unchanged, 1-pixel sides.
+    const RESIZES: [([usize; 2], [usize; 2]); 7] = [
+        ([4, 5], [8, 10]),
+        ([16, 16], [256, 256]),
+        ([7, 9], [5, 13]),
+        ([30, 20], [11, 20]),
+        ([3, 3], [3, 7]),
+        ([1, 6], [4, 2]),
+        ([9, 1], [2, 5]),
+    ];
+
+    fn ramp(dims: [usize; 4], device: &Device) -> Tensor<4> {
+        let n: usize = dims.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect();
+        Tensor::from_data(TensorData::new(v, dims), device)
+    }
+
+    fn values(x: Tensor<4>) -> Vec<f32> {
+        x.into_data().try_into_vec_as::<f32>().unwrap()
+    }
+
+    #[test]
+    fn separable_resize_equals_burns_interpolation() {
+        let device = Device::default();
+        for ([h, w], size) in RESIZES {
+            let x = ramp([2, 3, h, w], &device);
+            let want = values(interpolate(
+                x.clone(),
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_align_corners(false)
+                    .with_output_size(size),
+            ));
+            let got = values(resize_bilinear_separable(x, size));
+            assert_eq!(got.len(), want.len());
+            // burn's kernel rounds the source coordinates differently from PyTorch's f32
+            // arithmetic used here: they differ by ~1e-6 on values in [-1, 1].
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 5e-6,
+                    "{h}x{w} -> {size:?} at {k}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bilinear_weights_rows_sum_to_one() {
+        for (input, output) in [(2, 4), (7, 3), (1, 5), (16, 256), (13, 13)] {
+            let a = bilinear_weights(input, output);
+            for row in a.chunks(input) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+                assert!(row.iter().all(|&v| v >= 0.0));
+            }
+        }
+    }
+
+    /// The gradient through a tracked resize (the separable path) equals burn's own
+    /// `interpolate_backward` on the CPU backend, an independent implementation (the HED tests
+    /// check it against PyTorch): for `L = Σ g ⊙ resize(x)`, `∂L/∂x`.
+    #[test]
+    fn tracked_resize_has_interpolations_gradient() {
+        let device = Device::default().autodiff();
+        for ([h, w], size) in RESIZES {
+            let x = ramp([1, 2, h, w], &device);
+            let g = ramp([1, 2, size[0], size[1]], &device)
+                .mul_scalar(0.5)
+                .add_scalar(0.2);
+            let grad_of = |separable: bool| {
+                let leaf = x.clone().detach().require_grad();
+                let y = if separable {
+                    resize_bilinear(leaf.clone(), size)
+                } else {
+                    interpolate(
+                        leaf.clone(),
+                        InterpolateOptions::new(InterpolateMode::Bilinear)
+                            .with_align_corners(false)
+                            .with_output_size(size),
+                    )
+                };
+                let grads = (y * g.clone()).sum().backward();
+                values(leaf.grad(&grads).unwrap())
+            };
+            let (got, want) = (grad_of(true), grad_of(false));
+            assert_eq!(got.len(), h * w * 2);
+            for (k, (a, b)) in got.iter().zip(&want).enumerate() {
+                let tol = 1e-5 * b.abs().max(1.0);
+                assert!(
+                    (a - b).abs() < tol,
+                    "{h}x{w} -> {size:?} at {k}: {a} vs {b}"
+                );
+            }
+        }
     }
 
     #[test]
