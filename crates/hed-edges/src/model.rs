@@ -197,10 +197,6 @@ impl HedConfig {
 /// - `x`: `[batch, channels, h, w]`
 /// - output: `[batch, channels, size[0], size[1]]`
 pub fn upsample_bilinear(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    if [h, w] == size {
-        return x;
-    }
     nightvision_core::image::resize_bilinear_separable(x, size)
 }
 

@@ -240,7 +240,8 @@ pub fn bilinear_weights(input: usize, output: usize) -> Vec<f32> {
 /// [`resize_bilinear`] as two matrix products with [`bilinear_weights`], along the width and then
 /// along the height: the same values (to `f32` rounding) through operations whose backward every
 /// burn backend implements. The cost is that of a dense product, `size · (h · w)`-ish per plane,
-/// which is small for HED's side outputs but not for a large downsampling.
+/// which is small for HED's side outputs but not for a large downsampling. A tensor already of
+/// `size` is returned as it is.
 ///
 /// # Shapes
 /// - `x`: `[batch, channels, height, width]`
@@ -257,6 +258,9 @@ pub fn bilinear_weights(input: usize, output: usize) -> Vec<f32> {
 pub fn resize_bilinear_separable(x: Tensor<4>, size: [usize; 2]) -> Tensor<4> {
     let [b, c, h, w] = x.dims();
     let [oh, ow] = size;
+    if [h, w] == size {
+        return x;
+    }
     let device = x.device();
     let weights = |input: usize, output: usize| {
         Tensor::<2>::from_data(
@@ -497,6 +501,15 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn separable_resize_to_the_same_size_is_the_identity() {
+        let x = ramp([2, 3, 5, 7], &Device::default());
+        assert_eq!(
+            values(resize_bilinear_separable(x.clone(), [5, 7])),
+            values(x)
+        );
     }
 
     #[test]
