@@ -24,7 +24,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Distribution, Tensor};
 use nightvision::backbones::{MobileNetV2Config, ResNetConfig, Vgg16Config};
 use nightvision::core::image::Rgb32FImage;
-use nightvision::core::testing::{max_rel_err, read_safetensors};
+use nightvision::core::testing::{Array, max_rel_err, read_safetensors};
 use nightvision::darkening::DarkeningNetConfig;
 use nightvision::darkening::train::{DarkeningTrainer, DarkeningTrainerConfig, frozen};
 use nightvision::eval::{Descriptors, DeviceDatabase, HostIndex, KnnConfig, KnnEngine, Metric};
@@ -270,21 +270,16 @@ fn with_bounds(mut entries: Vec<Value>, tol: f32) -> Vec<Value> {
     entries
 }
 
-/// `max |got - want| / max |want|` of two tensors (on any devices).
+/// [`max_rel_err`] of two tensors (on any devices).
 fn rel_err<const D: usize>(got: Tensor<D>, want: Tensor<D>) -> Result<f32> {
-    let g = got
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let w = want
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let scale = w.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    Ok(g.iter()
-        .zip(&w)
-        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
-        / scale)
+    let want = Array {
+        shape: want.dims().to_vec(),
+        data: want
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+    };
+    Ok(max_rel_err(got, &want))
 }
 
 /// The GAN networks the trainers use (ResNet generator, PatchGAN discriminator: 4×4 kernels,
@@ -309,29 +304,25 @@ fn gan_parity(s: &Sizes, device: &Device, tol: f32) -> Vec<Value> {
         let side = s.gan_side;
         let x = Tensor::<4>::random([2, 3, side, side], Distribution::Uniform(-1.0, 1.0), &host)
             .into_data();
-        let input = |dev: &Device| Tensor::<4>::from_data(x.clone(), dev);
-        let run = |dev: &Device| -> Result<[Tensor<4>; 3]> {
+        // with the output after each of the generator's layers, to tell where a discrepancy starts
+        let ids: Vec<usize> = (0..g.layer_channels.len()).collect();
+        let run = |dev: &Device| -> Result<([Tensor<4>; 3], Vec<Tensor<4>>)> {
             let (g, d) = (g.clone().fork(dev), d.clone().fork(dev));
-            let x = input(dev).require_grad();
-            let y = g.forward(x.clone());
+            let x = Tensor::<4>::from_data(x.clone(), dev).require_grad();
+            let (y, layers) = g.forward_with_layers(x.clone(), &ids)?;
             let score = d.forward(y.clone());
             let loss = (score.clone() - 1.0).powf_scalar(2.0).mean();
             let grads = loss.backward();
             let gx = x.grad(&grads).context("no gradient for the input")?;
-            Ok([y, score, gx])
+            Ok(([y, score, gx], layers))
         };
-        // the error after each of the generator's layers, to tell where a discrepancy starts
-        let layers = |dev: &Device| -> Result<Vec<Tensor<4>>> {
-            let ids: Vec<usize> = (0..g.layer_channels.len()).collect();
-            Ok(g.clone().fork(dev).forward_layers(input(dev), &ids)?)
-        };
-        let per_layer = layers(&host)?
+        let ([y0, d0, g0], layers0) = run(&host)?;
+        let ([y1, d1, g1], layers1) = run(&train)?;
+        let per_layer = layers1
             .into_iter()
-            .zip(layers(&train)?)
-            .map(|(want, got)| rel_err(got, want))
+            .zip(layers0)
+            .map(|(got, want)| rel_err(got, want))
             .collect::<Result<Vec<f32>>>()?;
-        let [y0, d0, g0] = run(&host)?;
-        let [y1, d1, g1] = run(&train)?;
         let (ey, ed, eg) = (rel_err(y1, y0)?, rel_err(d1, d0)?, rel_err(g1, g0)?);
         Ok(json!({"ok": ey < tol && ed < tol && eg < tol,
                   "generator": ey, "discriminator": ed, "input_gradient": eg,
